@@ -1,0 +1,62 @@
+// The model and hardware catalogs: built-in entries (YAML files under common/catalog/, compiled
+// into the binary) plus entries users add as YAML files without recompiling.
+#ifndef MOECAP_COMMON_CATALOG_H_
+#define MOECAP_COMMON_CATALOG_H_
+
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/hardware.h"
+#include "common/model.h"
+
+namespace moecap {
+
+// Parses one model entry. `origin` names the file in error messages, which also name the field
+// path ("my.yaml: field 'moe.experts': expected an integer, got 'eight'"). Unknown keys are errors.
+absl::StatusOr<ModelSpec> ParseModelYaml(absl::string_view yaml, absl::string_view origin);
+// Parses one hardware entry; same conventions.
+absl::StatusOr<HardwareSpec> ParseHardwareYaml(absl::string_view yaml, absl::string_view origin);
+
+// Names are compared after NormalizeName: lower case, with ' ' and '_' read as '-'.
+std::string NormalizeName(absl::string_view name);
+
+// Not thread-safe for writes; concurrent const lookups are safe.
+class Catalog {
+ public:
+  // The entries compiled into the binary.
+  static absl::StatusOr<Catalog> Builtin();
+  // Builtin() plus every directory in `extra_dirs` (see AddDirectory) and in the environment
+  // variable MOECAP_CATALOG (directories separated by ':').
+  static absl::StatusOr<Catalog> Load(const std::vector<std::string>& extra_dirs);
+
+  // Adds DIR/models/*.yaml and DIR/hardware/*.yaml. An entry whose name is already in the
+  // catalog replaces it, so a user can correct a built-in entry.
+  absl::Status AddDirectory(const std::string& dir);
+  absl::Status AddModelFile(const std::string& path);
+  absl::Status AddHardwareFile(const std::string& path);
+  void AddModel(ModelSpec model);
+  void AddHardware(HardwareSpec hardware);
+
+  // Finds by name or alias. NotFound lists the nearest names ("did you mean ...").
+  absl::StatusOr<const ModelSpec*> FindModel(absl::string_view name) const;
+  absl::StatusOr<const HardwareSpec*> FindHardware(absl::string_view name) const;
+
+  const std::vector<ModelSpec>& models() const { return models_; }
+  const std::vector<HardwareSpec>& hardware() const { return hardware_; }
+
+ private:
+  std::vector<ModelSpec> models_;
+  std::vector<HardwareSpec> hardware_;
+};
+
+// The closest names to `query` among `candidates` (edit distance on normalised names, prefix and
+// substring matches first), at most `limit` of them.
+std::vector<std::string> NearestNames(absl::string_view query,
+                                      const std::vector<std::string>& candidates, size_t limit);
+
+}  // namespace moecap
+
+#endif  // MOECAP_COMMON_CATALOG_H_

@@ -1,0 +1,43 @@
+// Cost of a benchmark run (METRICS.md, "Cost"): the hourly price of the devices used, the price
+// per million tokens of a batch, the system's purchase cost, and MoE-CAP's own system-cost figure.
+#ifndef MOECAP_COMMON_COST_H_
+#define MOECAP_COMMON_COST_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/hardware.h"
+
+namespace moecap {
+
+// How to price one device-hour. By default the catalog's cloud price; an explicit price wins; with
+// `amortize_hours` set, the purchase price spread over that lifetime plus energy at TDP.
+struct PriceOptions {
+  std::optional<double> usd_per_device_hour;
+  std::optional<double> amortize_hours;
+  double usd_per_kwh = 0.15;
+};
+
+struct HourlyPrice {
+  double usd_per_device_hour = 0;
+  std::string basis;  // "cloud", "given" or "amortized"
+};
+
+// FailedPrecondition (naming the hardware and the flag to use) when the catalog has no price.
+absl::StatusOr<HourlyPrice> DeviceHourlyPrice(const HardwareSpec& hw, const PriceOptions& options);
+
+// t = TTFT + (O − 1)·TPOT, the time a batch takes.
+double BatchSeconds(double ttft_s, double tpot_s, int64_t output_len);
+
+// H·G·(t/3600) / tokens · 1e6.
+double UsdPerMillionTokens(double usd_per_device_hour, double devices, double seconds,
+                           double tokens);
+
+// MoE-CAP's system cost (its reference code): 1.25·(price·N + 7214) +
+// 1.2·((TDP·N + 350 W)/1000 · 0.15 $/kWh · run hours).
+double MoeCapSystemCostUsd(const HardwareSpec& hw, double devices, double run_hours);
+
+}  // namespace moecap
+
+#endif  // MOECAP_COMMON_COST_H_

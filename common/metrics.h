@@ -1,0 +1,140 @@
+// The MoE-CAP counting rules of METRICS.md as pure functions: the bytes that must move and the
+// FLOPs that must be done by one pass (prefill or decode) of a model, split into named terms, and
+// the utilisations they give against a device's peaks. The agent, the coordinator and
+// `moecapctl analyze` all count with these functions, so their figures agree exactly.
+#ifndef MOECAP_COMMON_METRICS_H_
+#define MOECAP_COMMON_METRICS_H_
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "common/dtype.h"
+#include "common/model.h"
+
+namespace moecap {
+
+// The terms of METRICS.md's breakdown. Weight terms carry bytes and FLOPs; kv_cache carries
+// bytes only and attention_scores FLOPs only.
+enum class Term {
+  kAttention,
+  kRouter,
+  kDenseFfn,
+  kSharedExperts,
+  kRoutedExperts,
+  kLmHead,
+  kKvCache,
+  kAttentionScores,
+};
+inline constexpr int kNumTerms = 8;
+inline constexpr std::array<Term, kNumTerms> kAllTerms = {
+    Term::kAttention,     Term::kRouter, Term::kDenseFfn, Term::kSharedExperts,
+    Term::kRoutedExperts, Term::kLmHead, Term::kKvCache,  Term::kAttentionScores};
+
+// "attention", "router", "dense_ffn", "shared_experts", "routed_experts", "lm_head",
+// "kv_cache", "attention_scores": the names METRICS.md and the JSON outputs use.
+absl::string_view TermName(Term term);
+
+struct TermCount {
+  double bytes = 0;
+  double flops = 0;
+};
+
+// Bytes and FLOPs of some work, by term. Sums of passes add term by term.
+class Counts {
+ public:
+  TermCount& operator[](Term t) { return terms_[static_cast<int>(t)]; }
+  const TermCount& operator[](Term t) const { return terms_[static_cast<int>(t)]; }
+  double bytes() const;
+  double flops() const;
+  Counts& operator+=(const Counts& other);
+
+ private:
+  std::array<TermCount, kNumTerms> terms_{};
+};
+
+// Bytes per element of weights (p_w) and of the KV cache (p_kv).
+struct Precision {
+  double weight_bytes = 2;
+  double kv_bytes = 2;
+};
+Precision MakePrecision(Dtype weights, std::optional<Dtype> kv_cache = std::nullopt);
+
+// Whether to count the experts the tokens really activate (S-MBU/S-MFU) or every expert
+// (the dense MBU/MFU shown for contrast: A_l = E and k = E).
+enum class Counting { kSparse, kDense };
+
+// A(T) = E·(1 − (1 − k/E)^T): expected distinct experts hit in one MoE layer when T tokens each
+// pick k experts independently and uniformly. 0 for T <= 0.
+double ExpectedActivatedExperts(const ModelSpec& model, double tokens);
+
+// Σ_l A_l under uniform routing of `tokens` tokens: L_moe·A(T).
+double ExpectedActivatedExpertsSum(const ModelSpec& model, double tokens);
+
+// Σ_l A_l from a measured histogram: counts[l][e] = tokens routed to expert e in MoE layer l.
+double ActivatedExpertsSum(const std::vector<std::vector<int64_t>>& counts);
+
+// One decode pass over `sequences` sequences whose context lengths (each counting the token being
+// decoded) sum to `context_sum` (C), with `activated_experts_sum` = Σ_l A_l.
+struct DecodePass {
+  double sequences = 0;
+  double context_sum = 0;
+  double activated_experts_sum = 0;
+};
+
+// One prefill pass: T new tokens over `sequences` sequences with Σ h_i cached tokens, and
+// `score_pairs` = Σ_i (n_i·h_i + n_i·(n_i + 1)/2), the query-key pairs causal attention scores.
+struct PrefillPass {
+  double sequences = 0;
+  double new_tokens = 0;
+  double cached_tokens = 0;
+  double score_pairs = 0;
+  double activated_experts_sum = 0;
+
+  struct Sequence {
+    double new_tokens = 0;     // n_i
+    double cached_tokens = 0;  // h_i
+  };
+  static PrefillPass FromSequences(const std::vector<Sequence>& sequences,
+                                   double activated_experts_sum);
+  // `sequences` fresh sequences sharing `new_tokens` equally (when only T and b are known).
+  static PrefillPass Fresh(double sequences, double new_tokens, double activated_experts_sum);
+};
+
+// Linear-layer FLOPs of one token: 2·(L·P_attn + L_dense·P_dense + L_moe·(P_router + P_shared +
+// k·P_expert) + V·d) per token, by term, added for `tokens` tokens.
+void AddLinearFlops(const ModelSpec& model, Counting counting, double tokens, Counts& counts);
+
+// Weight bytes read once per pass: W(A), by term.
+void AddWeightBytes(const ModelSpec& model, const Precision& precision,
+                    double activated_experts_sum, Counting counting, Counts& counts);
+
+// METRICS.md "One measured pass".
+Counts CountDecodePass(const ModelSpec& model, const Precision& precision, const DecodePass& pass,
+                       Counting counting = Counting::kSparse);
+Counts CountPrefillPass(const ModelSpec& model, const Precision& precision,
+                        const PrefillPass& pass, Counting counting = Counting::kSparse);
+
+// METRICS.md "Bytes" for a batch of B requests of P prompt and O output tokens.
+// Prefill of the batch: B fresh sequences of P tokens.
+Counts CountPrefillStep(const ModelSpec& model, const Precision& precision, int64_t batch,
+                        int64_t prompt_len, double activated_experts_sum,
+                        Counting counting = Counting::kSparse);
+// The mean decode step: B sequences at mean context c̄ = P + O/2.
+Counts CountMeanDecodeStep(const ModelSpec& model, const Precision& precision, int64_t batch,
+                           int64_t prompt_len, int64_t output_len, double activated_experts_sum,
+                           Counting counting = Counting::kSparse);
+
+// amount / (seconds · devices · peak_per_device): S-MBU with bytes and bytes/s, S-MFU with FLOPs
+// and FLOP/s. Precondition: seconds, devices and peak are positive.
+double Utilization(double amount, double seconds, double devices, double peak_per_device);
+
+// The lowest time the hardware allows: max(bytes / (G·BW), flops / (G·FLOPS)).
+double RooflineSeconds(double bytes, double flops, double devices, double peak_bandwidth,
+                       double peak_flops);
+
+}  // namespace moecap
+
+#endif  // MOECAP_COMMON_METRICS_H_

@@ -1,0 +1,144 @@
+// Parameter counts of a model shape (METRICS.md, "Parameters counted").
+#include "common/model.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace moecap {
+
+int64_t ModelSpec::QueryKeyHeadDim() const {
+  return attention == AttentionKind::kGqa ? gqa.head_dim
+                                          : mla.qk_nope_head_dim + mla.qk_rope_head_dim;
+}
+
+int64_t ModelSpec::ValueHeadDim() const {
+  return attention == AttentionKind::kGqa ? gqa.head_dim : mla.v_head_dim;
+}
+
+int64_t ModelSpec::AttentionHeads() const {
+  return attention == AttentionKind::kGqa ? gqa.heads : mla.heads;
+}
+
+namespace {
+
+absl::Status FieldError(const ModelSpec& model, absl::string_view field, absl::string_view reason) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("model '", model.name, "': field '", field, "': ", reason));
+}
+
+absl::Status RequirePositive(const ModelSpec& model, absl::string_view field, int64_t value) {
+  if (value <= 0) return FieldError(model, field, absl::StrCat(value, " must be positive"));
+  return absl::OkStatus();
+}
+
+absl::Status RequireNonNegative(const ModelSpec& model, absl::string_view field, int64_t value) {
+  if (value < 0) return FieldError(model, field, absl::StrCat(value, " must not be negative"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateModel(const ModelSpec& model) {
+  if (model.name.empty()) return absl::InvalidArgumentError("model: field 'name': empty");
+  struct Check {
+    absl::string_view field;
+    int64_t value;
+    bool positive;
+  };
+  std::vector<Check> checks = {
+      {"layers", model.layers, true},
+      {"dense_layers", model.dense_layers, false},
+      {"hidden_size", model.hidden_size, true},
+      {"vocab_size", model.vocab_size, true},
+      {"moe.experts", model.experts, true},
+      {"moe.experts_per_token", model.experts_per_token, true},
+      {"moe.expert_ffn_size", model.expert_ffn_size, true},
+      {"moe.shared_experts", model.shared_experts, false},
+  };
+  if (model.attention == AttentionKind::kGqa) {
+    checks.push_back({"attention.heads", model.gqa.heads, true});
+    checks.push_back({"attention.kv_heads", model.gqa.kv_heads, true});
+    checks.push_back({"attention.head_dim", model.gqa.head_dim, true});
+  } else {
+    checks.push_back({"attention.heads", model.mla.heads, true});
+    checks.push_back({"attention.q_lora_rank", model.mla.q_lora_rank, false});
+    checks.push_back({"attention.kv_lora_rank", model.mla.kv_lora_rank, true});
+    checks.push_back({"attention.qk_nope_head_dim", model.mla.qk_nope_head_dim, true});
+    checks.push_back({"attention.qk_rope_head_dim", model.mla.qk_rope_head_dim, true});
+    checks.push_back({"attention.v_head_dim", model.mla.v_head_dim, true});
+  }
+  if (model.dense_layers > 0) checks.push_back({"dense_ffn_size", model.dense_ffn_size, true});
+  if (model.shared_experts > 0) {
+    checks.push_back({"moe.shared_expert_ffn_size", model.shared_expert_ffn_size, true});
+  }
+  for (const Check& c : checks) {
+    absl::Status s = c.positive ? RequirePositive(model, c.field, c.value)
+                                : RequireNonNegative(model, c.field, c.value);
+    if (!s.ok()) return s;
+  }
+  if (model.dense_layers >= model.layers) {
+    return FieldError(model, "dense_layers",
+                      absl::StrCat(model.dense_layers, " leaves no MoE layer out of layers (",
+                                   model.layers, ")"));
+  }
+  if (model.experts_per_token > model.experts) {
+    return FieldError(model, "moe.experts_per_token",
+                      absl::StrCat(model.experts_per_token, " exceeds moe.experts (",
+                                   model.experts, ")"));
+  }
+  if (model.attention == AttentionKind::kGqa && model.gqa.heads % model.gqa.kv_heads != 0) {
+    return FieldError(model, "attention.kv_heads",
+                      absl::StrCat(model.gqa.kv_heads, " does not divide attention.heads (",
+                                   model.gqa.heads, ")"));
+  }
+  return absl::OkStatus();
+}
+
+int64_t AttentionParamsPerLayer(const ModelSpec& m) {
+  const int64_t d = m.hidden_size;
+  if (m.attention == AttentionKind::kGqa) {
+    const GqaAttention& a = m.gqa;
+    return d * a.heads * a.head_dim + 2 * d * a.kv_heads * a.head_dim + a.heads * a.head_dim * d;
+  }
+  const MlaAttention& a = m.mla;
+  const int64_t qk = a.qk_nope_head_dim + a.qk_rope_head_dim;
+  const int64_t q = a.q_lora_rank > 0 ? d * a.q_lora_rank + a.q_lora_rank * a.heads * qk
+                                      : d * a.heads * qk;
+  return q + d * (a.kv_lora_rank + a.qk_rope_head_dim) +
+         a.kv_lora_rank * a.heads * (a.qk_nope_head_dim + a.v_head_dim) + a.heads * a.v_head_dim * d;
+}
+
+int64_t RouterParamsPerLayer(const ModelSpec& m) { return m.hidden_size * m.experts; }
+
+int64_t ParamsPerExpert(const ModelSpec& m) { return 3 * m.hidden_size * m.expert_ffn_size; }
+
+int64_t SharedParamsPerLayer(const ModelSpec& m) {
+  return m.shared_experts * 3 * m.hidden_size * m.shared_expert_ffn_size;
+}
+
+int64_t DenseFfnParamsPerLayer(const ModelSpec& m) {
+  return 3 * m.hidden_size * m.dense_ffn_size;
+}
+
+int64_t LmHeadParams(const ModelSpec& m) { return m.vocab_size * m.hidden_size; }
+
+int64_t KvElementsPerTokenPerLayer(const ModelSpec& m) {
+  if (m.attention == AttentionKind::kGqa) return 2 * m.gqa.kv_heads * m.gqa.head_dim;
+  return m.mla.kv_lora_rank + m.mla.qk_rope_head_dim;
+}
+
+namespace {
+int64_t ParamsWithExperts(const ModelSpec& m, int64_t experts_counted) {
+  const int64_t moe_layer = RouterParamsPerLayer(m) + SharedParamsPerLayer(m) +
+                            experts_counted * ParamsPerExpert(m);
+  return m.layers * AttentionParamsPerLayer(m) + m.dense_layers * DenseFfnParamsPerLayer(m) +
+         m.MoeLayers() * moe_layer + 2 * LmHeadParams(m);
+}
+}  // namespace
+
+int64_t TotalParams(const ModelSpec& m) { return ParamsWithExperts(m, m.experts); }
+
+int64_t ActiveParamsPerToken(const ModelSpec& m) {
+  return ParamsWithExperts(m, m.experts_per_token);
+}
+
+}  // namespace moecap

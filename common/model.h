@@ -1,0 +1,90 @@
+// The shape of a Mixture-of-Experts transformer, as METRICS.md's notation names it, and the
+// parameter counts derived from it (matrices only; norms and biases are not counted).
+#ifndef MOECAP_COMMON_MODEL_H_
+#define MOECAP_COMMON_MODEL_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace moecap {
+
+enum class AttentionKind { kGqa, kMla };
+
+// Grouped-query (or multi-head, when kv_heads == heads) attention.
+struct GqaAttention {
+  int64_t heads = 0;     // n_h, query heads
+  int64_t kv_heads = 0;  // n_kv
+  int64_t head_dim = 0;  // d_h
+};
+
+// Multi-head latent attention (DeepSeek-V2/V3).
+struct MlaAttention {
+  int64_t heads = 0;         // n_h
+  int64_t q_lora_rank = 0;   // 0 means none: queries are projected directly from d
+  int64_t kv_lora_rank = 0;  // compressed KV width
+  int64_t qk_nope_head_dim = 0;
+  int64_t qk_rope_head_dim = 0;
+  int64_t v_head_dim = 0;
+};
+
+// How the router turns logits into expert weights (the workload needs it; the counts do not).
+enum class RouterScoring { kSoftmax, kSigmoid };
+
+struct ModelSpec {
+  std::string name;          // canonical catalog id, lower case ("mixtral-8x7b")
+  std::string display_name;  // as its authors spell it ("Mixtral-8x7B")
+  std::vector<std::string> aliases;
+  std::string source;  // where the figures come from (the published config)
+
+  int64_t layers = 0;          // L, all decoder layers
+  int64_t dense_layers = 0;    // L_dense, the first layers, with a dense FFN
+  int64_t hidden_size = 0;     // d
+  int64_t vocab_size = 0;      // V
+  int64_t dense_ffn_size = 0;  // f_dense (only used when dense_layers > 0)
+
+  AttentionKind attention = AttentionKind::kGqa;
+  GqaAttention gqa;
+  MlaAttention mla;
+
+  int64_t experts = 0;                 // E, routed experts per MoE layer
+  int64_t experts_per_token = 0;       // k
+  int64_t expert_ffn_size = 0;         // f_e
+  int64_t shared_experts = 0;          // S
+  int64_t shared_expert_ffn_size = 0;  // f_s, per shared expert
+  RouterScoring router_scoring = RouterScoring::kSoftmax;
+  bool normalize_topk = true;  // renormalise the k selected weights to sum to 1
+
+  int64_t MoeLayers() const { return layers - dense_layers; }  // L_moe
+  int64_t QueryKeyHeadDim() const;                             // d_qk
+  int64_t ValueHeadDim() const;                                // d_v
+  int64_t AttentionHeads() const;                              // n_h
+};
+
+// Checks that every field is in range and consistent (k <= E, dense_layers <= layers, ...).
+// Errors name the field: "model 'x': field 'moe.experts_per_token': 9 exceeds moe.experts (8)".
+absl::Status ValidateModel(const ModelSpec& model);
+
+// Parameter counts of METRICS.md, "Parameters counted".
+int64_t AttentionParamsPerLayer(const ModelSpec& model);  // P_attn
+int64_t RouterParamsPerLayer(const ModelSpec& model);     // P_router = d·E
+int64_t ParamsPerExpert(const ModelSpec& model);          // P_expert = 3·d·f_e
+int64_t SharedParamsPerLayer(const ModelSpec& model);     // P_shared = S·3·d·f_s
+int64_t DenseFfnParamsPerLayer(const ModelSpec& model);   // P_dense = 3·d·f_dense
+int64_t LmHeadParams(const ModelSpec& model);             // V·d
+
+// KV-cache elements stored per token per layer: 2·n_kv·d_h (GQA) or kv_lora_rank + qk_rope (MLA).
+int64_t KvElementsPerTokenPerLayer(const ModelSpec& model);
+
+// All counted parameters with every expert (plus the embedding table, V·d, which a step does not
+// read but which published totals include); for checking catalog entries against model cards.
+int64_t TotalParams(const ModelSpec& model);
+// Parameters one token uses: attention, router, dense and shared FFN, k experts, LM head,
+// embedding (the "active parameters" of model cards).
+int64_t ActiveParamsPerToken(const ModelSpec& model);
+
+}  // namespace moecap
+
+#endif  // MOECAP_COMMON_MODEL_H_
