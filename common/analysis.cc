@@ -26,8 +26,7 @@ Utilizations UtilizationsAt(const Counts& sparse, const Counts& dense, double se
 }
 
 PhaseAnalysis FinishPhase(Counts sparse, Counts dense, double tokens, double activated_per_layer,
-                          std::optional<double> time_s, double devices, double bw,
-                          double flops) {
+                          std::optional<double> time_s, double devices, double bw, double flops) {
   PhaseAnalysis phase;
   phase.counts = sparse;
   phase.dense_counts = dense;
@@ -46,7 +45,8 @@ PhaseAnalysis FinishPhase(Counts sparse, Counts dense, double tokens, double act
 }  // namespace
 
 absl::Status ValidateAnalysisInput(const AnalysisInput& in) {
-  if (in.devices < 1) return RangeError("gpus", absl::StrCat("must be at least 1, got ", in.devices));
+  if (in.devices < 1)
+    return RangeError("gpus", absl::StrCat("must be at least 1, got ", in.devices));
   if (in.batch < 1) return RangeError("batch", absl::StrCat("must be at least 1, got ", in.batch));
   if (in.prompt_len < 1) {
     return RangeError("prompt-len", absl::StrCat("must be at least 1, got ", in.prompt_len));
@@ -62,10 +62,9 @@ absl::Status ValidateAnalysisInput(const AnalysisInput& in) {
   for (const auto& [field, value] :
        {std::pair{"prefill-activated", in.prefill_activated_per_layer},
         std::pair{"decode-activated", in.decode_activated_per_layer}}) {
-    if (value.has_value() &&
-        (*value < 0 || *value > static_cast<double>(in.model.experts))) {
-      return RangeError(field, absl::StrCat("must be between 0 and the model's ",
-                                            in.model.experts, " experts, got ", *value));
+    if (value.has_value() && (*value < 0 || *value > static_cast<double>(in.model.experts))) {
+      return RangeError(field, absl::StrCat("must be between 0 and the model's ", in.model.experts,
+                                            " experts, got ", *value));
     }
   }
   if (in.peak_bandwidth_bytes_s.has_value() && !(*in.peak_bandwidth_bytes_s > 0)) {
@@ -113,8 +112,8 @@ absl::StatusOr<AnalysisResult> Analyze(const AnalysisInput& in) {
       in.prefill_activated_per_layer.value_or(ExpectedActivatedExperts(m, prefill_tokens));
   result.prefill = FinishPhase(
       CountPrefillStep(m, precision, in.batch, in.prompt_len, prefill_activated * moe_layers),
-      CountPrefillStep(m, precision, in.batch, in.prompt_len, 0, Counting::kDense),
-      prefill_tokens, prefill_activated, in.ttft_s, devices, bw, peak);
+      CountPrefillStep(m, precision, in.batch, in.prompt_len, 0, Counting::kDense), prefill_tokens,
+      prefill_activated, in.ttft_s, devices, bw, peak);
 
   // Decode: the mean step, T = B tokens.
   result.decode_mean_context =
@@ -123,12 +122,11 @@ absl::StatusOr<AnalysisResult> Analyze(const AnalysisInput& in) {
     const double decode_tokens = static_cast<double>(in.batch);
     const double decode_activated =
         in.decode_activated_per_layer.value_or(ExpectedActivatedExperts(m, decode_tokens));
-    result.decode = FinishPhase(
-        CountMeanDecodeStep(m, precision, in.batch, in.prompt_len, in.output_len,
-                            decode_activated * moe_layers),
-        CountMeanDecodeStep(m, precision, in.batch, in.prompt_len, in.output_len, 0,
-                            Counting::kDense),
-        decode_tokens, decode_activated, in.tpot_s, devices, bw, peak);
+    result.decode = FinishPhase(CountMeanDecodeStep(m, precision, in.batch, in.prompt_len,
+                                                    in.output_len, decode_activated * moe_layers),
+                                CountMeanDecodeStep(m, precision, in.batch, in.prompt_len,
+                                                    in.output_len, 0, Counting::kDense),
+                                decode_tokens, decode_activated, in.tpot_s, devices, bw, peak);
   }
 
   absl::StatusOr<HourlyPrice> price = DeviceHourlyPrice(in.hardware, in.price);
@@ -141,14 +139,12 @@ absl::StatusOr<AnalysisResult> Analyze(const AnalysisInput& in) {
   const bool have_decode_time = in.output_len == 1 || in.tpot_s.has_value();
   cost.at_roofline = !in.ttft_s.has_value() || !have_decode_time;
   const double ttft = in.ttft_s.value_or(result.prefill.roofline_s);
-  const double tpot = result.decode.has_value()
-                          ? in.tpot_s.value_or(result.decode->roofline_s)
-                          : 0.0;
+  const double tpot =
+      result.decode.has_value() ? in.tpot_s.value_or(result.decode->roofline_s) : 0.0;
   if (cost.at_roofline) {
     // Mixing a measured phase with a roofline one would flatter the figure: use both rooflines.
-    cost.batch_seconds = BatchSeconds(result.prefill.roofline_s,
-                                      result.decode ? result.decode->roofline_s : 0.0,
-                                      in.output_len);
+    cost.batch_seconds = BatchSeconds(
+        result.prefill.roofline_s, result.decode ? result.decode->roofline_s : 0.0, in.output_len);
   } else {
     cost.batch_seconds = BatchSeconds(ttft, tpot, in.output_len);
   }
@@ -177,7 +173,9 @@ nlohmann::json BreakdownJson(const Counts& counts) {
 namespace {
 
 nlohmann::json UtilizationsJson(const Utilizations& u) {
-  return {{"s_mbu", u.s_mbu}, {"s_mfu", u.s_mfu}, {"dense_mbu", u.dense_mbu},
+  return {{"s_mbu", u.s_mbu},
+          {"s_mfu", u.s_mfu},
+          {"dense_mbu", u.dense_mbu},
           {"dense_mfu", u.dense_mfu}};
 }
 

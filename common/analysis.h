@@ -55,10 +55,10 @@ struct PhaseAnalysis {
   double tokens = 0;    // tokens processed by the pass (T = B·P, or B for a decode step)
   double activated_experts_per_layer = 0;
   double roofline_s = 0;
-  bool memory_bound = true;                // roofline set by bytes rather than FLOPs
-  Utilizations at_roofline;                // what the hardware's lowest time would give
-  std::optional<double> time_s;            // measured time, when given
-  std::optional<Utilizations> measured;    // present when time_s is
+  bool memory_bound = true;              // roofline set by bytes rather than FLOPs
+  Utilizations at_roofline;              // what the hardware's lowest time would give
+  std::optional<double> time_s;          // measured time, when given
+  std::optional<Utilizations> measured;  // present when time_s is
 };
 
 struct CostAnalysis {
@@ -76,7 +76,7 @@ struct AnalysisResult {
   double peak_flops = 0;
   PhaseAnalysis prefill;
   std::optional<PhaseAnalysis> decode;  // absent when output_len == 1 (no decode step)
-  double decode_mean_context = 0;        // c̄ = P + O/2
+  double decode_mean_context = 0;       // c̄ = P + O/2
   std::optional<CostAnalysis> cost;     // absent when the hardware has no price
   std::string cost_unavailable_reason;
 };

@@ -27,8 +27,7 @@ class MappingReader {
       : node_(node), origin_(std::move(origin)), prefix_(std::move(prefix)) {}
 
   absl::Status Error(absl::string_view key, absl::string_view reason) const {
-    return absl::InvalidArgumentError(
-        absl::StrCat(origin_, ": field '", Path(key), "': ", reason));
+    return absl::InvalidArgumentError(absl::StrCat(origin_, ": field '", Path(key), "': ", reason));
   }
   std::string Path(absl::string_view key) const {
     return prefix_.empty() ? std::string(key) : absl::StrCat(prefix_, ".", key);
@@ -178,7 +177,8 @@ size_t EditDistance(absl::string_view a, absl::string_view b) {
   for (size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      cur[j] =
+          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
     }
     std::swap(prev, cur);
   }
@@ -216,9 +216,8 @@ absl::StatusOr<const Entry*> Find(const std::vector<Entry>& entries, absl::strin
   std::vector<std::string> names;
   for (const Entry& e : entries) names.push_back(e.name);
   std::vector<std::string> nearest = NearestNames(name, names, 3);
-  std::string hint = nearest.empty() ? ""
-                                     : absl::StrCat("; did you mean ",
-                                                    absl::StrJoin(nearest, ", "), "?");
+  std::string hint =
+      nearest.empty() ? "" : absl::StrCat("; did you mean ", absl::StrJoin(nearest, ", "), "?");
   return absl::NotFoundError(absl::StrCat("unknown ", what, " '", name, "'", hint, " (`moecapctl ",
                                           list_command, "` lists them)"));
 }
@@ -267,8 +266,8 @@ absl::StatusOr<ModelSpec> ParseModelYaml(absl::string_view yaml, absl::string_vi
     m.attention = AttentionKind::kMla;
     if (absl::Status s = ReadMla(*attn, &m.mla); !s.ok()) return s;
   } else {
-    return attn->Error("kind", absl::StrCat("unknown attention kind '", kind,
-                                            "': expected gqa, mha or mla"));
+    return attn->Error(
+        "kind", absl::StrCat("unknown attention kind '", kind, "': expected gqa, mha or mla"));
   }
   if (absl::Status s = attn->RejectUnknown(); !s.ok()) return s;
 

@@ -4,11 +4,11 @@
 #define MOECAP_COMMON_CATALOG_H_
 
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/hardware.h"
 #include "common/model.h"
 

@@ -2,8 +2,9 @@
 #ifndef MOECAP_COMMON_CATALOG_DATA_H_
 #define MOECAP_COMMON_CATALOG_DATA_H_
 
-#include "absl/strings/string_view.h"
 #include <vector>
+
+#include "absl/strings/string_view.h"
 
 namespace moecap {
 

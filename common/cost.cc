@@ -5,16 +5,14 @@
 
 namespace moecap {
 
-absl::StatusOr<HourlyPrice> DeviceHourlyPrice(const HardwareSpec& hw,
-                                              const PriceOptions& options) {
+absl::StatusOr<HourlyPrice> DeviceHourlyPrice(const HardwareSpec& hw, const PriceOptions& options) {
   if (options.usd_per_device_hour.has_value()) {
     return HourlyPrice{*options.usd_per_device_hour, "given"};
   }
   if (options.amortize_hours.has_value()) {
     if (hw.purchase_usd <= 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("hardware '", hw.name,
-                       "' has no purchase price in the catalog; give --usd-per-hour"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "hardware '", hw.name, "' has no purchase price in the catalog; give --usd-per-hour"));
     }
     const double energy = hw.tdp_watts / 1000.0 * options.usd_per_kwh;
     return HourlyPrice{hw.purchase_usd / *options.amortize_hours + energy, "amortized"};

@@ -23,13 +23,13 @@ struct HardwareSpec {
   std::string source;  // datasheet and price sources, with dates
   DeviceKind kind = DeviceKind::kGpu;
 
-  double memory_bytes = 0;           // device memory
+  double memory_bytes = 0;            // device memory
   double peak_bandwidth_bytes_s = 0;  // peak memory bandwidth, bytes/s (0: must be measured)
   // Dense (not 2:4-sparse) peak FLOP/s per dtype; a dtype missing here is not supported.
   std::map<Dtype, double> peak_flops;
   double tdp_watts = 0;
-  double purchase_usd = 0;          // one device, list or street price
-  double cloud_usd_per_hour = 0;    // one device, on-demand cloud price
+  double purchase_usd = 0;        // one device, list or street price
+  double cloud_usd_per_hour = 0;  // one device, on-demand cloud price
 };
 
 absl::Status ValidateHardware(const HardwareSpec& hw);

@@ -96,30 +96,45 @@ PrefillPass PrefillPass::Fresh(double sequences, double new_tokens, double activ
   return pass;
 }
 
+Counts CountMoeBlocks(const ModelSpec& m, const Precision& p, double moe_layers, double tokens,
+                      double activated_experts_sum, Counting counting) {
+  const double k =
+      static_cast<double>(counting == Counting::kDense ? m.experts : m.experts_per_token);
+  const double activated =
+      counting == Counting::kDense ? moe_layers * m.experts : activated_experts_sum;
+  Counts counts;
+  counts[Term::kRouter].bytes = p.weight_bytes * moe_layers * RouterParamsPerLayer(m);
+  counts[Term::kSharedExperts].bytes = p.weight_bytes * moe_layers * SharedParamsPerLayer(m);
+  counts[Term::kRoutedExperts].bytes = p.weight_bytes * activated * ParamsPerExpert(m);
+  const double f = 2.0 * tokens * moe_layers;
+  counts[Term::kRouter].flops = f * RouterParamsPerLayer(m);
+  counts[Term::kSharedExperts].flops = f * SharedParamsPerLayer(m);
+  counts[Term::kRoutedExperts].flops = f * k * ParamsPerExpert(m);
+  return counts;
+}
+
 void AddLinearFlops(const ModelSpec& m, Counting counting, double tokens, Counts& counts) {
-  const double k = static_cast<double>(counting == Counting::kDense ? m.experts
-                                                                    : m.experts_per_token);
-  const double moe_layers = static_cast<double>(m.MoeLayers());
   const double f = 2.0 * tokens;
   counts[Term::kAttention].flops += f * m.layers * AttentionParamsPerLayer(m);
   counts[Term::kDenseFfn].flops += f * m.dense_layers * DenseFfnParamsPerLayer(m);
-  counts[Term::kRouter].flops += f * moe_layers * RouterParamsPerLayer(m);
-  counts[Term::kSharedExperts].flops += f * moe_layers * SharedParamsPerLayer(m);
-  counts[Term::kRoutedExperts].flops += f * moe_layers * k * ParamsPerExpert(m);
   counts[Term::kLmHead].flops += f * LmHeadParams(m);
+  const Counts moe =
+      CountMoeBlocks(m, Precision{}, static_cast<double>(m.MoeLayers()), tokens, 0, counting);
+  for (Term t : {Term::kRouter, Term::kSharedExperts, Term::kRoutedExperts}) {
+    counts[t].flops += moe[t].flops;
+  }
 }
 
 void AddWeightBytes(const ModelSpec& m, const Precision& p, double activated_experts_sum,
                     Counting counting, Counts& counts) {
-  const double moe_layers = static_cast<double>(m.MoeLayers());
-  const double activated =
-      counting == Counting::kDense ? moe_layers * m.experts : activated_experts_sum;
   counts[Term::kAttention].bytes += p.weight_bytes * m.layers * AttentionParamsPerLayer(m);
   counts[Term::kDenseFfn].bytes += p.weight_bytes * m.dense_layers * DenseFfnParamsPerLayer(m);
-  counts[Term::kRouter].bytes += p.weight_bytes * moe_layers * RouterParamsPerLayer(m);
-  counts[Term::kSharedExperts].bytes += p.weight_bytes * moe_layers * SharedParamsPerLayer(m);
-  counts[Term::kRoutedExperts].bytes += p.weight_bytes * activated * ParamsPerExpert(m);
   counts[Term::kLmHead].bytes += p.weight_bytes * LmHeadParams(m);
+  const Counts moe =
+      CountMoeBlocks(m, p, static_cast<double>(m.MoeLayers()), 0, activated_experts_sum, counting);
+  for (Term t : {Term::kRouter, Term::kSharedExperts, Term::kRoutedExperts}) {
+    counts[t].bytes += moe[t].bytes;
+  }
 }
 
 namespace {
@@ -136,8 +151,7 @@ Counts CountDecodePass(const ModelSpec& m, const Precision& p, const DecodePass&
   counts[Term::kKvCache].bytes =
       p.kv_bytes * pass.context_sum * m.layers * KvElementsPerTokenPerLayer(m);
   AddLinearFlops(m, counting, pass.sequences, counts);
-  counts[Term::kAttentionScores].flops =
-      m.layers * ScoreFlopsPerPairPerLayer(m) * pass.context_sum;
+  counts[Term::kAttentionScores].flops = m.layers * ScoreFlopsPerPairPerLayer(m) * pass.context_sum;
   return counts;
 }
 
@@ -148,8 +162,7 @@ Counts CountPrefillPass(const ModelSpec& m, const Precision& p, const PrefillPas
   counts[Term::kKvCache].bytes = p.kv_bytes * (pass.new_tokens + pass.cached_tokens) * m.layers *
                                  KvElementsPerTokenPerLayer(m);
   AddLinearFlops(m, counting, pass.new_tokens, counts);
-  counts[Term::kAttentionScores].flops =
-      m.layers * ScoreFlopsPerPairPerLayer(m) * pass.score_pairs;
+  counts[Term::kAttentionScores].flops = m.layers * ScoreFlopsPerPairPerLayer(m) * pass.score_pairs;
   return counts;
 }
 

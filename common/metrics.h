@@ -8,9 +8,9 @@
 #include <array>
 #include <cstdint>
 #include <optional>
-#include "absl/strings/string_view.h"
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "common/dtype.h"
 #include "common/model.h"
 
@@ -111,11 +111,19 @@ void AddLinearFlops(const ModelSpec& model, Counting counting, double tokens, Co
 void AddWeightBytes(const ModelSpec& model, const Precision& precision,
                     double activated_experts_sum, Counting counting, Counts& counts);
 
+// The MoE blocks alone (router, shared experts, routed experts) of `moe_layers` MoE layers that
+// process `tokens` tokens each and activate `activated_experts_sum` experts in all (Σ_l A_l): what
+// the expert-parallel workload of moecap-bench runs. AddWeightBytes/AddLinearFlops use it for
+// the MoE part of a whole model, so the workload's counts and the model's agree term by term.
+Counts CountMoeBlocks(const ModelSpec& model, const Precision& precision, double moe_layers,
+                      double tokens, double activated_experts_sum,
+                      Counting counting = Counting::kSparse);
+
 // METRICS.md "One measured pass".
 Counts CountDecodePass(const ModelSpec& model, const Precision& precision, const DecodePass& pass,
                        Counting counting = Counting::kSparse);
-Counts CountPrefillPass(const ModelSpec& model, const Precision& precision,
-                        const PrefillPass& pass, Counting counting = Counting::kSparse);
+Counts CountPrefillPass(const ModelSpec& model, const Precision& precision, const PrefillPass& pass,
+                        Counting counting = Counting::kSparse);
 
 // METRICS.md "Bytes" for a batch of B requests of P prompt and O output tokens.
 // Prefill of the batch: B fresh sequences of P tokens.

@@ -81,9 +81,9 @@ absl::Status ValidateModel(const ModelSpec& model) {
                                    model.layers, ")"));
   }
   if (model.experts_per_token > model.experts) {
-    return FieldError(model, "moe.experts_per_token",
-                      absl::StrCat(model.experts_per_token, " exceeds moe.experts (",
-                                   model.experts, ")"));
+    return FieldError(
+        model, "moe.experts_per_token",
+        absl::StrCat(model.experts_per_token, " exceeds moe.experts (", model.experts, ")"));
   }
   if (model.attention == AttentionKind::kGqa && model.gqa.heads % model.gqa.kv_heads != 0) {
     return FieldError(model, "attention.kv_heads",
@@ -101,10 +101,11 @@ int64_t AttentionParamsPerLayer(const ModelSpec& m) {
   }
   const MlaAttention& a = m.mla;
   const int64_t qk = a.qk_nope_head_dim + a.qk_rope_head_dim;
-  const int64_t q = a.q_lora_rank > 0 ? d * a.q_lora_rank + a.q_lora_rank * a.heads * qk
-                                      : d * a.heads * qk;
+  const int64_t q =
+      a.q_lora_rank > 0 ? d * a.q_lora_rank + a.q_lora_rank * a.heads * qk : d * a.heads * qk;
   return q + d * (a.kv_lora_rank + a.qk_rope_head_dim) +
-         a.kv_lora_rank * a.heads * (a.qk_nope_head_dim + a.v_head_dim) + a.heads * a.v_head_dim * d;
+         a.kv_lora_rank * a.heads * (a.qk_nope_head_dim + a.v_head_dim) +
+         a.heads * a.v_head_dim * d;
 }
 
 int64_t RouterParamsPerLayer(const ModelSpec& m) { return m.hidden_size * m.experts; }
@@ -115,9 +116,7 @@ int64_t SharedParamsPerLayer(const ModelSpec& m) {
   return m.shared_experts * 3 * m.hidden_size * m.shared_expert_ffn_size;
 }
 
-int64_t DenseFfnParamsPerLayer(const ModelSpec& m) {
-  return 3 * m.hidden_size * m.dense_ffn_size;
-}
+int64_t DenseFfnParamsPerLayer(const ModelSpec& m) { return 3 * m.hidden_size * m.dense_ffn_size; }
 
 int64_t LmHeadParams(const ModelSpec& m) { return m.vocab_size * m.hidden_size; }
 
@@ -128,8 +127,8 @@ int64_t KvElementsPerTokenPerLayer(const ModelSpec& m) {
 
 namespace {
 int64_t ParamsWithExperts(const ModelSpec& m, int64_t experts_counted) {
-  const int64_t moe_layer = RouterParamsPerLayer(m) + SharedParamsPerLayer(m) +
-                            experts_counted * ParamsPerExpert(m);
+  const int64_t moe_layer =
+      RouterParamsPerLayer(m) + SharedParamsPerLayer(m) + experts_counted * ParamsPerExpert(m);
   return m.layers * AttentionParamsPerLayer(m) + m.dense_layers * DenseFfnParamsPerLayer(m) +
          m.MoeLayers() * moe_layer + 2 * LmHeadParams(m);
 }
