@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -35,49 +36,49 @@ class MappingReader {
   const std::string& origin() const { return origin_; }
 
   absl::Status Int(absl::string_view key, bool required, int64_t* out) {
-    YAML::Node v;
+    std::optional<YAML::Node> v;
     if (absl::Status s = Get(key, required, &v); !s.ok() || !v) return s;
-    if (!v.IsScalar()) return Error(key, "expected an integer");
+    if (!v->IsScalar()) return Error(key, "expected an integer");
     try {
-      *out = v.as<int64_t>();
+      *out = v->as<int64_t>();
     } catch (const YAML::Exception&) {
-      return Error(key, absl::StrCat("expected an integer, got '", v.Scalar(), "'"));
+      return Error(key, absl::StrCat("expected an integer, got '", v->Scalar(), "'"));
     }
     return absl::OkStatus();
   }
   absl::Status Double(absl::string_view key, bool required, double* out) {
-    YAML::Node v;
+    std::optional<YAML::Node> v;
     if (absl::Status s = Get(key, required, &v); !s.ok() || !v) return s;
-    if (!v.IsScalar()) return Error(key, "expected a number");
+    if (!v->IsScalar()) return Error(key, "expected a number");
     try {
-      *out = v.as<double>();
+      *out = v->as<double>();
     } catch (const YAML::Exception&) {
-      return Error(key, absl::StrCat("expected a number, got '", v.Scalar(), "'"));
+      return Error(key, absl::StrCat("expected a number, got '", v->Scalar(), "'"));
     }
     return absl::OkStatus();
   }
   absl::Status String(absl::string_view key, bool required, std::string* out) {
-    YAML::Node v;
+    std::optional<YAML::Node> v;
     if (absl::Status s = Get(key, required, &v); !s.ok() || !v) return s;
-    if (!v.IsScalar()) return Error(key, "expected a string");
-    *out = v.Scalar();
+    if (!v->IsScalar()) return Error(key, "expected a string");
+    *out = v->Scalar();
     return absl::OkStatus();
   }
   absl::Status Bool(absl::string_view key, bool required, bool* out) {
-    YAML::Node v;
+    std::optional<YAML::Node> v;
     if (absl::Status s = Get(key, required, &v); !s.ok() || !v) return s;
     try {
-      *out = v.as<bool>();
+      *out = v->as<bool>();
     } catch (const YAML::Exception&) {
-      return Error(key, absl::StrCat("expected true or false, got '", v.Scalar(), "'"));
+      return Error(key, absl::StrCat("expected true or false, got '", v->Scalar(), "'"));
     }
     return absl::OkStatus();
   }
   absl::Status StringList(absl::string_view key, std::vector<std::string>* out) {
-    YAML::Node v;
+    std::optional<YAML::Node> v;
     if (absl::Status s = Get(key, false, &v); !s.ok() || !v) return s;
-    if (!v.IsSequence()) return Error(key, "expected a list of strings");
-    for (const YAML::Node& item : v) {
+    if (!v->IsSequence()) return Error(key, "expected a list of strings");
+    for (const YAML::Node& item : *v) {
       if (!item.IsScalar()) return Error(key, "expected a list of strings");
       out->push_back(item.Scalar());
     }
@@ -85,10 +86,10 @@ class MappingReader {
   }
   // A nested mapping (an empty one when it is absent and not required).
   absl::StatusOr<MappingReader> Child(absl::string_view key, bool required) {
-    YAML::Node v;
+    std::optional<YAML::Node> v;
     if (absl::Status s = Get(key, required, &v); !s.ok()) return s;
-    if (v && !v.IsMap()) return Error(key, "expected a mapping");
-    return MappingReader(v ? v : YAML::Node(YAML::NodeType::Map), origin_, Path(key));
+    if (v && !v->IsMap()) return Error(key, "expected a mapping");
+    return MappingReader(v ? *v : YAML::Node(YAML::NodeType::Map), origin_, Path(key));
   }
   // Errors on the first key that was never read.
   absl::Status RejectUnknown() const {
@@ -102,12 +103,14 @@ class MappingReader {
   }
 
  private:
-  absl::Status Get(absl::string_view key, bool required, YAML::Node* out) {
+  // Leaves `out` empty when the key is absent or null.
+  absl::Status Get(absl::string_view key, bool required, std::optional<YAML::Node>* out) {
     read_.insert(std::string(key));
-    YAML::Node v = node_[std::string(key)];
-    if (!v || v.IsNull()) {
+    const YAML::Node& node = node_;  // const: look-ups must not insert the key
+    YAML::Node v = node[std::string(key)];
+    if (!v.IsDefined() || v.IsNull()) {
       if (required) return Error(key, "required but missing");
-      *out = YAML::Node();
+      out->reset();
       return absl::OkStatus();
     }
     *out = v;

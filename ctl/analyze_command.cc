@@ -1,0 +1,248 @@
+// `moecapctl analyze` for a batch shape: flags -> AnalysisInput -> Analyze -> table/JSON/CSV.
+#include "ctl/analyze_command.h"
+
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/analysis.h"
+#include "ctl/format.h"
+
+namespace moecap::ctl {
+namespace {
+
+template <typename T>
+std::optional<T> IfGiven(const CLI::Option* flag, T value) {
+  if (flag != nullptr && flag->count() > 0) return value;
+  return std::nullopt;
+}
+
+absl::StatusOr<AnalysisInput> BuildInput(const AnalyzeOptions& o, const Catalog& catalog) {
+  if (o.model.empty()) return UsageError("--model: required (`moecapctl models` lists them)");
+  if (o.hardware.empty()) {
+    return UsageError("--hardware: required (`moecapctl hardware` lists them)");
+  }
+  if (o.prompt_len_flag == nullptr || o.prompt_len_flag->count() == 0) {
+    return UsageError("--prompt-len: required (prompt tokens per request)");
+  }
+  absl::StatusOr<const ModelSpec*> model = catalog.FindModel(o.model);
+  if (!model.ok()) return AsUsageError("--model", model.status());
+  absl::StatusOr<const HardwareSpec*> hardware = catalog.FindHardware(o.hardware);
+  if (!hardware.ok()) return AsUsageError("--hardware", hardware.status());
+  absl::StatusOr<Dtype> dtype = ParseDtype(o.dtype);
+  if (!dtype.ok()) return AsUsageError("--dtype", dtype.status());
+
+  AnalysisInput in;
+  in.model = **model;
+  in.hardware = **hardware;
+  in.devices = o.gpus;
+  in.batch = o.batch;
+  in.prompt_len = o.prompt_len;
+  in.output_len = o.output_len;
+  in.dtype = *dtype;
+  if (!o.kv_dtype.empty()) {
+    absl::StatusOr<Dtype> kv = ParseDtype(o.kv_dtype);
+    if (!kv.ok()) return AsUsageError("--kv-dtype", kv.status());
+    in.kv_dtype = *kv;
+  }
+  in.ttft_s = IfGiven(o.ttft_flag, o.ttft_s);
+  in.tpot_s = IfGiven(o.tpot_flag, o.tpot_s);
+  in.prefill_activated_per_layer = IfGiven(o.prefill_activated_flag, o.prefill_activated);
+  in.decode_activated_per_layer = IfGiven(o.decode_activated_flag, o.decode_activated);
+  if (auto bw = IfGiven(o.peak_bandwidth_flag, o.peak_bandwidth_gb_s)) {
+    in.peak_bandwidth_bytes_s = *bw * 1e9;
+  }
+  if (auto tf = IfGiven(o.peak_tflops_flag, o.peak_tflops)) in.peak_flops = *tf * 1e12;
+  in.price.usd_per_device_hour = IfGiven(o.usd_per_hour_flag, o.usd_per_hour);
+  in.price.amortize_hours = IfGiven(o.amortize_hours_flag, o.amortize_hours);
+  in.price.usd_per_kwh = o.usd_per_kwh;
+  if (absl::Status s = ValidateAnalysisInput(in); !s.ok()) {
+    return UsageError(absl::StrCat("--", s.message()));
+  }
+  return in;
+}
+
+std::string OptionalUtil(const std::optional<Utilizations>& u, double Utilizations::*field) {
+  return u.has_value() ? Percent((*u).*field) : "-";
+}
+
+void PrintTable(const AnalysisInput& in, const AnalysisResult& r, bool explain, std::ostream& out) {
+  out << absl::StrFormat("%s on %d x %s, %s, batch %d, prompt %d, output %d tokens\n",
+                         in.model.display_name, in.devices, in.hardware.display_name,
+                         DtypeName(in.dtype), in.batch, in.prompt_len, in.output_len);
+  out << absl::StrFormat("peaks per device: %s/s memory, %s/s %s\n\n",
+                         HumanBytes(r.peak_bandwidth_bytes_s), HumanFlops(r.peak_flops),
+                         DtypeName(in.dtype));
+  std::vector<std::string> header = {"", "prefill"};
+  if (r.decode.has_value()) header.push_back("decode (mean step)");
+  TextTable table(header);
+  auto row = [&](const std::string& name, auto value_of) {
+    std::vector<std::string> cells = {name, value_of(r.prefill)};
+    if (r.decode.has_value()) cells.push_back(value_of(*r.decode));
+    table.AddRow(cells);
+  };
+  row("tokens", [](const PhaseAnalysis& p) { return Fixed(p.tokens, 0); });
+  row("activated experts/layer",
+      [](const PhaseAnalysis& p) { return Fixed(p.activated_experts_per_layer, 2); });
+  row("bytes", [](const PhaseAnalysis& p) { return HumanBytes(p.counts.bytes()); });
+  row("FLOPs", [](const PhaseAnalysis& p) { return HumanFlops(p.counts.flops()); });
+  row("time (measured)", [](const PhaseAnalysis& p) {
+    return p.time_s.has_value() ? HumanSeconds(*p.time_s) : std::string("-");
+  });
+  row("S-MBU",
+      [](const PhaseAnalysis& p) { return OptionalUtil(p.measured, &Utilizations::s_mbu); });
+  row("S-MFU",
+      [](const PhaseAnalysis& p) { return OptionalUtil(p.measured, &Utilizations::s_mfu); });
+  row("dense MBU",
+      [](const PhaseAnalysis& p) { return OptionalUtil(p.measured, &Utilizations::dense_mbu); });
+  row("dense MFU",
+      [](const PhaseAnalysis& p) { return OptionalUtil(p.measured, &Utilizations::dense_mfu); });
+  row("roofline time", [](const PhaseAnalysis& p) {
+    return absl::StrCat(HumanSeconds(p.roofline_s), p.memory_bound ? " (memory)" : " (compute)");
+  });
+  row("S-MBU at roofline", [](const PhaseAnalysis& p) { return Percent(p.at_roofline.s_mbu); });
+  row("S-MFU at roofline", [](const PhaseAnalysis& p) { return Percent(p.at_roofline.s_mfu); });
+  out << table.Render();
+
+  if (r.cost.has_value()) {
+    const CostAnalysis& c = *r.cost;
+    out << absl::StrFormat(
+        "\ncost: %s per 1M output tokens, %s per 1M total tokens (%s per device-hour, %s; %s "
+        "times)\n",
+        Usd(c.usd_per_million_output_tokens, 4), Usd(c.usd_per_million_total_tokens, 4),
+        Usd(c.price.usd_per_device_hour), c.price.basis, c.at_roofline ? "roofline" : "measured");
+    out << absl::StrFormat("system purchase cost: %s (MoE-CAP system cost for this batch: %s)\n",
+                           Usd(c.system_purchase_usd, 0), Usd(c.moecap_system_cost_usd, 0));
+  } else {
+    out << "\ncost: unavailable: " << r.cost_unavailable_reason << "\n";
+  }
+  if (!explain) return;
+  out << "\nbreakdown (METRICS.md terms; share of the phase total)\n";
+  std::vector<std::string> bh = {"term", "prefill bytes", "share", "prefill FLOPs", "share"};
+  if (r.decode.has_value()) {
+    for (const char* h : {"decode bytes", "share", "decode FLOPs", "share"}) bh.push_back(h);
+  }
+  TextTable breakdown(bh);
+  auto share = [](double part, double total) { return total > 0 ? Percent(part / total) : "-"; };
+  for (Term t : kAllTerms) {
+    const TermCount& pc = r.prefill.counts[t];
+    std::vector<std::string> cells = {
+        std::string(TermName(t)), HumanBytes(pc.bytes), share(pc.bytes, r.prefill.counts.bytes()),
+        HumanFlops(pc.flops), share(pc.flops, r.prefill.counts.flops())};
+    if (r.decode.has_value()) {
+      const TermCount& dc = r.decode->counts[t];
+      for (const std::string& c :
+           {HumanBytes(dc.bytes), share(dc.bytes, r.decode->counts.bytes()), HumanFlops(dc.flops),
+            share(dc.flops, r.decode->counts.flops())}) {
+        cells.push_back(c);
+      }
+    }
+    breakdown.AddRow(cells);
+  }
+  out << breakdown.Render();
+}
+
+std::string NumberOrEmpty(const nlohmann::json& j) {
+  if (j.is_null()) return "";
+  if (j.is_number()) return ExactNumber(j.get<double>());
+  if (j.is_string()) return j.get<std::string>();
+  return j.dump();
+}
+
+// One header row and one value row: inputs, then the headline figures of each phase and cost.
+void PrintCsv(const nlohmann::json& j, std::ostream& out) {
+  std::vector<std::string> header, values;
+  for (const auto& [key, value] : j["inputs"].items()) {
+    header.push_back(key);
+    values.push_back(NumberOrEmpty(value));
+  }
+  const std::vector<std::pair<std::string, std::vector<std::string>>> phases = {
+      {"prefill",
+       {"tokens", "activated_experts_per_layer", "bytes", "flops", "time_s", "s_mbu", "s_mfu",
+        "dense_mbu", "dense_mfu"}},
+      {"decode",
+       {"tokens_per_step", "activated_experts_per_layer", "bytes_per_step", "flops_per_step",
+        "time_s", "s_mbu", "s_mfu", "dense_mbu", "dense_mfu"}}};
+  for (const auto& [phase, keys] : phases) {
+    for (const std::string& key : keys) {
+      header.push_back(absl::StrCat(phase, ".", key));
+      values.push_back(j[phase].is_null() ? "" : NumberOrEmpty(j[phase][key]));
+    }
+    header.push_back(absl::StrCat(phase, ".roofline_s"));
+    values.push_back(j[phase].is_null() ? "" : NumberOrEmpty(j[phase]["roofline"]["time_s"]));
+  }
+  for (const char* key : {"usd_per_million_output_tokens", "usd_per_million_total_tokens",
+                          "usd_per_device_hour", "time_basis"}) {
+    header.push_back(absl::StrCat("cost.", key));
+    values.push_back(j["cost"].contains(key) ? NumberOrEmpty(j["cost"][key]) : "");
+  }
+  out << CsvLine(header) << CsvLine(values);
+}
+
+}  // namespace
+
+CLI::App* RegisterAnalyzeCommand(CLI::App& app, AnalyzeOptions& o) {
+  CLI::App* cmd = app.add_subcommand(
+      "analyze", "MoE-CAP calculator: bytes, FLOPs, S-MBU, S-MFU, roofline and cost of a batch");
+  cmd->add_option("--model", o.model, "model name (see `moecapctl models`)");
+  cmd->add_option("--hardware", o.hardware, "hardware name (see `moecapctl hardware`)");
+  cmd->add_option("--gpus", o.gpus, "devices serving the batch (G)")->capture_default_str();
+  cmd->add_option("--batch", o.batch, "requests in the batch (B)")->capture_default_str();
+  o.prompt_len_flag = cmd->add_option("--prompt-len", o.prompt_len, "prompt tokens (P)");
+  cmd->add_option("--output-len", o.output_len, "output tokens per request (O)")
+      ->capture_default_str();
+  cmd->add_option("--dtype", o.dtype, "weight and compute dtype: fp32, bf16, fp16, fp8")
+      ->capture_default_str();
+  cmd->add_option("--kv-dtype", o.kv_dtype, "KV-cache dtype (default: --dtype)");
+  o.ttft_flag = cmd->add_option("--ttft-s", o.ttft_s, "measured time to first token, seconds");
+  o.tpot_flag = cmd->add_option("--tpot-s", o.tpot_s, "measured time per output token, seconds");
+  o.prefill_activated_flag = cmd->add_option(
+      "--prefill-activated", o.prefill_activated,
+      "measured mean activated experts per MoE layer in prefill (default: uniform routing)");
+  o.decode_activated_flag = cmd->add_option(
+      "--decode-activated", o.decode_activated,
+      "measured mean activated experts per MoE layer per decode step (default: uniform)");
+  o.peak_bandwidth_flag = cmd->add_option("--peak-bandwidth-gb-s", o.peak_bandwidth_gb_s,
+                                          "per-device peak memory bandwidth, GB/s (overrides)");
+  o.peak_tflops_flag = cmd->add_option("--peak-tflops", o.peak_tflops,
+                                       "per-device dense peak TFLOP/s for --dtype (overrides)");
+  o.usd_per_hour_flag =
+      cmd->add_option("--usd-per-hour", o.usd_per_hour, "price of one device-hour, USD");
+  o.amortize_hours_flag =
+      cmd->add_option("--amortize-hours", o.amortize_hours,
+                      "price a device-hour as purchase price / this lifetime + energy at TDP");
+  cmd->add_option("--usd-per-kwh", o.usd_per_kwh, "energy price for --amortize-hours")
+      ->capture_default_str();
+  cmd->add_option("-o,--output", o.output, "table, json or csv")->capture_default_str();
+  cmd->add_flag("--explain", o.explain, "print each term of the byte and FLOP counts");
+  return cmd;
+}
+
+absl::Status RunAnalyzeCommand(const AnalyzeOptions& o, const GlobalOptions& global,
+                               const CommandIo& io) {
+  absl::StatusOr<OutputFormat> format = ParseOutputFormat(o.output);
+  if (!format.ok()) return format.status();
+  absl::StatusOr<Catalog> catalog = LoadCatalog(global);
+  if (!catalog.ok()) return catalog.status();
+  absl::StatusOr<AnalysisInput> input = BuildInput(o, *catalog);
+  if (!input.ok()) return input.status();
+  absl::StatusOr<AnalysisResult> result = Analyze(*input);
+  if (absl::IsFailedPrecondition(result.status())) {
+    return UsageError(result.status().message());  // a peak the catalog lacks: a flag gives it
+  }
+  if (!result.ok()) return result.status();
+  switch (*format) {
+    case OutputFormat::kJson:
+      io.out << AnalysisJson(*input, *result).dump(2) << "\n";
+      break;
+    case OutputFormat::kCsv:
+      PrintCsv(AnalysisJson(*input, *result), io.out);
+      break;
+    case OutputFormat::kTable:
+      PrintTable(*input, *result, o.explain, io.out);
+      break;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace moecap::ctl

@@ -1,0 +1,58 @@
+// Subcommand registration and error-to-exit-code mapping.
+#include "ctl/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <functional>
+
+#include "ctl/analyze_command.h"
+#include "ctl/catalog_commands.h"
+
+namespace moecap::ctl {
+
+int RunCtl(const std::vector<std::string>& args, const CommandIo& io) {
+  CLI::App app{"moecapctl: measure Mixture-of-Experts serving by S-MBU, S-MFU and cost (MoE-CAP)",
+               "moecapctl"};
+  app.require_subcommand(1);
+  GlobalOptions global;
+  app.add_option("--catalog", global.catalog_dirs,
+                 "extra catalog directory holding models/*.yaml and hardware/*.yaml "
+                 "(repeatable; also $MOECAP_CATALOG)");
+
+  AnalyzeOptions analyze;
+  CatalogListOptions models, hardware;
+  // Each subcommand and the function that runs it once parsing succeeded.
+  std::vector<std::pair<CLI::App*, std::function<absl::Status()>>> commands = {
+      {RegisterAnalyzeCommand(app, analyze),
+       [&] { return RunAnalyzeCommand(analyze, global, io); }},
+      {RegisterModelsCommand(app, models), [&] { return RunModelsCommand(models, global, io); }},
+      {RegisterHardwareCommand(app, hardware),
+       [&] { return RunHardwareCommand(hardware, global, io); }},
+  };
+
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    io.out << app.help();
+    return kExitOk;
+  } catch (const CLI::CallForAllHelp&) {
+    io.out << app.help("", CLI::AppFormatMode::All);
+    return kExitOk;
+  } catch (const CLI::ParseError& e) {
+    // A subcommand's --help is also delivered as CallForHelp, by the subcommand that got it.
+    io.err << "moecapctl: error: " << e.what() << "\n"
+           << "run `moecapctl --help` or `moecapctl COMMAND --help` for usage\n";
+    return kExitUsage;
+  }
+  for (auto& [cmd, run] : commands) {
+    if (!cmd->parsed()) continue;
+    const absl::Status status = run();
+    if (status.ok()) return kExitOk;
+    io.err << "moecapctl " << cmd->get_name() << ": error: " << status.message() << "\n";
+    return IsUsageError(status) ? kExitUsage : kExitError;
+  }
+  return kExitUsage;
+}
+
+}  // namespace moecap::ctl
