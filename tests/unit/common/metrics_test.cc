@@ -1,35 +1,212 @@
-// Worked examples of METRICS.md's formulas, computed by hand in the comments.
+// Worked examples of METRICS.md's formulas. Every expected number is computed by hand in the
+// comment above it; the shapes are in test_models.h.
 #include "common/metrics.h"
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/common/test_models.h"
+
 namespace moecap {
 namespace {
 
-// METRICS.md's toy model: d=8, V=10, L=2, L_dense=0, E=4, k=2, f_e=4, S=0, GQA n_h=2 n_kv=1 d_h=4.
-ModelSpec ToyModel() {
-  ModelSpec m;
-  m.name = "toy";
-  m.layers = 2;
-  m.hidden_size = 8;
-  m.vocab_size = 10;
-  m.experts = 4;
-  m.experts_per_token = 2;
-  m.expert_ffn_size = 4;
-  m.gqa = {.heads = 2, .kv_heads = 1, .head_dim = 4};
-  return m;
+using ::moecap::testing::DeepSeekV3;
+using ::moecap::testing::Mixtral8x7b;
+using ::moecap::testing::Qwen3_30bA3b;
+using ::moecap::testing::ToyModel;
+
+TEST(ParamsTest, ToyModel) {
+  const ModelSpec m = ToyModel();
+  // P_attn = d·n_h·d_h + 2·d·n_kv·d_h + n_h·d_h·d = 64 + 64 + 64.
+  EXPECT_EQ(AttentionParamsPerLayer(m), 192);
+  EXPECT_EQ(RouterParamsPerLayer(m), 32);       // d·E = 8·4
+  EXPECT_EQ(ParamsPerExpert(m), 96);            // 3·d·f_e = 3·8·4
+  EXPECT_EQ(LmHeadParams(m), 80);               // V·d
+  EXPECT_EQ(KvElementsPerTokenPerLayer(m), 8);  // 2·n_kv·d_h
 }
 
-TEST(MetricsTest, ToyDecodeStepMatchesMetricsDoc) {
+TEST(ParamsTest, DeepSeekV3Mla) {
+  const ModelSpec m = DeepSeekV3();
+  // Q = d·q_lora + q_lora·n_h·(nope + rope) = 7168·1536 + 1536·128·192 = 11,010,048 + 37,748,736
+  // KV down = d·(kv_lora + rope) = 7168·576 = 4,128,768
+  // KV up = kv_lora·n_h·(nope + v) = 512·128·256 = 16,777,216
+  // O = n_h·v·d = 128·128·7168 = 117,440,512; total 187,105,280.
+  EXPECT_EQ(AttentionParamsPerLayer(m), 187'105'280);
+  EXPECT_EQ(SharedParamsPerLayer(m), 44'040'192);     // 1·3·7168·2048
+  EXPECT_EQ(DenseFfnParamsPerLayer(m), 396'361'728);  // 3·7168·18432
+  EXPECT_EQ(KvElementsPerTokenPerLayer(m), 576);      // kv_lora + rope
+  EXPECT_EQ(m.QueryKeyHeadDim(), 192);
+  EXPECT_EQ(m.ValueHeadDim(), 128);
+}
+
+TEST(ParamsTest, MlaWithoutQueryCompression) {
+  ModelSpec m = DeepSeekV3();
+  m.mla.q_lora_rank = 0;
+  // Q = d·n_h·(nope + rope) = 7168·128·192 = 176,160,768 replaces 48,758,784.
+  EXPECT_EQ(AttentionParamsPerLayer(m), 187'105'280 - 48'758'784 + 176'160'768);
+}
+
+TEST(ActivatedExpertsTest, UniformExpectation) {
+  const ModelSpec m = Mixtral8x7b();
+  // One token activates exactly k = 2 experts: 8·(1 − 0.75) = 2.
+  EXPECT_DOUBLE_EQ(ExpectedActivatedExperts(m, 1), 2.0);
+  // 32 tokens: 8·(1 − 0.75^32) = 8·(1 − 1.0045e-4) = 7.99919638.
+  EXPECT_NEAR(ExpectedActivatedExperts(m, 32), 7.99919638, 1e-8);
+  EXPECT_DOUBLE_EQ(ExpectedActivatedExperts(m, 0), 0.0);
+  // Σ_l over 32 MoE layers, one token: 32·2.
+  EXPECT_DOUBLE_EQ(ExpectedActivatedExpertsSum(m, 1), 64.0);
+}
+
+TEST(ActivatedExpertsTest, FromHistogramCountsNonZeroExperts) {
+  // Layer 0 hits experts 0 and 3; layer 1 hits all four; layer 2 none.
+  EXPECT_DOUBLE_EQ(ActivatedExpertsSum({{5, 0, 0, 1}, {1, 1, 1, 1}, {0, 0, 0, 0}}), 6.0);
+}
+
+TEST(CountTest, ToyDecodeStepMatchesMetricsDoc) {
   const ModelSpec m = ToyModel();
-  // A(2) = 4·(1 − (1 − 2/4)^2) = 4·0.75 = 3 per layer, 6 over the 2 MoE layers.
-  EXPECT_DOUBLE_EQ(ExpectedActivatedExperts(m, 2), 3.0);
-  const Counts c = CountMeanDecodeStep(m, MakePrecision(Dtype::kBf16), 2, 3, 2,
-                                       ExpectedActivatedExpertsSum(m, 2));
-  // W = 2·[2·192 + 2·(32 + 3·96) + 80] = 2208; KV = 2·(B·c̄ = 2·4)·L·kv = 2·8·2·8 = 256.
+  const Counts c =
+      CountMeanDecodeStep(m, MakePrecision(Dtype::kBf16), /*batch=*/2,
+                          /*prompt_len=*/3, /*output_len=*/2, ExpectedActivatedExpertsSum(m, 2));
+  // A(2) = 3 per layer, Σ = 6. W = 2·[2·192 + 2·32 + 6·96 + 80] = 2208.
+  // KV read = p_kv·(B·c̄ = 2·4)·L·kv = 2·8·2·8 = 256. Bytes 2464.
   EXPECT_DOUBLE_EQ(c.bytes(), 2464.0);
-  // F = 2·(1824 + 2·128) = 4160.
+  EXPECT_DOUBLE_EQ(c[Term::kKvCache].bytes, 256.0);
+  EXPECT_DOUBLE_EQ(c[Term::kRoutedExperts].bytes, 1152.0);  // 2·6·96
+  // F_lin = 2·[384 + 2·(32 + 2·96) + 80] = 1824 per token; scores per token
+  // L·2·c̄·n_h·(d_qk + d_v) = 2·2·4·2·8 = 256. Total 2·(1824 + 256) = 4160.
   EXPECT_DOUBLE_EQ(c.flops(), 4160.0);
+  EXPECT_DOUBLE_EQ(c[Term::kAttentionScores].flops, 512.0);
+}
+
+TEST(CountTest, ToyDenseCountsEveryExpert) {
+  const ModelSpec m = ToyModel();
+  const Counts c = CountMeanDecodeStep(m, MakePrecision(Dtype::kBf16), 2, 3, 2,
+                                       /*activated_experts_sum=*/0, Counting::kDense);
+  // A_l = E = 4: W = 2·[384 + 2·(32 + 4·96) + 80] = 2·1296 = 2592, + KV 256 = 2848.
+  EXPECT_DOUBLE_EQ(c.bytes(), 2848.0);
+  // k = E: F_lin = 2·1296 = 2592 per token; 2·2592 + 512 = 5696.
+  EXPECT_DOUBLE_EQ(c.flops(), 5696.0);
+}
+
+TEST(CountTest, ToyChunkedPrefillWithCachedTokens) {
+  const ModelSpec m = ToyModel();
+  // Sequence 1 adds 2 tokens on top of 3 cached; sequence 2 is a fresh 1-token prompt.
+  const PrefillPass pass = PrefillPass::FromSequences(
+      {{.new_tokens = 2, .cached_tokens = 3}, {.new_tokens = 1, .cached_tokens = 0}},
+      /*activated_experts_sum=*/5);
+  EXPECT_DOUBLE_EQ(pass.new_tokens, 3.0);
+  EXPECT_DOUBLE_EQ(pass.cached_tokens, 3.0);
+  // Σ n·h + n(n+1)/2 = (2·3 + 3) + (0 + 1) = 10 query-key pairs.
+  EXPECT_DOUBLE_EQ(pass.score_pairs, 10.0);
+  const Counts c = CountPrefillPass(m, MakePrecision(Dtype::kBf16), pass);
+  // W = 2·[384 + 2·32 + 5·96 + 80] = 2016; KV = 2·(3 + 3)·2·8 = 192. Bytes 2208.
+  EXPECT_DOUBLE_EQ(c.bytes(), 2208.0);
+  // F = 3·1824 + L·2·n_h·(d_qk + d_v)·10 = 5472 + 2·2·2·8·10 = 5472 + 640 = 6112.
+  EXPECT_DOUBLE_EQ(c.flops(), 6112.0);
+}
+
+TEST(CountTest, FreshPrefillSharesTokensEqually) {
+  // 2 sequences, 8 tokens: 4 each, 4·5/2 = 10 pairs each.
+  const PrefillPass pass = PrefillPass::Fresh(2, 8, 0);
+  EXPECT_DOUBLE_EQ(pass.score_pairs, 20.0);
+  EXPECT_DOUBLE_EQ(pass.cached_tokens, 0.0);
+}
+
+TEST(CountTest, MixtralDecodeBatchOne) {
+  const ModelSpec m = Mixtral8x7b();
+  // B=1, P=512, O=256, bf16. A(1) = k = 2 per layer, Σ = 64.
+  const Counts c = CountMeanDecodeStep(m, MakePrecision(Dtype::kBf16), 1, 512, 256, 64);
+  // P_attn = 4096·4096 + 2·4096·1024 + 4096·4096 = 41,943,040; P_router = 32,768;
+  // P_expert = 3·4096·14336 = 176,160,768; LM head 32000·4096 = 131,072,000.
+  // W/p_w = 32·41,943,040 + 32·32,768 + 64·176,160,768 + 131,072,000 = 12,748,587,008;
+  // W = 25,497,174,016. KV: c̄ = 512 + 128 = 640; 2·640·32·2048 = 83,886,080.
+  EXPECT_DOUBLE_EQ(c.bytes(), 25'581'060'096.0);
+  // With B=1 and A=k the linear FLOPs equal 2·W/p_w = 25,497,174,016; scores
+  // 32·2·640·32·(128 + 128) = 335,544,320.
+  EXPECT_DOUBLE_EQ(c.flops(), 25'832'718'336.0);
+  EXPECT_DOUBLE_EQ(c[Term::kAttentionScores].flops, 335'544'320.0);
+}
+
+TEST(CountTest, DeepSeekV3PrefillFp8WeightsBf16Cache) {
+  const ModelSpec m = DeepSeekV3();
+  // B=2 fresh prompts of P=4 (T=8), fp8 weights (p_w=1), bf16 cache (p_kv=2), measured 64
+  // activated experts in each of the 58 MoE layers: Σ = 3712.
+  const Counts c = CountPrefillStep(m, MakePrecision(Dtype::kFp8, Dtype::kBf16), 2, 4, 3712);
+  // W = 61·187,105,280 + 3·396,361,728 + 58·(1,835,008 + 44,040,192) + 3712·44,040,192
+  //     + 926,679,040 = 11,413,422,080 + 1,189,085,184 + 2,660,761,600 + 163,477,192,704
+  //     + 926,679,040 = 179,667,140,608. KV written: 2·8·61·576 = 562,176.
+  EXPECT_DOUBLE_EQ(c.bytes(), 179'667'702'784.0);
+  EXPECT_DOUBLE_EQ(c[Term::kDenseFfn].bytes, 1'189'085'184.0);
+  EXPECT_DOUBLE_EQ(c[Term::kSharedExperts].bytes, 58.0 * 44'040'192);
+  // F_lin/token = 2·[11,413,422,080 + 1,189,085,184 + 58·(1,835,008 + 44,040,192
+  //   + 8·44,040,192) + 926,679,040] = 2·36,624,596,992 = 73,249,193,984; ×8 tokens
+  //   = 585,993,551,872. Scores: 61·2·128·(192 + 128)·(2·(4·5/2)) = 99,942,400.
+  EXPECT_DOUBLE_EQ(c.flops(), 586'093'494'272.0);
+}
+
+TEST(CountTest, Qwen3MeasuredDecodePass) {
+  const ModelSpec m = Qwen3_30bA3b();
+  // 3 sequences with contexts 100, 200, 301 (C = 601), 20 experts hit in each of 48 layers.
+  const Counts c =
+      CountDecodePass(m, MakePrecision(Dtype::kFp16),
+                      DecodePass{.sequences = 3, .context_sum = 601, .activated_experts_sum = 960});
+  // P_attn = 2048·4096 + 2·2048·512 + 4096·2048 = 18,874,368; P_router = 262,144;
+  // P_expert = 3·2048·768 = 4,718,592; LM 151936·2048 = 311,164,928.
+  // W = 2·[905,969,664 + 12,582,912 + 960·4,718,592 + 311,164,928] = 11,519,131,648.
+  // KV = 2·601·48·1024 = 59,080,704.
+  EXPECT_DOUBLE_EQ(c.bytes(), 11'578'212'352.0);
+  // F_lin/token = 2·[905,969,664 + 48·(262,144 + 8·4,718,592) + 311,164,928] = 6,083,313,664;
+  // ×3 = 18,249,940,992; scores 48·2·601·32·256 = 472,645,632.
+  EXPECT_DOUBLE_EQ(c.flops(), 18'722'586'624.0);
+}
+
+TEST(CountTest, StepFormulasEqualPassFormulas) {
+  // METRICS.md: with b = B and C = B·c̄ the pass formulas equal the step formulas.
+  const ModelSpec m = Qwen3_30bA3b();
+  const Precision p = MakePrecision(Dtype::kBf16);
+  const Counts step = CountMeanDecodeStep(m, p, 4, 100, 50, 500);
+  const Counts pass = CountDecodePass(m, p, DecodePass{4, 4 * 125.0, 500});
+  EXPECT_DOUBLE_EQ(step.bytes(), pass.bytes());
+  EXPECT_DOUBLE_EQ(step.flops(), pass.flops());
+}
+
+TEST(CountTest, MoeBlocksAreTheMoePartOfTheModelCount) {
+  const ModelSpec m = DeepSeekV3();
+  const Precision p = MakePrecision(Dtype::kBf16);
+  const Counts model = CountDecodePass(m, p, DecodePass{1, 10, 100});
+  const Counts blocks = CountMoeBlocks(m, p, static_cast<double>(m.MoeLayers()), 1, 100);
+  for (Term t : {Term::kRouter, Term::kSharedExperts, Term::kRoutedExperts}) {
+    EXPECT_DOUBLE_EQ(model[t].bytes, blocks[t].bytes) << TermName(t);
+    EXPECT_DOUBLE_EQ(model[t].flops, blocks[t].flops) << TermName(t);
+  }
+  EXPECT_DOUBLE_EQ(blocks[Term::kAttention].bytes, 0.0);
+}
+
+TEST(CountTest, CountsAddTermByTerm) {
+  const ModelSpec m = ToyModel();
+  const Precision p = MakePrecision(Dtype::kBf16);
+  Counts sum = CountDecodePass(m, p, DecodePass{1, 4, 4});
+  sum += CountDecodePass(m, p, DecodePass{1, 5, 2});
+  // KV: 2·(4 + 5)·2·8 = 288; routed experts: 2·(4 + 2)·96 = 1152.
+  EXPECT_DOUBLE_EQ(sum[Term::kKvCache].bytes, 288.0);
+  EXPECT_DOUBLE_EQ(sum[Term::kRoutedExperts].bytes, 1152.0);
+}
+
+TEST(UtilizationTest, RatiosAndRoofline) {
+  // 25,581,060,096 bytes in 10 ms on one 3.35 TB/s device: 25.58 GB / 33.5 GB = 0.76361...
+  EXPECT_NEAR(Utilization(25'581'060'096.0, 0.010, 1, 3.35e12), 0.763613734, 1e-9);
+  // Two devices halve it.
+  EXPECT_NEAR(Utilization(25'581'060'096.0, 0.010, 2, 3.35e12), 0.381806867, 1e-9);
+  // Roofline: bytes 6.7e9 over 2·3.35e12 = 1 ms; flops 1e12 over 2·1e15 = 0.5 ms -> 1 ms.
+  EXPECT_DOUBLE_EQ(RooflineSeconds(6.7e9, 1e12, 2, 3.35e12, 1e15), 1e-3);
+  EXPECT_DOUBLE_EQ(RooflineSeconds(6.7e9, 4e12, 2, 3.35e12, 1e15), 2e-3);
+}
+
+TEST(TermTest, NamesAreMetricsDocNames) {
+  std::vector<std::string> names;
+  for (Term t : kAllTerms) names.emplace_back(TermName(t));
+  EXPECT_EQ(names, (std::vector<std::string>{"attention", "router", "dense_ffn", "shared_experts",
+                                             "routed_experts", "lm_head", "kv_cache",
+                                             "attention_scores"}));
 }
 
 }  // namespace
