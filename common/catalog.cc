@@ -189,8 +189,7 @@ size_t EditDistance(absl::string_view a, absl::string_view b) {
 }
 
 template <typename Entry>
-bool Matches(const Entry& e, const std::string& normalized) {
-  if (NormalizeName(e.name) == normalized) return true;
+bool MatchesAlias(const Entry& e, const std::string& normalized) {
   for (const std::string& alias : e.aliases) {
     if (NormalizeName(alias) == normalized) return true;
   }
@@ -213,8 +212,12 @@ template <typename Entry>
 absl::StatusOr<const Entry*> Find(const std::vector<Entry>& entries, absl::string_view name,
                                   absl::string_view what, absl::string_view list_command) {
   const std::string normalized = NormalizeName(name);
+  // Names before aliases: a user entry named like a built-in alias ("h100") must be reachable.
   for (const Entry& e : entries) {
-    if (Matches(e, normalized)) return &e;
+    if (NormalizeName(e.name) == normalized) return &e;
+  }
+  for (const Entry& e : entries) {
+    if (MatchesAlias(e, normalized)) return &e;
   }
   std::vector<std::string> names;
   for (const Entry& e : entries) names.push_back(e.name);

@@ -14,6 +14,7 @@ int RunCtl(const std::vector<std::string>& args, const CommandIo& io) {
   CLI::App app{"moecapctl: measure Mixture-of-Experts serving by S-MBU, S-MFU and cost (MoE-CAP)",
                "moecapctl"};
   app.require_subcommand(1);
+  app.fallthrough();  // top-level flags (--catalog) may follow the subcommand too
   GlobalOptions global;
   app.add_option("--catalog", global.catalog_dirs,
                  "extra catalog directory holding models/*.yaml and hardware/*.yaml "
