@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "absl/strings/match.h"
+#include "common/catalog.h"
 #include "tests/unit/common/test_models.h"
 
 namespace moecap {
@@ -152,6 +155,49 @@ TEST(AnalyzeTest, JsonHasTheDocumentedKeys) {
   double sum = 0;
   for (const auto& [term, tc] : j["decode"]["breakdown"].items()) sum += tc["bytes"].get<double>();
   EXPECT_DOUBLE_EQ(sum, j["decode"]["bytes_per_step"].get<double>());
+}
+
+}  // namespace
+}  // namespace moecap
+
+namespace moecap {
+namespace {
+
+// Every built-in model on every built-in device: the calculator gives finite, positive figures
+// (the generic CPU entry needs its peaks given, as `analyze` would ask).
+TEST(AnalyzeCatalogTest, EveryModelOnEveryDevice) {
+  absl::StatusOr<Catalog> catalog = Catalog::Builtin();
+  ASSERT_TRUE(catalog.ok()) << catalog.status();
+  ASSERT_GE(catalog->models().size(), 12u);
+  ASSERT_GE(catalog->hardware().size(), 9u);
+  for (const ModelSpec& model : catalog->models()) {
+    for (const HardwareSpec& hw : catalog->hardware()) {
+      AnalysisInput in;
+      in.model = model;
+      in.hardware = hw;
+      in.devices = 8;
+      in.batch = 16;
+      in.prompt_len = 1024;
+      in.output_len = 128;
+      in.dtype = Dtype::kBf16;
+      in.ttft_s = 1.5;
+      in.tpot_s = 0.05;
+      if (hw.kind == DeviceKind::kCpu) {
+        in.peak_bandwidth_bytes_s = 2e11;
+        in.peak_flops = 4e12;
+        in.price.usd_per_device_hour = 1.0;
+      }
+      absl::StatusOr<AnalysisResult> r = Analyze(in);
+      ASSERT_TRUE(r.ok()) << model.name << " on " << hw.name << ": " << r.status();
+      ASSERT_TRUE(r->decode.has_value());
+      EXPECT_GT(r->decode->measured->s_mbu, 0) << model.name << " on " << hw.name;
+      EXPECT_GT(r->prefill.measured->s_mfu, 0) << model.name << " on " << hw.name;
+      // Sparse counting never exceeds dense counting.
+      EXPECT_LE(r->decode->counts.bytes(), r->decode->dense_counts.bytes()) << model.name;
+      ASSERT_TRUE(r->cost.has_value()) << model.name << " on " << hw.name;
+      EXPECT_TRUE(std::isfinite(r->cost->usd_per_million_output_tokens));
+    }
+  }
 }
 
 }  // namespace
