@@ -21,6 +21,8 @@ PACKAGES=(
   prometheus
   # the Python client test of the API
   python3 python3-grpcio python3-protobuf python3-grpc-tools
+  # parsing rendered helm charts in the e2e tests
+  python3-yaml
   # TLS test certificates, formatting, fuzzing (clang + libFuzzer runtime)
   openssl clang-format clang libclang-rt-14-dev
   # helm comes inside an npm package (npm itself is checked below: some images ship Node.js

@@ -1,0 +1,397 @@
+#!/usr/bin/env python3
+"""Tests of the helm chart (helm/moecap) with the real helm binary (tools/bin/helm).
+
+One case per CTest entry (--case):
+  lint            helm lint --strict on the default values and every ci/*.yaml
+  default         rendered objects with the default values (GPU agents)
+  cpu-agents      ci/cpu-agents-values.yaml: no GPU resources or GPU scheduling anywhere
+  servicemonitor  ci/servicemonitor-values.yaml: ServiceMonitors and the Grafana dashboard
+  tls             ci/tls-values.yaml: TLS flags, secret mounts and the tokens file
+  hostnetwork     ci/hostnetwork-existing-claim-values.yaml: host network, existing claim
+  schema          values.schema.json rejects wrong types, unknown keys and missing TLS secrets
+  notes           NOTES.txt tells how to port-forward and submit a plan
+  dashboard-copy  helm/moecap/dashboards/moecap.json is identical to deploy/grafana/moecap.json
+Rendered YAML is parsed with PyYAML (Debian python3-yaml). Exit 0 pass, 1 fail, 77 skip (helm
+or PyYAML missing).
+"""
+
+import argparse
+import filecmp
+import json
+import os
+import subprocess
+import sys
+
+SKIP = 77
+NAMESPACE = "moecap-e2e"
+RELEASE = "bench"
+
+
+class Failure(Exception):
+    pass
+
+
+def check(condition, message):
+    if not condition:
+        raise Failure(message)
+
+
+class Chart:
+    def __init__(self, helm, chart):
+        self.helm = helm
+        self.chart = chart
+
+    def run(self, *args, timeout=120):
+        return subprocess.run([self.helm, *args], capture_output=True, text=True, timeout=timeout)
+
+    def template(self, values_file=None, sets=()):
+        """The rendered objects, as dicts (empty documents dropped)."""
+        import yaml
+        args = ["template", RELEASE, self.chart, "--namespace", NAMESPACE]
+        if values_file:
+            args += ["-f", os.path.join(self.chart, values_file)]
+        for s in sets:
+            args += ["--set", s]
+        result = self.run(*args)
+        check(result.returncode == 0, f"helm {' '.join(args)} failed:\n{result.stderr}")
+        return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+class Objects:
+    """Lookups over a rendered release."""
+
+    def __init__(self, docs):
+        self.docs = docs
+
+    def kinds(self):
+        return sorted(d["kind"] for d in self.docs)
+
+    def of_kind(self, kind):
+        return [d for d in self.docs if d["kind"] == kind]
+
+    def one(self, kind, component=None):
+        found = [d for d in self.of_kind(kind) if component is None or
+                 d["metadata"]["labels"].get("app.kubernetes.io/component") == component]
+        check(len(found) == 1, f"expected one {kind} {component or ''}, found {len(found)}")
+        return found[0]
+
+    def service(self, component):
+        return self.one("Service", component)
+
+    def coordinator(self):
+        return self.one("Deployment", "coordinator")
+
+    def agent(self):
+        return self.one("DaemonSet", "agent")
+
+
+def container(workload):
+    containers = workload["spec"]["template"]["spec"]["containers"]
+    check(len(containers) == 1, f"{workload['metadata']['name']}: expected one container")
+    return containers[0]
+
+
+def flag(args, name):
+    """The value of --name=value in args, or None."""
+    for a in args:
+        if a.startswith(f"--{name}="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def port_of(service, name):
+    ports = {p["name"]: p for p in service["spec"]["ports"]}
+    check(name in ports, f"service {service['metadata']['name']} has no port {name}")
+    return ports[name]
+
+
+def all_resource_names(workload):
+    c = container(workload)
+    res = c.get("resources") or {}
+    return set((res.get("limits") or {}).keys()) | set((res.get("requests") or {}).keys())
+
+
+def check_common(objs, tls_on, tokens_on):
+    """What must hold for every values file."""
+    coord, agent = objs.coordinator(), objs.agent()
+    svc = objs.service("coordinator")
+    grpc, metrics = port_of(svc, "grpc"), port_of(svc, "metrics")
+    cargs = container(coord)["args"]
+
+    # The coordinator listens where its Service points, and exposes metrics there too.
+    cports = {p["name"]: p["containerPort"] for p in container(coord)["ports"]}
+    check(grpc["targetPort"] == "grpc" and cports["grpc"] == grpc["port"],
+          f"grpc port mismatch: service {grpc}, container {cports}")
+    check(flag(cargs, "listen") == f"0.0.0.0:{cports['grpc']}", f"--listen: {cargs}")
+    check(flag(cargs, "metrics-listen") == f"0.0.0.0:{cports['metrics']}", f"--metrics-listen: {cargs}")
+    check(metrics["targetPort"] == "metrics", "metrics targetPort")
+    check(flag(cargs, "db") == "/var/lib/moecap/moecap.db", f"--db: {cargs}")
+    check(int(flag(cargs, "lease-s")) >= 1, f"--lease-s: {cargs}")
+    mounts = {m["name"]: m["mountPath"] for m in container(coord)["volumeMounts"]}
+    check(mounts.get("data") == "/var/lib/moecap", "the database volume is mounted at /var/lib/moecap")
+    check(coord["spec"]["replicas"] == 1 and coord["spec"]["strategy"]["type"] == "Recreate",
+          "exactly one coordinator, replaced with Recreate (one SQLite writer)")
+
+    # Service selectors select the pods they are meant for.
+    for component, workload in (("coordinator", coord), ("agent", agent)):
+        selector = objs.service(component)["spec"]["selector"]
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        check(all(labels.get(k) == v for k, v in selector.items()),
+              f"{component} Service selector {selector} does not match pod labels {labels}")
+        check(workload["spec"]["selector"]["matchLabels"].items() <= labels.items(),
+              f"{component} selector does not match its own pods")
+        probe = container(workload)["livenessProbe"]["httpGet"]
+        check(probe == {"path": "/healthz", "port": "metrics"}, f"{component} liveness: {probe}")
+        pod = workload["spec"]["template"]["spec"]
+        check(pod["securityContext"].get("runAsNonRoot") is True, f"{component} runs as non-root")
+        annotations = workload["spec"]["template"]["metadata"]["annotations"]
+        ports = {p["name"]: p["containerPort"] for p in container(workload)["ports"]}
+        check(annotations.get("prometheus.io/port") == str(ports["metrics"]),
+              f"{component} prometheus.io/port annotation {annotations} vs ports {ports}")
+
+    # The agent dials the coordinator Service by its cluster DNS name and gRPC port.
+    aargs = container(agent)["args"]
+    expected = f"{svc['metadata']['name']}.{NAMESPACE}.svc.cluster.local:{grpc['port']}"
+    check(flag(aargs, "coordinator") == expected,
+          f"agent --coordinator is {flag(aargs, 'coordinator')}, expected {expected}")
+    check(flag(aargs, "name") == "$(NODE_NAME)", f"agent --name: {aargs}")
+    env = {e["name"]: e for e in container(agent)["env"]}
+    check(env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName",
+          "NODE_NAME comes from the downward API")
+    aports = {p["name"]: p["containerPort"] for p in container(agent)["ports"]}
+    check(flag(aargs, "metrics-listen") == f"0.0.0.0:{aports['metrics']}", f"agent --metrics-listen")
+    check(objs.service("agent")["spec"].get("clusterIP") == "None", "agent Service is headless")
+
+    # NCCL's shared memory: /dev/shm is a memory-backed emptyDir.
+    volumes = {v["name"]: v for v in agent["spec"]["template"]["spec"]["volumes"]}
+    amounts = {m["name"]: m["mountPath"] for m in container(agent)["volumeMounts"]}
+    check(amounts.get("dshm") == "/dev/shm" and volumes["dshm"]["emptyDir"]["medium"] == "Memory",
+          "agent /dev/shm is an emptyDir with medium Memory")
+
+    # TLS flags and secret mounts appear together, and only when TLS is on.
+    for name, workload, args in (("coordinator", coord, cargs), ("agent", agent, aargs)):
+        tls_flags = {flag(args, f) for f in ("tls-cert", "tls-key", "tls-ca")}
+        wmounts = {m["name"]: m["mountPath"] for m in container(workload)["volumeMounts"]}
+        wvolumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+        if tls_on:
+            check(tls_flags == {"/etc/moecap/tls/tls.crt", "/etc/moecap/tls/tls.key",
+                                "/etc/moecap/tls/ca.crt"}, f"{name} TLS flags: {args}")
+            check(wmounts.get("tls") == "/etc/moecap/tls" and "secret" in wvolumes.get("tls", {}),
+                  f"{name} mounts its TLS secret at /etc/moecap/tls")
+        else:
+            check(tls_flags == {None}, f"{name} has TLS flags with TLS off: {args}")
+            check("tls" not in wmounts and "tls" not in wvolumes, f"{name} mounts TLS with TLS off")
+        check(not any(a.startswith("--tokens-file") for a in args) or name == "coordinator",
+              "only the coordinator reads tokens")
+    has_tokens = flag(cargs, "tokens-file") is not None
+    check(has_tokens == tokens_on, f"--tokens-file present: {has_tokens}, expected {tokens_on}")
+
+
+def case_lint(chart):
+    for values in [None] + sorted(f"ci/{f}" for f in os.listdir(os.path.join(chart.chart, "ci"))):
+        args = ["lint", "--strict", chart.chart] + (["-f", os.path.join(chart.chart, values)] if values else [])
+        result = chart.run(*args)
+        check(result.returncode == 0, f"helm lint --strict ({values or 'defaults'}):\n"
+                                      f"{result.stdout}{result.stderr}")
+        print(f"ok: helm lint --strict with {values or 'default values'}")
+
+
+def case_default(chart):
+    objs = Objects(chart.template())
+    check(objs.kinds() == ["ConfigMap", "DaemonSet", "Deployment", "PersistentVolumeClaim",
+                           "Service", "Service"], f"kinds: {objs.kinds()}")
+    check_common(objs, tls_on=False, tokens_on=False)
+    agent = objs.agent()
+    c = container(agent)
+    check(c["resources"]["limits"].get("nvidia.com/gpu") == 8, f"GPU limit: {c['resources']}")
+    check(flag(c["args"], "backend") == "cuda", "backend cuda")
+    pod = agent["spec"]["template"]["spec"]
+    check(pod.get("hostIPC") is True, "hostIPC on for NCCL")
+    check(pod.get("nodeSelector") == {"nvidia.com/gpu.present": "true"}, f"nodeSelector {pod.get('nodeSelector')}")
+    check({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"],
+          "tolerates the nvidia.com/gpu taint")
+    check("nvidia.com/gpu" not in all_resource_names(objs.coordinator()), "coordinator needs no GPU")
+    svc = objs.service("coordinator")
+    check(port_of(svc, "grpc")["port"] == 50051 and port_of(svc, "metrics")["port"] == 9464,
+          "default ports 50051 (gRPC) and 9464 (metrics)")
+    check(port_of(objs.service("agent"), "metrics")["port"] == 9465, "agent metrics port 9465")
+    pvc = objs.one("PersistentVolumeClaim")
+    claim = [v for v in objs.coordinator()["spec"]["template"]["spec"]["volumes"] if v["name"] == "data"][0]
+    check(claim["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"], "claim wired in")
+    check(objs.one("ConfigMap")["data"] == {}, "no plans by default")
+    print("ok: default values render GPU agents wired to the coordinator Service")
+
+
+def case_cpu_agents(chart):
+    objs = Objects(chart.template("ci/cpu-agents-values.yaml"))
+    check_common(objs, tls_on=False, tokens_on=False)
+    for workload in (objs.agent(), objs.coordinator()):
+        check("nvidia.com/gpu" not in all_resource_names(workload),
+              f"{workload['metadata']['name']} requests a GPU with CPU-only agents")
+    pod = objs.agent()["spec"]["template"]["spec"]
+    check(flag(container(objs.agent())["args"], "backend") == "cpu", "backend cpu")
+    check("nodeSelector" not in pod and "tolerations" not in pod,
+          f"CPU agents must not be pinned to GPU nodes: {pod.get('nodeSelector')} {pod.get('tolerations')}")
+    check(pod.get("hostIPC") is False, "hostIPC off as the values say")
+    plans = objs.one("ConfigMap")["data"]
+    check(list(plans) == ["smoke.yaml"] and "name: smoke" in plans["smoke.yaml"], f"plans: {plans}")
+    print("ok: CPU-only agents request no GPU and are not pinned to GPU nodes")
+
+
+def case_servicemonitor(chart, dashboard_path):
+    objs = Objects(chart.template("ci/servicemonitor-values.yaml"))
+    check_common(objs, tls_on=False, tokens_on=False)
+    monitors = objs.of_kind("ServiceMonitor")
+    check(len(monitors) == 2, f"expected 2 ServiceMonitors, found {len(monitors)}")
+    for sm in monitors:
+        component = sm["metadata"]["labels"]["app.kubernetes.io/component"]
+        check(sm["metadata"]["labels"].get("release") == "kube-prometheus-stack", "extra labels")
+        svc = objs.service(component)
+        selector = sm["spec"]["selector"]["matchLabels"]
+        check(selector.items() <= svc["metadata"]["labels"].items(),
+              f"{sm['metadata']['name']} selects {selector}, not the {component} Service")
+        endpoint = sm["spec"]["endpoints"][0]
+        port_of(svc, endpoint["port"])
+        job = svc["metadata"]["labels"].get(sm["spec"]["jobLabel"])
+        check(job == f"moecap-{component}", f"scrape job would be {job}, alerts expect moecap-{component}")
+        interval = {"coordinator": "30s", "agent": "10s"}[component]
+        check(endpoint["interval"] == interval, f"{component} interval {endpoint['interval']}")
+        check(sm["spec"]["namespaceSelector"]["matchNames"] == [NAMESPACE], "namespace")
+    dash = [c for c in objs.of_kind("ConfigMap") if c["metadata"]["name"].endswith("-dashboard")]
+    check(len(dash) == 1, "one dashboard ConfigMap")
+    check(dash[0]["metadata"]["labels"].get("grafana_dashboard") == "1", "sidecar label")
+    check(dash[0]["metadata"]["annotations"].get("grafana_folder") == "Benchmarks", "folder")
+    with open(dashboard_path) as f:
+        check(json.loads(dash[0]["data"]["moecap.json"]) == json.load(f),
+              "the dashboard ConfigMap does not hold deploy/grafana/moecap.json")
+    # And neither appears unless asked for.
+    defaults = Objects(chart.template())
+    check(not defaults.of_kind("ServiceMonitor"), "ServiceMonitor rendered while disabled")
+    check(len(defaults.of_kind("ConfigMap")) == 1, "dashboard ConfigMap rendered while disabled")
+    print("ok: ServiceMonitors select the Services and name the jobs the alerts expect; "
+          "dashboard ConfigMap holds the dashboard")
+
+
+def case_tls(chart):
+    objs = Objects(chart.template("ci/tls-values.yaml"))
+    check_common(objs, tls_on=True, tokens_on=True)
+    secrets = {}
+    for name, workload in (("coordinator", objs.coordinator()), ("agent", objs.agent())):
+        vols = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+        secrets[name] = vols["tls"]["secret"]["secretName"]
+    check(secrets == {"coordinator": "moecap-coordinator-tls", "agent": "moecap-agent-tls"},
+          f"TLS secrets: {secrets}")
+    coord = objs.coordinator()
+    vols = {v["name"]: v for v in coord["spec"]["template"]["spec"]["volumes"]}
+    check(vols["tokens"]["secret"]["secretName"] == "moecap-tokens", "tokens secret")
+    check(flag(container(coord)["args"], "tokens-file") == "/etc/moecap/tokens/tokens.yaml",
+          "tokens file path uses tokensKey")
+    print("ok: TLS flags and secret mounts on both components; tokens file on the coordinator")
+
+
+def case_hostnetwork(chart):
+    objs = Objects(chart.template("ci/hostnetwork-existing-claim-values.yaml"))
+    check_common(objs, tls_on=False, tokens_on=False)
+    check(not objs.of_kind("PersistentVolumeClaim"), "no claim created with existingClaim")
+    vols = {v["name"]: v for v in objs.coordinator()["spec"]["template"]["spec"]["volumes"]}
+    check(vols["data"]["persistentVolumeClaim"]["claimName"] == "moecap-db", "existing claim used")
+    pod = objs.agent()["spec"]["template"]["spec"]
+    check(pod.get("hostNetwork") is True and pod.get("dnsPolicy") == "ClusterFirstWithHostNet",
+          "host network with cluster DNS")
+    check(pod["nodeSelector"] == {"gpu-type": "h100", "pool": "benchmarks"}, f"{pod['nodeSelector']}")
+    check(len(pod["tolerations"]) == 2, f"GPU and user tolerations: {pod['tolerations']}")
+    check(container(objs.agent())["resources"]["limits"]["nvidia.com/gpu"] == 4, "4 GPUs (auto)")
+    check(objs.service("coordinator")["spec"]["type"] == "LoadBalancer", "LoadBalancer")
+    check("--log-level=debug" in container(objs.coordinator())["args"], "extraArgs passed")
+    print("ok: host network, existing claim, merged node selection")
+
+
+def case_schema(chart):
+    bad = [
+        (["agent.gpusPerNode=eight"], "gpusPerNode"),
+        (["agent.backend=tpu"], "backend"),
+        (["coordinator.grpcPort=70000"], "grpcPort"),
+        (["coordinator.leaseSeconds=0"], "leaseSeconds"),
+        (["unknownKey=1"], "unknownKey"),
+        (["agent.gpuCount=8"], "gpuCount"),
+        (["tls.enabled=true"], "coordinatorSecret"),
+        (["agent.shmSize=lots"], "shmSize"),
+        (["serviceMonitor.enabled=yes"], "enabled"),
+    ]
+    for sets, field in bad:
+        args = ["template", RELEASE, chart.chart]
+        for s in sets:
+            args += ["--set", s]
+        result = chart.run(*args)
+        check(result.returncode != 0, f"--set {sets} was accepted; the schema should reject it")
+        check(field in result.stderr, f"--set {sets}: error does not name {field}:\n{result.stderr}")
+        lint = chart.run("lint", "--strict", chart.chart, *[x for s in sets for x in ("--set", s)])
+        check(lint.returncode != 0, f"helm lint accepted --set {sets}")
+        print(f"ok: schema rejects --set {' '.join(sets)}")
+    good = chart.run("template", RELEASE, chart.chart, "--set", "agent.gpusPerNode=2")
+    check(good.returncode == 0, f"a valid --set was rejected:\n{good.stderr}")
+
+
+def case_notes(chart):
+    result = chart.run("install", RELEASE, chart.chart, "--dry-run=client", "--namespace", NAMESPACE,
+                       "-f", os.path.join(chart.chart, "ci/cpu-agents-values.yaml"))
+    check(result.returncode == 0, f"helm install --dry-run=client failed:\n{result.stderr}")
+    notes = result.stdout.split("NOTES:", 1)[-1]
+    for needle in (f"kubectl -n {NAMESPACE} port-forward service/{RELEASE}-moecap-coordinator 50051:50051",
+                   "moecapctl submit", "MOECAP_COORDINATOR=localhost:50051",
+                   "/etc/moecap/plans/smoke.yaml"):
+        check(needle in notes, f"NOTES lack {needle!r}:\n{notes}")
+    print("ok: NOTES tell how to port-forward and submit a plan")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", required=True)
+    parser.add_argument("--helm", required=True)
+    parser.add_argument("--chart", required=True)
+    parser.add_argument("--dashboard", required=True, help="deploy/grafana/moecap.json")
+    args = parser.parse_args()
+
+    if args.case == "dashboard-copy":
+        copy = os.path.join(args.chart, "dashboards", "moecap.json")
+        if not filecmp.cmp(copy, args.dashboard, shallow=False):
+            print(f"FAIL: {copy} differs from {args.dashboard}; the chart serves its own copy. "
+                  f"Run: cp {args.dashboard} {copy}")
+            return 1
+        print("ok: the chart's dashboard copy is identical to deploy/grafana/moecap.json")
+        return 0
+
+    if not os.access(args.helm, os.X_OK):
+        print(f"SKIP: {args.helm} not found; scripts/setup.sh installs helm into tools/bin")
+        return SKIP
+    try:
+        import yaml  # noqa: F401
+    except ImportError:
+        print("SKIP: PyYAML missing (apt-get install python3-yaml; scripts/setup.sh)")
+        return SKIP
+
+    chart = Chart(args.helm, args.chart)
+    cases = {
+        "lint": lambda: case_lint(chart),
+        "default": lambda: case_default(chart),
+        "cpu-agents": lambda: case_cpu_agents(chart),
+        "servicemonitor": lambda: case_servicemonitor(chart, args.dashboard),
+        "tls": lambda: case_tls(chart),
+        "hostnetwork": lambda: case_hostnetwork(chart),
+        "schema": lambda: case_schema(chart),
+        "notes": lambda: case_notes(chart),
+    }
+    if args.case not in cases:
+        print(f"unknown case {args.case}; one of {', '.join(sorted(cases))}, dashboard-copy")
+        return 2
+    try:
+        cases[args.case]()
+    except (Failure, KeyError) as e:
+        print(f"FAIL ({args.case}): {e!r}" if isinstance(e, KeyError) else f"FAIL ({args.case}): {e}")
+        return 1
+    print("PASS")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
