@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/analysis.h"
+#include "ctl/analyze_records.h"
 #include "ctl/format.h"
 
 namespace moecap::ctl {
@@ -25,37 +26,16 @@ absl::StatusOr<AnalysisInput> BuildInput(const AnalyzeOptions& o, const Catalog&
   if (o.prompt_len_flag == nullptr || o.prompt_len_flag->count() == 0) {
     return UsageError("--prompt-len: required (prompt tokens per request)");
   }
-  absl::StatusOr<const ModelSpec*> model = catalog.FindModel(o.model);
-  if (!model.ok()) return AsUsageError("--model", model.status());
-  absl::StatusOr<const HardwareSpec*> hardware = catalog.FindHardware(o.hardware);
-  if (!hardware.ok()) return AsUsageError("--hardware", hardware.status());
-  absl::StatusOr<Dtype> dtype = ParseDtype(o.dtype);
-  if (!dtype.ok()) return AsUsageError("--dtype", dtype.status());
-
-  AnalysisInput in;
-  in.model = **model;
-  in.hardware = **hardware;
-  in.devices = o.gpus;
+  absl::StatusOr<AnalysisInput> common = BuildCommonInput(o, catalog, /*need_hardware=*/true);
+  if (!common.ok()) return common.status();
+  AnalysisInput in = *std::move(common);
   in.batch = o.batch;
   in.prompt_len = o.prompt_len;
   in.output_len = o.output_len;
-  in.dtype = *dtype;
-  if (!o.kv_dtype.empty()) {
-    absl::StatusOr<Dtype> kv = ParseDtype(o.kv_dtype);
-    if (!kv.ok()) return AsUsageError("--kv-dtype", kv.status());
-    in.kv_dtype = *kv;
-  }
   in.ttft_s = IfGiven(o.ttft_flag, o.ttft_s);
   in.tpot_s = IfGiven(o.tpot_flag, o.tpot_s);
   in.prefill_activated_per_layer = IfGiven(o.prefill_activated_flag, o.prefill_activated);
   in.decode_activated_per_layer = IfGiven(o.decode_activated_flag, o.decode_activated);
-  if (auto bw = IfGiven(o.peak_bandwidth_flag, o.peak_bandwidth_gb_s)) {
-    in.peak_bandwidth_bytes_s = *bw * 1e9;
-  }
-  if (auto tf = IfGiven(o.peak_tflops_flag, o.peak_tflops)) in.peak_flops = *tf * 1e12;
-  in.price.usd_per_device_hour = IfGiven(o.usd_per_hour_flag, o.usd_per_hour);
-  in.price.amortize_hours = IfGiven(o.amortize_hours_flag, o.amortize_hours);
-  in.price.usd_per_kwh = o.usd_per_kwh;
   if (absl::Status s = ValidateAnalysisInput(in); !s.ok()) {
     return UsageError(absl::StrCat("--", s.message()));
   }
@@ -66,7 +46,10 @@ std::string OptionalUtil(const std::optional<Utilizations>& u, double Utilizatio
   return u.has_value() ? Percent((*u).*field) : "-";
 }
 
-void PrintTable(const AnalysisInput& in, const AnalysisResult& r, bool explain, std::ostream& out) {
+}  // namespace
+
+void PrintAnalysisTable(const AnalysisInput& in, const AnalysisResult& r, bool explain,
+                        std::ostream& out) {
   out << absl::StrFormat("%s on %d x %s, %s, batch %d, prompt %d, output %d tokens\n",
                          in.model.display_name, in.devices, in.hardware.display_name,
                          DtypeName(in.dtype), in.batch, in.prompt_len, in.output_len);
@@ -117,30 +100,36 @@ void PrintTable(const AnalysisInput& in, const AnalysisResult& r, bool explain, 
     out << "\ncost: unavailable: " << r.cost_unavailable_reason << "\n";
   }
   if (!explain) return;
-  out << "\nbreakdown (METRICS.md terms; share of the phase total)\n";
-  std::vector<std::string> bh = {"term", "prefill bytes", "share", "prefill FLOPs", "share"};
-  if (r.decode.has_value()) {
-    for (const char* h : {"decode bytes", "share", "decode FLOPs", "share"}) bh.push_back(h);
+  std::vector<std::pair<std::string, const Counts*>> phases = {{"prefill", &r.prefill.counts}};
+  if (r.decode.has_value()) phases.emplace_back("decode", &r.decode->counts);
+  out << "\nbreakdown (METRICS.md terms; share of the phase total)\n" << BreakdownTable(phases);
+}
+
+std::string BreakdownTable(const std::vector<std::pair<std::string, const Counts*>>& phases) {
+  std::vector<std::string> header = {"term"};
+  for (const auto& [name, counts] : phases) {
+    for (const std::string& h : {absl::StrCat(name, " bytes"), std::string("share"),
+                                 absl::StrCat(name, " FLOPs"), std::string("share")}) {
+      header.push_back(h);
+    }
   }
-  TextTable breakdown(bh);
+  TextTable table(header);
   auto share = [](double part, double total) { return total > 0 ? Percent(part / total) : "-"; };
   for (Term t : kAllTerms) {
-    const TermCount& pc = r.prefill.counts[t];
-    std::vector<std::string> cells = {
-        std::string(TermName(t)), HumanBytes(pc.bytes), share(pc.bytes, r.prefill.counts.bytes()),
-        HumanFlops(pc.flops), share(pc.flops, r.prefill.counts.flops())};
-    if (r.decode.has_value()) {
-      const TermCount& dc = r.decode->counts[t];
-      for (const std::string& c :
-           {HumanBytes(dc.bytes), share(dc.bytes, r.decode->counts.bytes()), HumanFlops(dc.flops),
-            share(dc.flops, r.decode->counts.flops())}) {
-        cells.push_back(c);
+    std::vector<std::string> cells = {std::string(TermName(t))};
+    for (const auto& [name, counts] : phases) {
+      const TermCount& c = (*counts)[t];
+      for (const std::string& cell : {HumanBytes(c.bytes), share(c.bytes, counts->bytes()),
+                                      HumanFlops(c.flops), share(c.flops, counts->flops())}) {
+        cells.push_back(cell);
       }
     }
-    breakdown.AddRow(cells);
+    table.AddRow(cells);
   }
-  out << breakdown.Render();
+  return table.Render();
 }
+
+namespace {
 
 std::string NumberOrEmpty(const nlohmann::json& j) {
   if (j.is_null()) return "";
@@ -149,8 +138,12 @@ std::string NumberOrEmpty(const nlohmann::json& j) {
   return j.dump();
 }
 
+}  // namespace
+
 // One header row and one value row: inputs, then the headline figures of each phase and cost.
-void PrintCsv(const nlohmann::json& j, std::ostream& out) {
+void PrintAnalysisCsv(const nlohmann::json& j,
+                      const std::vector<std::pair<std::string, std::string>>& extra,
+                      std::ostream& out) {
   std::vector<std::string> header, values;
   for (const auto& [key, value] : j["inputs"].items()) {
     header.push_back(key);
@@ -176,21 +169,66 @@ void PrintCsv(const nlohmann::json& j, std::ostream& out) {
     header.push_back(absl::StrCat("cost.", key));
     values.push_back(j["cost"].contains(key) ? NumberOrEmpty(j["cost"][key]) : "");
   }
+  for (const auto& [key, value] : extra) {
+    header.push_back(key);
+    values.push_back(value);
+  }
   out << CsvLine(header) << CsvLine(values);
 }
 
-}  // namespace
+absl::StatusOr<AnalysisInput> BuildCommonInput(const AnalyzeOptions& o, const Catalog& catalog,
+                                               bool need_hardware) {
+  if (o.model.empty()) return UsageError("--model: required (`moecapctl models` lists them)");
+  if (need_hardware && o.hardware.empty()) {
+    return UsageError("--hardware: required (`moecapctl hardware` lists them)");
+  }
+  absl::StatusOr<const ModelSpec*> model = catalog.FindModel(o.model);
+  if (!model.ok()) return AsUsageError("--model", model.status());
+  AnalysisInput in;
+  in.model = **model;
+  if (!o.hardware.empty()) {
+    absl::StatusOr<const HardwareSpec*> hardware = catalog.FindHardware(o.hardware);
+    if (!hardware.ok()) return AsUsageError("--hardware", hardware.status());
+    in.hardware = **hardware;
+  }
+  absl::StatusOr<Dtype> dtype = ParseDtype(o.dtype);
+  if (!dtype.ok()) return AsUsageError("--dtype", dtype.status());
+  in.devices = o.gpus;
+  in.dtype = *dtype;
+  if (!o.kv_dtype.empty()) {
+    absl::StatusOr<Dtype> kv = ParseDtype(o.kv_dtype);
+    if (!kv.ok()) return AsUsageError("--kv-dtype", kv.status());
+    in.kv_dtype = *kv;
+  }
+  if (auto bw = IfGiven(o.peak_bandwidth_flag, o.peak_bandwidth_gb_s)) {
+    in.peak_bandwidth_bytes_s = *bw * 1e9;
+  }
+  if (auto tf = IfGiven(o.peak_tflops_flag, o.peak_tflops)) in.peak_flops = *tf * 1e12;
+  in.price.usd_per_device_hour = IfGiven(o.usd_per_hour_flag, o.usd_per_hour);
+  in.price.amortize_hours = IfGiven(o.amortize_hours_flag, o.amortize_hours);
+  in.price.usd_per_kwh = o.usd_per_kwh;
+  // The range checks of the flags given here; the batch shape is checked by its mode.
+  AnalysisInput shape_free = in;
+  shape_free.prompt_len = 1;
+  if (absl::Status s = ValidateAnalysisInput(shape_free); !s.ok()) {
+    return UsageError(absl::StrCat("--", s.message()));
+  }
+  return in;
+}
 
 CLI::App* RegisterAnalyzeCommand(CLI::App& app, AnalyzeOptions& o) {
   CLI::App* cmd = app.add_subcommand(
       "analyze", "MoE-CAP calculator: bytes, FLOPs, S-MBU, S-MFU, roofline and cost of a batch");
   cmd->add_option("--model", o.model, "model name (see `moecapctl models`)");
   cmd->add_option("--hardware", o.hardware, "hardware name (see `moecapctl hardware`)");
-  cmd->add_option("--gpus", o.gpus, "devices serving the batch (G)")->capture_default_str();
-  cmd->add_option("--batch", o.batch, "requests in the batch (B)")->capture_default_str();
+  o.gpus_flag = cmd->add_option("--gpus", o.gpus,
+                                "devices serving the batch (G); with --records: default gpu_num")
+                    ->capture_default_str();
+  o.batch_flag =
+      cmd->add_option("--batch", o.batch, "requests in the batch (B)")->capture_default_str();
   o.prompt_len_flag = cmd->add_option("--prompt-len", o.prompt_len, "prompt tokens (P)");
-  cmd->add_option("--output-len", o.output_len, "output tokens per request (O)")
-      ->capture_default_str();
+  o.output_len_flag = cmd->add_option("--output-len", o.output_len, "output tokens per request (O)")
+                          ->capture_default_str();
   cmd->add_option("--dtype", o.dtype, "weight and compute dtype: fp32, bf16, fp16, fp8")
       ->capture_default_str();
   cmd->add_option("--kv-dtype", o.kv_dtype, "KV-cache dtype (default: --dtype)");
@@ -215,11 +253,26 @@ CLI::App* RegisterAnalyzeCommand(CLI::App& app, AnalyzeOptions& o) {
       ->capture_default_str();
   cmd->add_option("-o,--output", o.output, "table, json or csv")->capture_default_str();
   cmd->add_flag("--explain", o.explain, "print each term of the byte and FLOP counts");
+  cmd->add_option("--records", o.records,
+                  "analyze a MoE-CAP per-pass records file (JSON lines; - reads stdin)");
+  cmd->add_option("--vllm-result", o.vllm_result,
+                  "estimate from a vLLM `bench serve --save-result` JSON file");
+  cmd->add_flag("--per-pass", o.per_pass,
+                "with --records: stream one row per pass (-o csv or -o json: JSON lines)");
+  cmd->add_flag("--skip-bad", o.skip_bad,
+                "with --records: count malformed lines in `skipped` instead of failing");
   return cmd;
 }
 
 absl::Status RunAnalyzeCommand(const AnalyzeOptions& o, const GlobalOptions& global,
                                const CommandIo& io) {
+  if (!o.records.empty() && !o.vllm_result.empty()) {
+    return UsageError("--records, --vllm-result: give one input, not both");
+  }
+  if (!o.records.empty()) return RunRecordsAnalysis(o, global, io);
+  if (!o.vllm_result.empty()) return RunVllmAnalysis(o, global, io);
+  if (o.per_pass) return UsageError("--per-pass: only with --records FILE");
+  if (o.skip_bad) return UsageError("--skip-bad: only with --records FILE");
   absl::StatusOr<OutputFormat> format = ParseOutputFormat(o.output);
   if (!format.ok()) return format.status();
   absl::StatusOr<Catalog> catalog = LoadCatalog(global);
@@ -236,10 +289,10 @@ absl::Status RunAnalyzeCommand(const AnalyzeOptions& o, const GlobalOptions& glo
       io.out << AnalysisJson(*input, *result).dump(2) << "\n";
       break;
     case OutputFormat::kCsv:
-      PrintCsv(AnalysisJson(*input, *result), io.out);
+      PrintAnalysisCsv(AnalysisJson(*input, *result), {}, io.out);
       break;
     case OutputFormat::kTable:
-      PrintTable(*input, *result, o.explain, io.out);
+      PrintAnalysisTable(*input, *result, o.explain, io.out);
       break;
   }
   return absl::OkStatus();

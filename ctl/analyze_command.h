@@ -1,13 +1,22 @@
 // `moecapctl analyze`: the MoE-CAP calculator. From a model, hardware and a batch shape (and
 // measured TTFT/TPOT when given) it prints bytes, FLOPs, S-MBU, S-MFU, the roofline and cost.
+// With --records or --vllm-result it reads a serving run instead (ctl/analyze_records.h).
 #ifndef MOECAP_CTL_ANALYZE_COMMAND_H_
 #define MOECAP_CTL_ANALYZE_COMMAND_H_
 
 #include <CLI/CLI.hpp>
+#include <ostream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/analysis.h"
+#include "common/catalog.h"
+#include "common/metrics.h"
 #include "ctl/command.h"
+#include "nlohmann/json.hpp"
 
 namespace moecap::ctl {
 
@@ -31,6 +40,10 @@ struct AnalyzeOptions {
   double usd_per_kwh = 0.15;
   std::string output = "table";
   bool explain = false;
+  std::string records;      // --records FILE: MoE-CAP per-pass records (JSON lines)
+  std::string vllm_result;  // --vllm-result FILE: vLLM `bench serve --save-result` JSON
+  bool per_pass = false;    // with --records: one row per pass instead of the phase summary
+  bool skip_bad = false;    // with --records: count bad lines in `skipped` instead of failing
 
   // Which optional flags were given (CLI11 fills these through the registered options).
   const CLI::Option* ttft_flag = nullptr;
@@ -42,6 +55,9 @@ struct AnalyzeOptions {
   const CLI::Option* usd_per_hour_flag = nullptr;
   const CLI::Option* amortize_hours_flag = nullptr;
   const CLI::Option* prompt_len_flag = nullptr;
+  const CLI::Option* gpus_flag = nullptr;
+  const CLI::Option* batch_flag = nullptr;
+  const CLI::Option* output_len_flag = nullptr;
 };
 
 // Adds the `analyze` subcommand's flags to `app`, bound to `options`.
@@ -49,6 +65,25 @@ CLI::App* RegisterAnalyzeCommand(CLI::App& app, AnalyzeOptions& options);
 
 absl::Status RunAnalyzeCommand(const AnalyzeOptions& options, const GlobalOptions& global,
                                const CommandIo& io);
+
+// Pieces the record and vLLM modes share with the step mode.
+
+// An AnalysisInput holding what every mode takes from flags: model, hardware (when
+// `need_hardware` or given), --gpus, dtypes, peak and price overrides. The batch shape is left at
+// its defaults. Errors are usage errors naming the flag.
+absl::StatusOr<AnalysisInput> BuildCommonInput(const AnalyzeOptions& options,
+                                               const Catalog& catalog, bool need_hardware);
+// The step mode's table (and breakdown with --explain).
+void PrintAnalysisTable(const AnalysisInput& input, const AnalysisResult& result, bool explain,
+                        std::ostream& out);
+// The step mode's CSV (one header row and one value row) from AnalysisJson, with `extra`
+// columns appended.
+void PrintAnalysisCsv(const nlohmann::json& analysis,
+                      const std::vector<std::pair<std::string, std::string>>& extra,
+                      std::ostream& out);
+// The --explain table: one row per METRICS.md term; per phase its bytes, FLOPs and their shares
+// of the phase total.
+std::string BreakdownTable(const std::vector<std::pair<std::string, const Counts*>>& phases);
 
 }  // namespace moecap::ctl
 

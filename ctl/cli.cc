@@ -7,6 +7,8 @@
 
 #include "ctl/analyze_command.h"
 #include "ctl/catalog_commands.h"
+#include "ctl/job_commands.h"
+#include "ctl/plot_command.h"
 
 namespace moecap::ctl {
 
@@ -22,6 +24,13 @@ int RunCtl(const std::vector<std::string>& args, const CommandIo& io) {
 
   AnalyzeOptions analyze;
   CatalogListOptions models, hardware;
+  PlotOptions plot;
+  SubmitOptions submit;
+  WatchOptions watch;
+  StatusOptions status_options;
+  ResultsOptions results;
+  CancelOptions cancel;
+  AgentsOptions agents;
   // Each subcommand and the function that runs it once parsing succeeded.
   std::vector<std::pair<CLI::App*, std::function<absl::Status()>>> commands = {
       {RegisterAnalyzeCommand(app, analyze),
@@ -29,6 +38,14 @@ int RunCtl(const std::vector<std::string>& args, const CommandIo& io) {
       {RegisterModelsCommand(app, models), [&] { return RunModelsCommand(models, global, io); }},
       {RegisterHardwareCommand(app, hardware),
        [&] { return RunHardwareCommand(hardware, global, io); }},
+      {RegisterPlotCommand(app, plot), [&] { return RunPlotCommand(plot, global, io); }},
+      {RegisterSubmitCommand(app, submit), [&] { return RunSubmitCommand(submit, io); }},
+      {RegisterWatchCommand(app, watch), [&] { return RunWatchCommand(watch, io); }},
+      {RegisterStatusCommand(app, status_options),
+       [&] { return RunStatusCommand(status_options, io); }},
+      {RegisterResultsCommand(app, results), [&] { return RunResultsCommand(results, io); }},
+      {RegisterCancelCommand(app, cancel), [&] { return RunCancelCommand(cancel, io); }},
+      {RegisterAgentsCommand(app, agents), [&] { return RunAgentsCommand(agents, io); }},
   };
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());

@@ -1,0 +1,54 @@
+// Aggregation of the passes of one phase (prefill or decode): sums, time-weighted utilisations
+// and the distribution of the per-pass values. Memory per pass is two doubles (its S-MBU and
+// S-MFU), the least the exact percentiles need; everything else is a running sum.
+#ifndef MOECAP_COMMON_RECORDS_PHASE_STATS_H_
+#define MOECAP_COMMON_RECORDS_PHASE_STATS_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "common/metrics.h"
+#include "common/records/pass_counts.h"
+
+namespace moecap::records {
+
+// The q-quantile (0 <= q <= 1) by linear interpolation between the closest ranks, numpy's
+// default: position q·(n − 1) in sorted order. Reorders `values` (exact selection, O(n)).
+// Precondition: `values` is not empty.
+double Percentile(std::vector<double>& values, double q);
+
+struct PhaseSummary {
+  int64_t passes = 0;
+  double tokens = 0;  // Σ tokens computed
+  Counts counts;      // Σ per term
+  double time_s = 0;  // Σ latency
+  // Σ bytes / (Σ time · G · BW) and Σ FLOPs / (Σ time · G · FLOPS).
+  double s_mbu = 0;
+  double s_mfu = 0;
+  double s_mbu_p50 = 0, s_mbu_p90 = 0, s_mbu_p99 = 0;
+  double s_mfu_p50 = 0, s_mfu_p90 = 0, s_mfu_p99 = 0;
+  double mean_batch = 0;              // mean over passes of b
+  double mean_activated_experts = 0;  // mean over passes of ā (per MoE layer)
+};
+
+class PhaseAccumulator {
+ public:
+  void Add(const CountedPass& pass, double latency_s, double s_mbu, double s_mfu);
+  int64_t passes() const { return passes_; }
+  // Precondition: passes() > 0. Reorders the stored per-pass values.
+  PhaseSummary Finish(double devices, double peak_bandwidth, double peak_flops);
+
+ private:
+  int64_t passes_ = 0;
+  double tokens_ = 0;
+  Counts counts_;
+  double time_s_ = 0;
+  double batch_sum_ = 0;
+  double activated_sum_ = 0;
+  std::vector<double> s_mbu_;
+  std::vector<double> s_mfu_;
+};
+
+}  // namespace moecap::records
+
+#endif  // MOECAP_COMMON_RECORDS_PHASE_STATS_H_

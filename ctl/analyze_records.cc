@@ -1,0 +1,319 @@
+// `moecapctl analyze --records FILE` and `--vllm-result FILE`: flags -> options -> the analyses of
+// common/records/ -> table, JSON or CSV.
+#include "ctl/analyze_records.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/records/records_analysis.h"
+#include "common/records/vllm_result.h"
+#include "ctl/format.h"
+
+namespace moecap::ctl {
+namespace {
+
+using records::PassResult;
+using records::PhaseSummary;
+using records::RecordsSummary;
+
+// The step mode's batch-shape flags: a serving-run mode takes these from its file.
+absl::Status RejectShapeFlags(const AnalyzeOptions& o, absl::string_view mode_flag,
+                              absl::string_view why) {
+  const std::pair<const CLI::Option*, const char*> flags[] = {
+      {o.batch_flag, "--batch"},
+      {o.prompt_len_flag, "--prompt-len"},
+      {o.output_len_flag, "--output-len"},
+      {o.ttft_flag, "--ttft-s"},
+      {o.tpot_flag, "--tpot-s"},
+      {o.prefill_activated_flag, "--prefill-activated"},
+      {o.decode_activated_flag, "--decode-activated"}};
+  for (const auto& [flag, name] : flags) {
+    if (flag != nullptr && flag->count() > 0) {
+      return UsageError(absl::StrCat(name, ": not used with ", mode_flag, " (", why, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// A FailedPrecondition from the analyses means a flag must supply what the input lacks.
+absl::Status MapAnalysisError(const absl::Status& status) {
+  if (absl::IsFailedPrecondition(status)) return UsageError(status.message());
+  return status;
+}
+
+absl::Status CannotOpen(const std::string& path) {
+  return absl::NotFoundError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
+}
+
+std::string Cell(const nlohmann::json& j) {
+  if (j.is_null()) return "";
+  if (j.is_number()) return ExactNumber(j.get<double>());
+  if (j.is_string()) return j.get<std::string>();
+  return j.dump();
+}
+
+std::string PhaseRowTitle(const RecordsSummary& s) {
+  return absl::StrFormat(
+      "%s on %d x %s, %s: %d records, %d passes counted, %d skipped\n", s.model.display_name,
+      s.run.devices, s.run.hardware.display_name, DtypeName(s.dtype), s.records,
+      (s.prefill ? s.prefill->passes : 0) + (s.decode ? s.decode->passes : 0), s.skipped);
+}
+
+std::string SkippedSummary(const RecordsSummary& s) {
+  std::vector<std::string> reasons;
+  for (const auto& [reason, count] : s.skipped_reasons) {
+    reasons.push_back(absl::StrCat(reason, ": ", count));
+  }
+  return absl::StrJoin(reasons, "; ");
+}
+
+void PrintRecordsTable(const RecordsSummary& s, bool explain, std::ostream& out) {
+  out << PhaseRowTitle(s);
+  out << absl::StrFormat("device from %s, device count from %s\n", s.run.hardware_source,
+                         s.run.devices_source);
+  out << absl::StrFormat("peaks per device: %s/s memory, %s/s %s\n\n",
+                         HumanBytes(s.run.peak_bandwidth_bytes_s), HumanFlops(s.run.peak_flops),
+                         DtypeName(s.dtype));
+  TextTable table({"phase", "passes", "tokens", "time", "bytes", "FLOPs", "S-MBU", "p50", "p90",
+                   "p99", "S-MFU", "p50", "p90", "p99", "mean batch", "experts/layer"});
+  for (const auto& [name, phase] :
+       {std::pair{"prefill", &s.prefill}, std::pair{"decode", &s.decode}}) {
+    if (!phase->has_value()) continue;
+    const PhaseSummary& p = **phase;
+    table.AddRow({name, absl::StrCat(p.passes), Fixed(p.tokens, 0), HumanSeconds(p.time_s),
+                  HumanBytes(p.counts.bytes()), HumanFlops(p.counts.flops()), Percent(p.s_mbu),
+                  Percent(p.s_mbu_p50), Percent(p.s_mbu_p90), Percent(p.s_mbu_p99),
+                  Percent(p.s_mfu), Percent(p.s_mfu_p50), Percent(p.s_mfu_p90),
+                  Percent(p.s_mfu_p99), Fixed(p.mean_batch, 2),
+                  Fixed(p.mean_activated_experts, 2)});
+  }
+  out << table.Render();
+  out << "S-MBU and S-MFU: phase totals (sum of bytes or FLOPs over sum of time); p50/p90/p99: "
+         "distribution over passes\n";
+  if (s.skipped > 0) out << "skipped: " << s.skipped << " (" << SkippedSummary(s) << ")\n";
+  if (!explain) return;
+  std::vector<std::pair<std::string, const Counts*>> phases;
+  if (s.prefill.has_value()) phases.emplace_back("prefill", &s.prefill->counts);
+  if (s.decode.has_value()) phases.emplace_back("decode", &s.decode->counts);
+  out << "\nbreakdown (METRICS.md terms, summed over the passes; share of the phase total)\n"
+      << BreakdownTable(phases);
+}
+
+void PrintRecordsCsv(const RecordsSummary& s, bool explain, std::ostream& out) {
+  std::vector<std::string> header = {
+      "source",    "model",     "hardware",  "gpus",       "phase",
+      "passes",    "tokens",    "bytes",     "flops",      "time_s",
+      "s_mbu",     "s_mfu",     "s_mbu_p50", "s_mbu_p90",  "s_mbu_p99",
+      "s_mfu_p50", "s_mfu_p90", "s_mfu_p99", "mean_batch", "mean_activated_experts",
+      "skipped"};
+  if (explain) {
+    for (Term t : kAllTerms) {
+      header.push_back(absl::StrCat(TermName(t), ".bytes"));
+      header.push_back(absl::StrCat(TermName(t), ".flops"));
+    }
+  }
+  out << CsvLine(header);
+  for (const auto& [name, phase] :
+       {std::pair{"prefill", &s.prefill}, std::pair{"decode", &s.decode}}) {
+    if (!phase->has_value()) continue;
+    const PhaseSummary& p = **phase;
+    std::vector<std::string> row = {s.origin,
+                                    s.model.name,
+                                    s.run.hardware.name,
+                                    absl::StrCat(s.run.devices),
+                                    name,
+                                    absl::StrCat(p.passes),
+                                    ExactNumber(p.tokens),
+                                    ExactNumber(p.counts.bytes()),
+                                    ExactNumber(p.counts.flops()),
+                                    ExactNumber(p.time_s),
+                                    ExactNumber(p.s_mbu),
+                                    ExactNumber(p.s_mfu),
+                                    ExactNumber(p.s_mbu_p50),
+                                    ExactNumber(p.s_mbu_p90),
+                                    ExactNumber(p.s_mbu_p99),
+                                    ExactNumber(p.s_mfu_p50),
+                                    ExactNumber(p.s_mfu_p90),
+                                    ExactNumber(p.s_mfu_p99),
+                                    ExactNumber(p.mean_batch),
+                                    ExactNumber(p.mean_activated_experts),
+                                    absl::StrCat(s.skipped)};
+    if (explain) {
+      for (Term t : kAllTerms) {
+        row.push_back(ExactNumber(p.counts[t].bytes));
+        row.push_back(ExactNumber(p.counts[t].flops));
+      }
+    }
+    out << CsvLine(row);
+  }
+}
+
+// Warnings about skipped records go to stderr, so that stdout stays machine-readable.
+void WarnSkipped(const RecordsSummary& s, std::ostream& err) {
+  if (s.skipped == 0) return;
+  err << "moecapctl analyze: warning: skipped " << s.skipped << " of " << s.records << " records ("
+      << SkippedSummary(s) << ")\n";
+  for (const records::SkippedLine& line : s.first_skipped) {
+    err << "  " << s.origin << ":" << line.line << ": " << line.message << "\n";
+  }
+  if (static_cast<size_t>(s.skipped) > s.first_skipped.size()) {
+    err << "  ... and " << s.skipped - static_cast<int64_t>(s.first_skipped.size()) << " more\n";
+  }
+}
+
+}  // namespace
+
+absl::Status RunRecordsAnalysis(const AnalyzeOptions& o, const GlobalOptions& global,
+                                const CommandIo& io) {
+  absl::StatusOr<OutputFormat> format = ParseOutputFormat(o.output);
+  if (!format.ok()) return format.status();
+  if (o.per_pass && *format == OutputFormat::kTable) {
+    return UsageError("--per-pass: writes CSV or JSON lines: add -o csv or -o json");
+  }
+  if (absl::Status s = RejectShapeFlags(o, "--records", "each record gives its pass's shape");
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<Catalog> catalog = LoadCatalog(global);
+  if (!catalog.ok()) return catalog.status();
+  absl::StatusOr<AnalysisInput> common = BuildCommonInput(o, *catalog, /*need_hardware=*/false);
+  if (!common.ok()) return common.status();
+
+  records::RecordsOptions options;
+  options.origin = o.records == "-" ? "stdin" : o.records;
+  options.model = common->model;
+  options.dtype = common->dtype;
+  options.kv_dtype = common->kv_dtype;
+  if (!o.hardware.empty()) options.hardware = common->hardware;
+  options.catalog = &*catalog;
+  if (o.gpus_flag != nullptr && o.gpus_flag->count() > 0) options.devices = o.gpus;
+  options.peak_bandwidth_bytes_s = common->peak_bandwidth_bytes_s;
+  options.peak_flops = common->peak_flops;
+  options.price = common->price;
+  options.skip_bad = o.skip_bad;
+
+  std::ifstream file;
+  if (o.records != "-") {
+    file.open(o.records, std::ios::binary);
+    if (!file.is_open()) return CannotOpen(o.records);
+  }
+  std::istream& in = o.records == "-" ? std::cin : file;
+
+  records::PassCallback on_pass;
+  bool header_written = false;
+  if (o.per_pass) {
+    on_pass = [&](const PassResult& pass, const RecordsSummary& summary) {
+      const nlohmann::json row = records::PassJson(pass, summary);
+      if (*format == OutputFormat::kJson) {
+        io.out << row.dump() << "\n";
+        return;
+      }
+      if (!header_written) {
+        io.out << CsvLine(records::PassJsonKeys());
+        header_written = true;
+      }
+      std::vector<std::string> cells;
+      for (const std::string& key : records::PassJsonKeys()) cells.push_back(Cell(row[key]));
+      io.out << CsvLine(cells);
+    };
+  }
+  absl::StatusOr<RecordsSummary> summary = records::AnalyzeRecords(in, options, on_pass);
+  if (!summary.ok()) return MapAnalysisError(summary.status());
+  WarnSkipped(*summary, io.err);
+  if (o.per_pass) return absl::OkStatus();
+  switch (*format) {
+    case OutputFormat::kJson:
+      io.out << records::RecordsJson(*summary).dump(2) << "\n";
+      break;
+    case OutputFormat::kCsv:
+      PrintRecordsCsv(*summary, o.explain, io.out);
+      break;
+    case OutputFormat::kTable:
+      PrintRecordsTable(*summary, o.explain, io.out);
+      break;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunVllmAnalysis(const AnalyzeOptions& o, const GlobalOptions& global,
+                             const CommandIo& io) {
+  absl::StatusOr<OutputFormat> format = ParseOutputFormat(o.output);
+  if (!format.ok()) return format.status();
+  if (o.per_pass) return UsageError("--per-pass: only with --records FILE");
+  if (o.skip_bad) return UsageError("--skip-bad: only with --records FILE");
+  if (absl::Status s = RejectShapeFlags(o, "--vllm-result", "the vLLM result gives it"); !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<Catalog> catalog = LoadCatalog(global);
+  if (!catalog.ok()) return catalog.status();
+  if (o.hardware.empty()) {
+    return UsageError(
+        "--hardware: required with --vllm-result (the result does not name the device; "
+        "`moecapctl hardware` lists them)");
+  }
+  absl::StatusOr<AnalysisInput> common = BuildCommonInput(o, *catalog, /*need_hardware=*/true);
+  if (!common.ok()) return common.status();
+
+  const std::string origin = o.vllm_result == "-" ? "stdin" : o.vllm_result;
+  std::ostringstream text;
+  if (o.vllm_result == "-") {
+    text << std::cin.rdbuf();
+  } else {
+    std::ifstream file(o.vllm_result, std::ios::binary);
+    if (!file.is_open()) return CannotOpen(o.vllm_result);
+    text << file.rdbuf();
+  }
+  absl::StatusOr<records::VllmResult> result = records::ParseVllmResult(text.str(), origin);
+  if (!result.ok()) return result.status();
+  absl::StatusOr<records::VllmEstimate> estimate = records::EstimateFromVllm(*result, *common);
+  if (!estimate.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(origin, ": ", estimate.status().message()));
+  }
+  absl::StatusOr<AnalysisResult> analysis = Analyze(estimate->input);
+  if (!analysis.ok()) return MapAnalysisError(analysis.status());
+  const nlohmann::json j = records::VllmAnalysisJson(*result, *estimate, *analysis);
+  switch (*format) {
+    case OutputFormat::kJson:
+      io.out << j.dump(2) << "\n";
+      break;
+    case OutputFormat::kCsv:
+      PrintAnalysisCsv(j, {{"estimated", "true"}}, io.out);
+      break;
+    case OutputFormat::kTable: {
+      io.out << "ESTIMATED from the vLLM benchmark result " << origin
+             << " with the step formulas, not measured pass by pass. Assumptions:\n";
+      for (const std::string& a : estimate->assumptions) io.out << "  - " << a << "\n";
+      io.out << "\n";
+      PrintAnalysisTable(estimate->input, *analysis, o.explain, io.out);
+      for (const auto& [phase, key] : {std::pair{"prefill", "TTFT"}, std::pair{"decode", "TPOT"}}) {
+        if (j[phase].is_null()) continue;
+        for (const auto& [name, at] : j[phase]["at_latency_percentiles"].items()) {
+          io.out << absl::StrFormat("%s at %s %s (%s): S-MBU %s, S-MFU %s\n", phase, name, key,
+                                    HumanSeconds(at["time_s"].get<double>()),
+                                    Percent(at["s_mbu"].get<double>()),
+                                    Percent(at["s_mfu"].get<double>()));
+        }
+      }
+      if (j.contains("run_cost")) {
+        const nlohmann::json& c = j["run_cost"];
+        io.out << absl::StrFormat(
+            "whole run as measured by vLLM: %.1f output tokens/s, %s per 1M output tokens over "
+            "its %s\n",
+            c["output_tokens_per_s"].get<double>(),
+            Usd(c["usd_per_million_output_tokens"].get<double>(), 4),
+            HumanSeconds(c["duration_s"].get<double>()));
+      }
+      break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace moecap::ctl

@@ -1,0 +1,86 @@
+// The cluster commands of moecapctl: submit, watch, status, results, cancel and agents. Each talks
+// to the coordinator's JobService (ctl/coordinator_client.h).
+#ifndef MOECAP_CTL_JOB_COMMANDS_H_
+#define MOECAP_CTL_JOB_COMMANDS_H_
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "absl/status/status.h"
+#include "ctl/command.h"
+#include "ctl/coordinator_client.h"
+
+namespace moecap::ctl {
+
+// Flags every cluster command takes.
+struct ClusterOptions {
+  std::string coordinator;  // --coordinator HOST:PORT (default $MOECAP_COORDINATOR)
+  double timeout_s = 30;    // per request
+  ClientOptions ToClientOptions() const;
+};
+
+struct SubmitOptions {
+  ClusterOptions cluster;
+  std::string plan_path;
+  bool wait = false;
+  bool dry_run = false;
+  double wait_timeout_s = 24 * 3600;
+  std::string output = "table";  // of the results printed with --wait
+};
+
+struct WatchOptions {
+  ClusterOptions cluster;
+  std::string job_id;
+  double timeout_s = 24 * 3600;
+};
+
+struct StatusOptions {
+  ClusterOptions cluster;
+  std::string job_id;  // empty: list jobs
+  std::string output = "table";
+};
+
+struct ResultsOptions {
+  ClusterOptions cluster;
+  std::string job_id;
+  std::string output = "table";
+  bool explain = false;
+};
+
+struct CancelOptions {
+  ClusterOptions cluster;
+  std::string job_id;
+  std::string reason;
+};
+
+struct AgentsOptions {
+  ClusterOptions cluster;
+  std::string output = "table";
+};
+
+CLI::App* RegisterSubmitCommand(CLI::App& app, SubmitOptions& options);
+CLI::App* RegisterWatchCommand(CLI::App& app, WatchOptions& options);
+CLI::App* RegisterStatusCommand(CLI::App& app, StatusOptions& options);
+CLI::App* RegisterResultsCommand(CLI::App& app, ResultsOptions& options);
+CLI::App* RegisterCancelCommand(CLI::App& app, CancelOptions& options);
+CLI::App* RegisterAgentsCommand(CLI::App& app, AgentsOptions& options);
+
+absl::Status RunSubmitCommand(const SubmitOptions& options, const CommandIo& io);
+absl::Status RunWatchCommand(const WatchOptions& options, const CommandIo& io);
+absl::Status RunStatusCommand(const StatusOptions& options, const CommandIo& io);
+absl::Status RunResultsCommand(const ResultsOptions& options, const CommandIo& io);
+absl::Status RunCancelCommand(const CancelOptions& options, const CommandIo& io);
+absl::Status RunAgentsCommand(const AgentsOptions& options, const CommandIo& io);
+
+// Watches a job until it ends, drawing progress on `io.out`; returns the job's final state, or an
+// error when the watch itself failed. Shared by `watch`, `submit --wait` and `run --local`.
+absl::StatusOr<v1::JobState> WatchUntilDone(CoordinatorClient& client, const std::string& job_id,
+                                            absl::Duration timeout, const CommandIo& io);
+
+// OK for SUCCEEDED; an error carrying the job's failure reason otherwise.
+absl::Status FinalStateStatus(CoordinatorClient& client, const std::string& job_id,
+                              v1::JobState state);
+
+}  // namespace moecap::ctl
+
+#endif  // MOECAP_CTL_JOB_COMMANDS_H_

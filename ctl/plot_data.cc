@@ -1,0 +1,193 @@
+// Reading plot inputs: every accepted shape becomes a list of PlotPoint.
+#include "ctl/plot_data.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "nlohmann/json.hpp"
+
+namespace moecap::ctl {
+namespace {
+
+using nlohmann::json;
+
+std::optional<double> Number(const json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || !j.at(key).is_number()) return std::nullopt;
+  return j.at(key).get<double>();
+}
+
+template <typename T>
+void AddDistinct(std::vector<T>& values, const T& value) {
+  if (std::find(values.begin(), values.end(), value) == values.end()) values.push_back(value);
+}
+
+void AddRun(const json& j, PlotData& data) {
+  if (j.contains("model") && j["model"].is_string())
+    AddDistinct(data.models, j["model"].get<std::string>());
+  if (j.contains("hardware") && j["hardware"].is_string()) {
+    AddDistinct(data.hardware, j["hardware"].get<std::string>());
+  }
+  if (j.contains("gpus") && j["gpus"].is_number_integer()) {
+    AddDistinct(data.gpus, j["gpus"].get<int64_t>());
+  }
+}
+
+void AddPassRow(const json& row, PlotData& data) {
+  AddRun(row, data);
+  PlotPoint p;
+  p.phase = row["phase"].is_string() ? row["phase"].get<std::string>() : "";
+  p.start_s = Number(row, "start_s");
+  p.batch = Number(row, "batch");
+  p.s_mbu = Number(row, "s_mbu");
+  p.s_mfu = Number(row, "s_mfu");
+  p.roofline_s_mbu = Number(row, "roofline_s_mbu");
+  p.roofline_s_mfu = Number(row, "roofline_s_mfu");
+  // A decode pass emits one token per request: a user sees 1 / latency tokens per second, and
+  // the pass's price per token is its price per output token.
+  const std::optional<double> latency = Number(row, "latency_s");
+  if (p.phase == "decode" && latency.has_value() && *latency > 0) {
+    p.tokens_per_s_per_request = 1.0 / *latency;
+    p.usd_per_million_output_tokens = Number(row, "usd_per_million_tokens");
+  }
+  data.points.push_back(p);
+}
+
+void AddSweep(const json& sweep, PlotData& data) {
+  for (const json& point : sweep["points"]) {
+    if (!point.is_object()) continue;
+    json run = {{"model", sweep.value("model", json())},
+                {"hardware", sweep.value("hardware", json())},
+                {"gpus", sweep.value("gpus", json())}};
+    for (const char* key : {"model", "hardware", "gpus"}) {
+      if (point.contains(key)) run[key] = point[key];
+    }
+    AddRun(run, data);
+    PlotPoint p;
+    p.phase = point.contains("phase") && point["phase"].is_string()
+                  ? point["phase"].get<std::string>()
+                  : "";
+    p.batch = Number(point, "batch");
+    p.s_mbu = Number(point, "s_mbu");
+    p.s_mfu = Number(point, "s_mfu");
+    p.roofline_s_mbu = Number(point, "roofline_s_mbu");
+    p.roofline_s_mfu = Number(point, "roofline_s_mfu");
+    p.tokens_per_s_per_request = Number(point, "tokens_per_s_per_request");
+    const std::optional<double> tokens_per_s = Number(point, "tokens_per_s");
+    if (!p.tokens_per_s_per_request.has_value() && tokens_per_s.has_value() &&
+        p.batch.value_or(0) > 0) {
+      p.tokens_per_s_per_request = *tokens_per_s / *p.batch;
+    }
+    p.usd_per_million_output_tokens = Number(point, "usd_per_million_output_tokens");
+    data.points.push_back(p);
+  }
+}
+
+// An `analyze` output of the step or vLLM mode: one point per phase at its batch.
+void AddStepAnalysis(const json& j, PlotData& data) {
+  const json& in = j["inputs"];
+  AddRun(in, data);
+  const std::optional<double> batch = Number(in, "batch");
+  const std::optional<double> output_len = Number(in, "output_len");
+  for (const char* phase : {"prefill", "decode"}) {
+    if (!j.contains(phase) || !j[phase].is_object()) continue;
+    const json& ph = j[phase];
+    PlotPoint p;
+    p.phase = phase;
+    p.batch = batch;
+    p.s_mbu = Number(ph, "s_mbu");
+    p.s_mfu = Number(ph, "s_mfu");
+    if (ph.contains("roofline")) {
+      p.roofline_s_mbu = Number(ph["roofline"], "s_mbu");
+      p.roofline_s_mfu = Number(ph["roofline"], "s_mfu");
+    }
+    if (std::string(phase) == "decode" && j.contains("cost") && j["cost"].is_object()) {
+      const std::optional<double> seconds = Number(j["cost"], "batch_seconds");
+      if (seconds.has_value() && *seconds > 0 && output_len.has_value()) {
+        p.tokens_per_s_per_request = *output_len / *seconds;
+      }
+      p.usd_per_million_output_tokens = Number(j["cost"], "usd_per_million_output_tokens");
+    }
+    data.points.push_back(p);
+  }
+}
+
+// An `analyze --records` summary: one point per phase at its mean batch.
+void AddRecordsSummary(const json& j, PlotData& data) {
+  AddRun(j, data);
+  for (const char* phase : {"prefill", "decode"}) {
+    if (!j.contains(phase) || !j[phase].is_object()) continue;
+    PlotPoint p;
+    p.phase = phase;
+    p.batch = Number(j[phase], "mean_batch");
+    p.s_mbu = Number(j[phase], "s_mbu");
+    p.s_mfu = Number(j[phase], "s_mfu");
+    data.points.push_back(p);
+  }
+}
+
+absl::Status AddValue(const json& j, absl::string_view where, PlotData& data) {
+  if (j.is_array()) {
+    for (const json& element : j) {
+      if (absl::Status s = AddValue(element, where, data); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  std::string kind;
+  if (j.is_object() && j.contains("phase") && j.contains("start_s")) {
+    AddPassRow(j, data);
+    kind = "per-pass rows";
+  } else if (j.is_object() && j.contains("points") && j["points"].is_array()) {
+    AddSweep(j, data);
+    kind = "sweep points";
+  } else if (j.is_object() && j.contains("inputs") && j["inputs"].is_object()) {
+    AddStepAnalysis(j, data);
+    kind = "analyze outputs";
+  } else if (j.is_object() && j.value("mode", "") == "records") {
+    AddRecordsSummary(j, data);
+    kind = "analyze outputs";
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where,
+        "not a moecap output: expected per-pass rows (`analyze --records --per-pass -o "
+        "json`), an `analyze -o json` output or sweep points ({\"points\": [...]})"));
+  }
+  if (!data.kind.empty() && data.kind != kind) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, "mixes ", kind, " with ", data.kind, ": plot one kind of input"));
+  }
+  data.kind = kind;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<PlotData> ParsePlotData(absl::string_view text, absl::string_view origin) {
+  PlotData data;
+  try {
+    const json whole = json::parse(text.begin(), text.end());
+    if (absl::Status s = AddValue(whole, absl::StrCat(origin, ": "), data); !s.ok()) return s;
+  } catch (const json::parse_error&) {
+    // Not one JSON value: JSON lines.
+    int64_t line_number = 0;
+    for (absl::string_view line : absl::StrSplit(text, '\n')) {
+      ++line_number;
+      if (line.find_first_not_of(" \t\r") == absl::string_view::npos) continue;
+      const std::string where = absl::StrCat(origin, ":", line_number, ": ");
+      try {
+        const json j = json::parse(line.begin(), line.end());
+        if (absl::Status s = AddValue(j, where, data); !s.ok()) return s;
+      } catch (const json::exception& e) {
+        return absl::InvalidArgumentError(absl::StrCat(where, "invalid JSON: ", e.what()));
+      }
+    }
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(origin, ": ", e.what()));
+  }
+  if (data.points.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(origin, ": nothing to plot: no points"));
+  }
+  return data;
+}
+
+}  // namespace moecap::ctl

@@ -1,0 +1,44 @@
+// What `moecapctl plot` draws, loaded from moecap's own JSON outputs: the per-pass rows of
+// `analyze --records --per-pass -o json`, `analyze` outputs (one, a JSON array, or JSON lines of
+// several: a hand-made sweep), and sweep points ({"model", "hardware", "gpus", "points": [...]},
+// the shape docs/analyze.md documents for `results` of a sweep).
+#ifndef MOECAP_CTL_PLOT_DATA_H_
+#define MOECAP_CTL_PLOT_DATA_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace moecap::ctl {
+
+struct PlotPoint {
+  std::string phase;              // "prefill", "decode", or "" for a sweep point of no phase
+  std::optional<double> start_s;  // per-pass rows only
+  std::optional<double> batch;
+  std::optional<double> s_mbu;
+  std::optional<double> s_mfu;
+  std::optional<double> roofline_s_mbu;  // the utilisation at the roofline time: the limit
+  std::optional<double> roofline_s_mfu;
+  std::optional<double> tokens_per_s_per_request;  // the speed one user sees
+  std::optional<double> usd_per_million_output_tokens;
+};
+
+struct PlotData {
+  std::string kind;  // "per-pass rows", "sweep points", "analyze outputs"
+  // Distinct values in order of appearance, for the title.
+  std::vector<std::string> models;
+  std::vector<std::string> hardware;
+  std::vector<int64_t> gpus;
+  std::vector<PlotPoint> points;
+};
+
+// Parses `text` (the file's contents); `origin` names it in errors.
+absl::StatusOr<PlotData> ParsePlotData(absl::string_view text, absl::string_view origin);
+
+}  // namespace moecap::ctl
+
+#endif  // MOECAP_CTL_PLOT_DATA_H_

@@ -1,0 +1,186 @@
+// Results rendering.
+#include "ctl/results_view.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/metrics.h"
+#include "common/plan/convert.h"
+#include "ctl/format.h"
+
+namespace moecap::ctl {
+namespace {
+
+// "JOB_STATE_SUCCEEDED" -> "succeeded" given the prefix "JOB_STATE_".
+std::string EnumSuffix(const std::string& full, absl::string_view prefix) {
+  std::string name = full;
+  if (absl::StartsWith(name, prefix)) name = name.substr(prefix.size());
+  return absl::AsciiStrToLower(name);
+}
+
+std::string Parameters(const v1::PointResult& point) {
+  std::vector<std::string> parts;
+  for (const v1::PointParameter& p : point.parameters()) {
+    parts.push_back(absl::StrCat(p.name(), "=", p.value()));
+  }
+  return absl::StrJoin(parts, " ");
+}
+
+std::string CheckText(const v1::CheckResult& check) {
+  if (!check.checked()) return "-";
+  return check.passed() ? "ok" : "FAILED";
+}
+
+struct Row {
+  std::vector<std::string> table;
+  std::vector<std::string> csv;
+};
+
+const std::vector<std::string>& CsvHeader() {
+  static const auto* header = new std::vector<std::string>{"point",
+                                                           "parameters",
+                                                           "phase",
+                                                           "devices",
+                                                           "step_p50_s",
+                                                           "step_p90_s",
+                                                           "step_p99_s",
+                                                           "step_max_s",
+                                                           "tokens_per_s",
+                                                           "bytes_per_step",
+                                                           "flops_per_step",
+                                                           "achieved_bytes_per_s",
+                                                           "achieved_flops_per_s",
+                                                           "s_mbu",
+                                                           "s_mfu",
+                                                           "dense_mbu",
+                                                           "dense_mfu",
+                                                           "imbalance",
+                                                           "check",
+                                                           "usd_per_million_output_tokens"};
+  return *header;
+}
+
+Row MakeRow(const v1::PointResult& point, const v1::PhaseResult& phase) {
+  const v1::Percentiles& t = phase.step_time();
+  const std::string cost = point.has_cost() && point.cost().usd_per_million_output_tokens() > 0
+                               ? Usd(point.cost().usd_per_million_output_tokens(), 4)
+                               : "-";
+  Row row;
+  row.table = {absl::StrCat(point.point_index()),
+               Parameters(point),
+               PhaseName(phase.phase()),
+               HumanSeconds(t.p50()),
+               HumanSeconds(t.p99()),
+               Fixed(phase.tokens_per_s(), 1),
+               absl::StrCat(HumanBytes(phase.achieved_bandwidth_bytes_per_s()), "/s"),
+               absl::StrCat(HumanFlops(phase.achieved_flops_per_s()), "/s"),
+               Percent(phase.s_mbu()),
+               Percent(phase.s_mfu()),
+               Fixed(phase.imbalance(), 2),
+               CheckText(point.check()),
+               cost};
+  row.csv = {absl::StrCat(point.point_index()),
+             Parameters(point),
+             PhaseName(phase.phase()),
+             absl::StrCat(point.devices()),
+             ExactNumber(t.p50()),
+             ExactNumber(t.p90()),
+             ExactNumber(t.p99()),
+             ExactNumber(t.max()),
+             ExactNumber(phase.tokens_per_s()),
+             ExactNumber(phase.bytes()),
+             ExactNumber(phase.flops()),
+             ExactNumber(phase.achieved_bandwidth_bytes_per_s()),
+             ExactNumber(phase.achieved_flops_per_s()),
+             ExactNumber(phase.s_mbu()),
+             ExactNumber(phase.s_mfu()),
+             ExactNumber(phase.dense_mbu()),
+             ExactNumber(phase.dense_mfu()),
+             ExactNumber(phase.imbalance()),
+             CheckText(point.check()),
+             point.has_cost() ? ExactNumber(point.cost().usd_per_million_output_tokens()) : ""};
+  return row;
+}
+
+void PrintBreakdown(const v1::GetResultsResponse& results, std::ostream& out) {
+  for (const v1::PointResult& point : results.results()) {
+    for (const v1::PhaseResult& phase : point.phases()) {
+      out << "\npoint " << point.point_index() << " " << PhaseName(phase.phase())
+          << ": breakdown per step (METRICS.md terms)\n";
+      const Counts counts = TermCountsFromProto(phase.breakdown());
+      TextTable table({"term", "bytes", "share", "FLOPs", "share"});
+      for (Term t : kAllTerms) {
+        const TermCount& c = counts[t];
+        table.AddRow({std::string(TermName(t)), HumanBytes(c.bytes),
+                      counts.bytes() > 0 ? Percent(c.bytes / counts.bytes()) : "-",
+                      HumanFlops(c.flops),
+                      counts.flops() > 0 ? Percent(c.flops / counts.flops()) : "-"});
+      }
+      out << table.Render();
+    }
+  }
+}
+
+}  // namespace
+
+std::string JobStateName(v1::JobState state) {
+  return EnumSuffix(v1::JobState_Name(state), "JOB_STATE_");
+}
+std::string PhaseName(v1::Phase phase) { return EnumSuffix(v1::Phase_Name(phase), "PHASE_"); }
+std::string AgentStateName(v1::AgentState state) {
+  return EnumSuffix(v1::AgentState_Name(state), "AGENT_STATE_");
+}
+
+absl::StatusOr<std::string> ProtoToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string json;
+  const auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) {
+    return absl::InternalError(absl::StrCat("cannot render JSON: ", status.ToString()));
+  }
+  return json;
+}
+
+absl::Status PrintResults(const v1::GetResultsResponse& results, OutputFormat format, bool explain,
+                          std::ostream& out) {
+  if (format == OutputFormat::kJson) {
+    absl::StatusOr<std::string> json = ProtoToJson(results);
+    if (!json.ok()) return json.status();
+    out << *json;
+    if (json->empty() || json->back() != '\n') out << "\n";
+    return absl::OkStatus();
+  }
+  if (format == OutputFormat::kCsv) {
+    out << CsvLine(CsvHeader());
+    for (const v1::PointResult& point : results.results()) {
+      for (const v1::PhaseResult& phase : point.phases()) out << CsvLine(MakeRow(point, phase).csv);
+    }
+    return absl::OkStatus();
+  }
+  std::string hardware = "";
+  int devices = 0;
+  if (!results.results().empty()) {
+    hardware = results.results(0).hardware();
+    devices = results.results(0).devices();
+  }
+  out << "job " << results.job_id() << " (" << results.job_name() << "): " << results.model()
+      << " on " << devices << " x " << (hardware.empty() ? "?" : hardware) << ", "
+      << JobStateName(results.state()) << "\n";
+  TextTable table({"point", "parameters", "phase", "step p50", "step p99", "tokens/s", "bandwidth",
+                   "compute", "S-MBU", "S-MFU", "imbalance", "check", "$/1M out"});
+  for (const v1::PointResult& point : results.results()) {
+    for (const v1::PhaseResult& phase : point.phases()) table.AddRow(MakeRow(point, phase).table);
+  }
+  out << table.Render();
+  if (results.results().empty()) out << "(no point has a result yet)\n";
+  if (explain) PrintBreakdown(results, out);
+  return absl::OkStatus();
+}
+
+}  // namespace moecap::ctl
