@@ -17,6 +17,7 @@ namespace {
 constexpr const char* kPrefillColour = "#d95f02";
 constexpr const char* kDecodeColour = "#1b9e77";
 constexpr const char* kOtherColour = "#7570b3";
+constexpr const char* kPanelKey = "below center horizontal";
 
 // A gnuplot single-quoted string: a quote is doubled, control characters dropped.
 std::string Quoted(absl::string_view text) {
@@ -33,11 +34,12 @@ std::string Quoted(absl::string_view text) {
 
 std::string Num(double v) { return absl::StrFormat("%.9g", v); }
 
-std::string Header(absl::string_view title, int height) {
+// `key` places the legend: below the panels of a two-panel plot, inside a single plot.
+std::string Header(absl::string_view title, int height, absl::string_view key) {
   return absl::StrCat("set terminal svg size 960,", height,
                       " dynamic noenhanced font 'sans,11' background '#ffffff'\n", "set output ",
                       Quoted(GnuplotJob::kPlotOutputName), "\n", "set datafile separator '\\t'\n",
-                      "set grid lc rgb '#dddddd'\n", "set key outside right top box opaque\n",
+                      "set grid lc rgb '#dddddd'\n", "set key ", key, "\n",
                       "set border 3\nset tics nomirror\n", "# ", Quoted(title), "\n");
 }
 
@@ -95,7 +97,7 @@ absl::StatusOr<GnuplotJob> Timeline(const PlotData& data, absl::string_view titl
     }
     job.data_files.emplace_back(FileName("timeline", phase), tsv);
   }
-  std::string s = Header(title, 720);
+  std::string s = Header(title, 760, kPanelKey);
   absl::StrAppend(&s, "set multiplot layout 2,1 title ",
                   Quoted(absl::StrCat(title, ": S-MBU and S-MFU of each pass")), "\n",
                   "set xlabel 'time since the first pass (s)'\nset yrange [0:*]\n");
@@ -160,7 +162,7 @@ absl::StatusOr<GnuplotJob> Batch(const PlotData& data, absl::string_view title) 
       limit_phases.push_back(phase);
     }
   }
-  std::string s = Header(title, 720);
+  std::string s = Header(title, 760, kPanelKey);
   absl::StrAppend(&s, "set multiplot layout 2,1 title ",
                   Quoted(absl::StrCat(title, ": utilisation against batch size")), "\n",
                   "set xlabel 'batch size (sequences per pass)'\nset yrange [0:*]\n");
@@ -224,13 +226,18 @@ absl::StatusOr<GnuplotJob> Pareto(const PlotData& data, absl::string_view title)
     min_usd = std::min(min_usd, p.usd);
     max_usd = std::max(max_usd, p.usd);
   }
+  std::vector<double> labelled;  // one label per batch size, at its fastest front point
   for (const Point& p : front) {
-    absl::StrAppend(&front_tsv, Num(p.speed), "\t", Num(p.usd), "\t",
-                    p.batch > 0 ? absl::StrCat("B=", Num(p.batch)) : std::string(""), "\n");
+    std::string label;
+    if (p.batch > 0 && std::find(labelled.begin(), labelled.end(), p.batch) == labelled.end()) {
+      label = absl::StrCat("B=", Num(p.batch));
+      labelled.push_back(p.batch);
+    }
+    absl::StrAppend(&front_tsv, Num(p.speed), "\t", Num(p.usd), "\t", label, "\n");
   }
   job.data_files.emplace_back("pareto_points.tsv", all);
   job.data_files.emplace_back("pareto_front.tsv", front_tsv);
-  std::string s = Header(title, 560);
+  std::string s = Header(title, 560, "top left inside box opaque");
   absl::StrAppend(&s, "set title ",
                   Quoted(absl::StrCat(title, ": price against speed per request")), "\n",
                   "set xlabel 'output tokens per second per request (tokens/s)'\n",

@@ -239,12 +239,22 @@ bool JsonScanner::ReadNumber(JsonNumber* out) {
   SkipSpace();
   const char* start = p_;
   const char* q = p_;
-  if (q < end_ && *q == '-') ++q;
+  const bool negative = q < end_ && *q == '-';
+  if (negative) ++q;
   if (q == end_ || !IsDigit(*q)) return FailAt(start, "invalid number");
+  // Whole numbers are most of a record's values: accumulate them here, and leave the general
+  // case (fractions, exponents, more than 18 digits) to from_chars.
+  uint64_t magnitude = 0;
+  int digits = 0;
   if (*q == '0') {
     ++q;
+    digits = 1;
   } else {
-    while (q < end_ && IsDigit(*q)) ++q;
+    while (q < end_ && IsDigit(*q)) {
+      magnitude = magnitude * 10 + static_cast<uint64_t>(*q - '0');
+      ++digits;
+      ++q;
+    }
   }
   bool plain_integer = true;
   if (q < end_ && *q == '.') {
@@ -259,6 +269,13 @@ bool JsonScanner::ReadNumber(JsonNumber* out) {
     if (q < end_ && (*q == '+' || *q == '-')) ++q;
     if (q == end_ || !IsDigit(*q)) return FailAt(start, "invalid number");
     while (q < end_ && IsDigit(*q)) ++q;
+  }
+  if (plain_integer && digits <= 18) {
+    out->integer = negative ? -static_cast<int64_t>(magnitude) : static_cast<int64_t>(magnitude);
+    out->value = static_cast<double>(out->integer);
+    out->is_integer = true;
+    p_ = q;
+    return true;
   }
   const auto [ptr, ec] = std::from_chars(start, q, out->value);
   if (ec != std::errc() || ptr != q || !std::isfinite(out->value)) {

@@ -1,0 +1,171 @@
+// Plot inputs (every accepted shape) and the scripts built from them: which series, how many
+// points, and which points form the Pareto front.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "absl/strings/match.h"
+#include "ctl/plot_data.h"
+#include "ctl/plot_script.h"
+
+namespace moecap::ctl {
+namespace {
+
+// Two per-pass rows as `analyze --records --per-pass -o json` writes them.
+constexpr char kPassRows[] =
+    R"({"model": "toy-moe", "hardware": "toy-gpu", "gpus": 1, "line": 1, "phase": "prefill",)"
+    R"( "start_s": 0, "latency_s": 0.5, "batch": 2, "tokens": 5, "s_mbu": 0.4928, "s_mfu": 0.2016,)"
+    R"( "roofline_s_mbu": 1, "roofline_s_mfu": 0.409, "usd_per_million_tokens": 1000})"
+    "\n"
+    R"({"model": "toy-moe", "hardware": "toy-gpu", "gpus": 1, "line": 2, "phase": "decode",)"
+    R"( "start_s": 0.5, "latency_s": 0.25, "batch": 1, "tokens": 1, "s_mbu": 0.8064,)"
+    R"( "s_mfu": 0.08832, "roofline_s_mbu": 1, "roofline_s_mfu": 0.1095,)"
+    R"( "usd_per_million_tokens": 2500})"
+    "\n";
+
+const std::string* FindFile(const GnuplotJob& job, const std::string& name) {
+  for (const auto& [file, contents] : job.data_files) {
+    if (file == name) return &contents;
+  }
+  return nullptr;
+}
+
+TEST(PlotDataTest, PerPassRows) {
+  absl::StatusOr<PlotData> d = ParsePlotData(kPassRows, "rows.jsonl");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->kind, "per-pass rows");
+  EXPECT_EQ(d->models, std::vector<std::string>{"toy-moe"});
+  EXPECT_EQ(d->gpus, std::vector<int64_t>{1});
+  ASSERT_EQ(d->points.size(), 2u);
+  EXPECT_EQ(d->points[1].phase, "decode");
+  // A decode pass gives each request one token per latency: 1 / 0.25 s = 4 tokens/s.
+  EXPECT_DOUBLE_EQ(*d->points[1].tokens_per_s_per_request, 4);
+  EXPECT_DOUBLE_EQ(*d->points[1].usd_per_million_output_tokens, 2500);
+  // A prefill pass is no operating point of the price/speed trade-off.
+  EXPECT_FALSE(d->points[0].tokens_per_s_per_request.has_value());
+}
+
+TEST(PlotDataTest, SweepPointsDeriveSpeedPerRequest) {
+  absl::StatusOr<PlotData> d = ParsePlotData(
+      R"({"model": "mixtral-8x7b", "hardware": "h100-sxm", "gpus": 2, "points": [
+           {"batch": 8, "s_mbu": 0.5, "s_mfu": 0.01, "tokens_per_s": 400,
+            "usd_per_million_output_tokens": 4.0},
+           {"batch": 16, "s_mbu": 0.6, "s_mfu": 0.02, "tokens_per_s_per_request": 30,
+            "usd_per_million_output_tokens": 2.5, "gpus": 4}]})",
+      "sweep.json");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->kind, "sweep points");
+  ASSERT_EQ(d->points.size(), 2u);
+  EXPECT_DOUBLE_EQ(*d->points[0].tokens_per_s_per_request, 50);  // 400 tokens/s over 8 requests
+  EXPECT_DOUBLE_EQ(*d->points[1].tokens_per_s_per_request, 30);
+  EXPECT_EQ(d->gpus, (std::vector<int64_t>{2, 4}));
+  EXPECT_EQ(PlotTitle(d->models, d->hardware, d->gpus), "mixtral-8x7b on 2/4 x h100-sxm");
+}
+
+TEST(PlotDataTest, AnalyzeOutputsAsJsonLines) {
+  // Two step analyses (the shape of `analyze -o json`, trimmed): one point per phase each.
+  const std::string step =
+      R"({"inputs": {"model": "m", "hardware": "h", "gpus": 1, "batch": BATCH, "output_len": 11},)"
+      R"( "prefill": {"s_mbu": 0.1, "s_mfu": 0.5, "roofline": {"s_mbu": 0.2, "s_mfu": 1}},)"
+      R"( "decode": {"s_mbu": 0.6, "s_mfu": 0.01, "roofline": {"s_mbu": 1, "s_mfu": 0.02}},)"
+      R"( "cost": {"batch_seconds": 2.0, "usd_per_million_output_tokens": 3.0}})";
+  std::string text;
+  for (const char* batch : {"4", "8"}) {
+    std::string line = step;
+    line.replace(line.find("BATCH"), 5, batch);
+    text += line + "\n";
+  }
+  absl::StatusOr<PlotData> d = ParsePlotData(text, "sweep.jsonl");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->kind, "analyze outputs");
+  ASSERT_EQ(d->points.size(), 4u);
+  EXPECT_DOUBLE_EQ(*d->points[3].batch, 8);
+  EXPECT_DOUBLE_EQ(*d->points[3].roofline_s_mfu, 0.02);
+  // O = 11 tokens in a batch of 2 s: 5.5 tokens/s per request.
+  EXPECT_DOUBLE_EQ(*d->points[3].tokens_per_s_per_request, 5.5);
+}
+
+TEST(PlotDataTest, RejectsWhatIsNotAMoecapOutput) {
+  EXPECT_EQ(ParsePlotData(R"({"hello": 1})", "x.json").status().message(),
+            "x.json: not a moecap output: expected per-pass rows (`analyze --records --per-pass "
+            "-o json`), an `analyze -o json` output or sweep points ({\"points\": [...]})");
+  EXPECT_TRUE(
+      absl::StartsWith(ParsePlotData("{\"phase\": \"decode\", \"start_s\": 0}\n{oops\n", "x.jsonl")
+                           .status()
+                           .message(),
+                       "x.jsonl:2: invalid JSON: "));
+  EXPECT_EQ(ParsePlotData(R"({"points": []})", "x.json").status().message(),
+            "x.json: nothing to plot: no points");
+  const std::string mixed = std::string(kPassRows) + R"({"points": [{"batch": 1}]})" + "\n";
+  EXPECT_EQ(ParsePlotData(mixed, "x.jsonl").status().message(),
+            "x.jsonl:3: mixes sweep points with per-pass rows: plot one kind of input");
+}
+
+TEST(PlotScriptTest, TimelineAndBatchCountPointsPerPanel) {
+  absl::StatusOr<PlotData> d = ParsePlotData(kPassRows, "rows.jsonl");
+  ASSERT_TRUE(d.ok());
+  absl::StatusOr<GnuplotJob> timeline = BuildPlot(PlotKind::kTimeline, *d, "T");
+  ASSERT_TRUE(timeline.ok()) << timeline.status();
+  // Two panels (S-MBU, S-MFU) of 2 passes; a legend sample per phase per panel.
+  EXPECT_EQ(timeline->data_points, 4u);
+  EXPECT_EQ(timeline->legend_samples, 4u);
+  ASSERT_NE(FindFile(*timeline, "timeline_decode.tsv"), nullptr);
+  // Percent of peak: 0.8064 -> 80.64, 0.08832 -> 8.832.
+  EXPECT_EQ(*FindFile(*timeline, "timeline_decode.tsv"), "0.5\t80.64\t8.832\n");
+  EXPECT_TRUE(absl::StrContains(timeline->script, "set terminal svg"));
+  EXPECT_TRUE(absl::StrContains(timeline->script, "time since the first pass (s)"));
+
+  absl::StatusOr<GnuplotJob> batch = BuildPlot(PlotKind::kBatch, *d, "T");
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  EXPECT_EQ(batch->data_points, 4u);
+  // The roofline limit of the decode phase at batch 1: 100 % S-MBU, 10.95 % S-MFU.
+  ASSERT_NE(FindFile(*batch, "limit_decode.tsv"), nullptr);
+  EXPECT_EQ(*FindFile(*batch, "limit_decode.tsv"), "1\t100\t10.95\n");
+  EXPECT_TRUE(absl::StrContains(batch->script, "roofline limit, decode"));
+}
+
+TEST(PlotScriptTest, ParetoFrontKeepsPointsNoOtherBeats) {
+  // (tokens/s per request, USD per million): A (50, 4), B (30, 2.5), C (20, 3) is beaten by B
+  // (faster and cheaper), D (10, 1). The front, fastest first: A, B, D.
+  absl::StatusOr<PlotData> d = ParsePlotData(
+      R"({"model": "m", "hardware": "h", "gpus": 1, "points": [
+           {"batch": 1, "tokens_per_s_per_request": 50, "usd_per_million_output_tokens": 4},
+           {"batch": 2, "tokens_per_s_per_request": 30, "usd_per_million_output_tokens": 2.5},
+           {"batch": 3, "tokens_per_s_per_request": 20, "usd_per_million_output_tokens": 3},
+           {"batch": 4, "tokens_per_s_per_request": 10, "usd_per_million_output_tokens": 1}]})",
+      "sweep.json");
+  ASSERT_TRUE(d.ok()) << d.status();
+  absl::StatusOr<GnuplotJob> job = BuildPlot(PlotKind::kPareto, *d, "T");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->data_points, 4u);
+  EXPECT_EQ(job->legend_samples, 1u);
+  ASSERT_NE(FindFile(*job, "pareto_front.tsv"), nullptr);
+  EXPECT_EQ(*FindFile(*job, "pareto_front.tsv"), "50\t4\tB=1\n30\t2.5\tB=2\n10\t1\tB=4\n");
+  EXPECT_TRUE(absl::StrContains(job->script, "price per million output tokens (USD)"));
+}
+
+TEST(PlotScriptTest, MissingFieldsSayHowToMakeThem) {
+  absl::StatusOr<PlotData> d =
+      ParsePlotData(R"({"points": [{"batch": 1, "s_mbu": 0.5, "s_mfu": 0.1}]})", "sweep.json");
+  ASSERT_TRUE(d.ok());
+  absl::StatusOr<GnuplotJob> timeline = BuildPlot(PlotKind::kTimeline, *d, "T");
+  EXPECT_TRUE(absl::StrContains(timeline.status().message(),
+                                "moecapctl analyze --records FILE --per-pass -o json"));
+  EXPECT_FALSE(BuildPlot(PlotKind::kPareto, *d, "T").ok());
+  EXPECT_TRUE(BuildPlot(PlotKind::kBatch, *d, "T").ok());
+  EXPECT_EQ(PlotTitle({}, {}, {}), "unknown model on ? x unknown hardware");
+  EXPECT_EQ(ParsePlotKind("roofline").status().message(),
+            "--kind: unknown plot 'roofline': expected timeline, batch or pareto");
+}
+
+TEST(PlotScriptTest, QuotesInTitlesCannotEndTheString) {
+  absl::StatusOr<PlotData> d = ParsePlotData(kPassRows, "rows.jsonl");
+  ASSERT_TRUE(d.ok());
+  absl::StatusOr<GnuplotJob> job = BuildPlot(PlotKind::kTimeline, *d, "it's\n'; system 'x");
+  ASSERT_TRUE(job.ok());
+  // A quote is doubled inside gnuplot's single-quoted string; the newline is dropped.
+  EXPECT_TRUE(absl::StrContains(job->script, "'it''s''; system ''x"));
+}
+
+}  // namespace
+}  // namespace moecap::ctl
