@@ -1,0 +1,398 @@
+// Cluster aggregation of one point (see aggregator.h for the conventions).
+#include "common/aggregate/aggregator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <optional>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/cost.h"
+#include "common/metrics.h"
+#include "common/plan/convert.h"
+#include "common/records/phase_stats.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace moecap {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+// One rank's report of one phase, with where it came from.
+struct RankPhaseRef {
+  int rank = 0;
+  const v1::RankPhase* phase = nullptr;
+};
+
+double PeakFlopsFor(const v1::Device& device, v1::Dtype dtype) {
+  for (const v1::DtypeFlops& f : device.peak_flops()) {
+    if (f.dtype() == dtype) return f.flops_per_s();
+  }
+  return 0;
+}
+
+struct Peaks {
+  double bandwidth = 0;  // bytes/s, summed over the devices
+  double flops = 0;      // FLOP/s for the dtype, summed over the devices
+};
+
+Peaks SumPeaks(const std::vector<const v1::Device*>& devices, v1::Dtype dtype) {
+  Peaks p;
+  for (const v1::Device* d : devices) {
+    p.bandwidth += d->peak_bandwidth_bytes_per_s();
+    p.flops += PeakFlopsFor(*d, dtype);
+  }
+  return p;
+}
+
+// The distinct devices of some node reports (an agent's device index counts once).
+std::vector<const v1::Device*> DistinctDevices(const v1::NodeReport& node) {
+  std::vector<const v1::Device*> out;
+  std::set<int> seen;
+  for (const v1::Device& d : node.devices()) {
+    if (seen.insert(d.index()).second) out.push_back(&d);
+  }
+  return out;
+}
+
+// The slowest rank's time per step: the element-wise maximum of the ranks' series when all have
+// one of the same length, else the summary of the rank with the largest mean.
+v1::Percentiles SlowestStepTime(const std::vector<RankPhaseRef>& ranks) {
+  bool series = !ranks.empty();
+  const int n = ranks.empty() ? 0 : ranks.front().phase->step_seconds_size();
+  for (const RankPhaseRef& r : ranks) {
+    if (r.phase->step_seconds_size() == 0 || r.phase->step_seconds_size() != n) series = false;
+  }
+  if (series) {
+    std::vector<double> slowest(static_cast<size_t>(n), 0.0);
+    for (const RankPhaseRef& r : ranks) {
+      for (int i = 0; i < n; ++i) slowest[i] = std::max(slowest[i], r.phase->step_seconds(i));
+    }
+    return SummarizeSeconds(std::move(slowest));
+  }
+  const RankPhaseRef* worst = nullptr;
+  for (const RankPhaseRef& r : ranks) {
+    if (worst == nullptr || r.phase->step_time().mean() > worst->phase->step_time().mean()) {
+      worst = &r;
+    }
+  }
+  return worst == nullptr ? v1::Percentiles() : worst->phase->step_time();
+}
+
+const RankPhaseRef* SlowestRank(const std::vector<RankPhaseRef>& ranks) {
+  const RankPhaseRef* worst = nullptr;
+  for (const RankPhaseRef& r : ranks) {
+    if (worst == nullptr || r.phase->step_time().mean() > worst->phase->step_time().mean()) {
+      worst = &r;
+    }
+  }
+  return worst;
+}
+
+v1::Communication SumCommunication(const std::vector<RankPhaseRef>& ranks) {
+  v1::Communication sum;
+  for (const RankPhaseRef& r : ranks) {
+    const v1::Communication& c = r.phase->communication();
+    sum.set_dispatch_logical_bytes(sum.dispatch_logical_bytes() + c.dispatch_logical_bytes());
+    sum.set_dispatch_remote_bytes(sum.dispatch_remote_bytes() + c.dispatch_remote_bytes());
+    sum.set_combine_logical_bytes(sum.combine_logical_bytes() + c.combine_logical_bytes());
+    sum.set_combine_remote_bytes(sum.combine_remote_bytes() + c.combine_remote_bytes());
+    sum.set_algbw_bytes_per_s(sum.algbw_bytes_per_s() + c.algbw_bytes_per_s());
+    sum.set_busbw_bytes_per_s(sum.busbw_bytes_per_s() + c.busbw_bytes_per_s());
+  }
+  return sum;
+}
+
+Counts SumCounts(const std::vector<RankPhaseRef>& ranks, bool dense) {
+  Counts sum;
+  for (const RankPhaseRef& r : ranks) {
+    sum += TermCountsFromProto(dense ? r.phase->dense_counts() : r.phase->counts());
+  }
+  return sum;
+}
+
+double MaxImbalance(const std::vector<RankPhaseRef>& ranks) {
+  double m = 0;
+  for (const RankPhaseRef& r : ranks) m = std::max(m, r.phase->imbalance());
+  return m;
+}
+
+// The utilisation of `amount` over `seconds` against a summed peak; 0 when either is unknown.
+double UtilizationOrZero(double amount, double seconds, double summed_peak) {
+  if (seconds <= 0 || summed_peak <= 0) return 0;
+  return Utilization(amount, seconds, /*devices=*/1, summed_peak);
+}
+
+v1::PhaseResult AggregatePhase(const v1::PointWorkload& w, v1::Phase phase,
+                               const std::vector<RankPhaseRef>& ranks, const Peaks& peaks) {
+  v1::PhaseResult out;
+  out.set_phase(phase);
+  const Counts sparse = SumCounts(ranks, /*dense=*/false);
+  const Counts dense = SumCounts(ranks, /*dense=*/true);
+  *out.mutable_step_time() = SlowestStepTime(ranks);
+  const double t = out.step_time().mean();
+  out.set_bytes(sparse.bytes());
+  out.set_flops(sparse.flops());
+  out.set_dense_bytes(dense.bytes());
+  out.set_dense_flops(dense.flops());
+  out.set_s_mbu(UtilizationOrZero(sparse.bytes(), t, peaks.bandwidth));
+  out.set_s_mfu(UtilizationOrZero(sparse.flops(), t, peaks.flops));
+  out.set_dense_mbu(UtilizationOrZero(dense.bytes(), t, peaks.bandwidth));
+  out.set_dense_mfu(UtilizationOrZero(dense.flops(), t, peaks.flops));
+  out.set_peak_bandwidth_bytes_per_s(peaks.bandwidth);
+  out.set_peak_flops_per_s(peaks.flops);
+  if (t > 0) {
+    const double tokens = phase == v1::PHASE_PREFILL
+                              ? static_cast<double>(w.batch_size() * w.prompt_len())
+                              : static_cast<double>(w.batch_size());
+    out.set_tokens_per_s(tokens / t);
+    out.set_achieved_bandwidth_bytes_per_s(sparse.bytes() / t);
+    out.set_achieved_flops_per_s(sparse.flops() / t);
+  }
+  if (peaks.bandwidth > 0 && peaks.flops > 0) {
+    out.set_roofline_seconds(RooflineSeconds(sparse.bytes(), sparse.flops(), /*devices=*/1,
+                                             peaks.bandwidth, peaks.flops));
+  }
+  out.set_imbalance(MaxImbalance(ranks));
+  std::vector<double> activated;
+  for (const RankPhaseRef& r : ranks) {
+    const auto& a = r.phase->activated_experts();
+    if (activated.size() < static_cast<size_t>(a.size())) activated.resize(a.size(), 0.0);
+    for (int l = 0; l < a.size(); ++l) activated[l] += a[l];
+  }
+  out.mutable_activated_experts()->Assign(activated.begin(), activated.end());
+  *out.mutable_breakdown() = TermCountsToProto(sparse);
+  if (const RankPhaseRef* slowest = SlowestRank(ranks); slowest != nullptr) {
+    *out.mutable_sub_times() = slowest->phase->sub_times();
+  }
+  *out.mutable_communication() = SumCommunication(ranks);
+  int64_t iterations = 0;
+  double fastest = 0;
+  double slowest_mean = 0;
+  for (const RankPhaseRef& r : ranks) {
+    iterations = std::max(iterations, r.phase->iterations());
+    const double mean = r.phase->step_time().mean();
+    fastest = fastest == 0 ? mean : std::min(fastest, mean);
+    slowest_mean = std::max(slowest_mean, mean);
+  }
+  out.set_iterations(iterations);
+  if (fastest > 0) out.set_rank_step_time_ratio(slowest_mean / fastest);
+  return out;
+}
+
+v1::NodePhaseResult AggregateNodePhase(v1::Phase phase, const std::vector<RankPhaseRef>& ranks,
+                                       const Peaks& peaks) {
+  v1::NodePhaseResult out;
+  out.set_phase(phase);
+  const Counts sparse = SumCounts(ranks, /*dense=*/false);
+  out.set_bytes(sparse.bytes());
+  out.set_flops(sparse.flops());
+  *out.mutable_step_time() = SlowestStepTime(ranks);
+  out.set_s_mbu(UtilizationOrZero(sparse.bytes(), out.step_time().mean(), peaks.bandwidth));
+  out.set_s_mfu(UtilizationOrZero(sparse.flops(), out.step_time().mean(), peaks.flops));
+  out.set_imbalance(MaxImbalance(ranks));
+  *out.mutable_communication() = SumCommunication(ranks);
+  return out;
+}
+
+// The worst rank's check: a failed one (largest error first), else the largest error.
+v1::CheckResult WorstCheck(const std::vector<const v1::RankReport*>& ranks) {
+  const v1::CheckResult* worst = nullptr;
+  for (const v1::RankReport* r : ranks) {
+    const v1::CheckResult& c = r->check();
+    if (!c.checked()) continue;
+    if (worst == nullptr) {
+      worst = &c;
+      continue;
+    }
+    const bool c_failed = !c.passed();
+    const bool w_failed = !worst->passed();
+    if ((c_failed && !w_failed) ||
+        (c_failed == w_failed && c.max_abs_error() > worst->max_abs_error())) {
+      worst = &c;
+    }
+  }
+  return worst == nullptr ? v1::CheckResult() : *worst;
+}
+
+std::string HardwareOf(const std::vector<const v1::Device*>& devices) {
+  std::set<std::string> ids;
+  for (const v1::Device* d : devices) ids.insert(d->hardware());
+  if (ids.size() == 1) return *ids.begin();
+  return ids.empty() ? "" : "mixed";
+}
+
+const v1::PhaseResult* FindPhase(const v1::PointResult& r, v1::Phase phase) {
+  for (const v1::PhaseResult& p : r.phases()) {
+    if (p.phase() == phase) return &p;
+  }
+  return nullptr;
+}
+
+// METRICS.md "Cost", when both phases ran and a price is known; nullopt otherwise.
+std::optional<v1::CostResult> Cost(const PointAggregationInput& in, const v1::PointResult& r,
+                                   double devices) {
+  const v1::PhaseResult* prefill = FindPhase(r, v1::PHASE_PREFILL);
+  const v1::PhaseResult* decode = FindPhase(r, v1::PHASE_DECODE);
+  if (prefill == nullptr || decode == nullptr) return std::nullopt;
+  const double ttft = prefill->step_time().mean();
+  const double tpot = decode->step_time().mean();
+  if (ttft <= 0 || tpot <= 0 || devices <= 0) return std::nullopt;
+  PriceOptions options;
+  if (in.pricing.has_usd_per_device_hour()) {
+    options.usd_per_device_hour = in.pricing.usd_per_device_hour();
+  }
+  if (in.pricing.has_amortize_hours()) options.amortize_hours = in.pricing.amortize_hours();
+  if (in.pricing.has_usd_per_kwh()) options.usd_per_kwh = in.pricing.usd_per_kwh();
+  HardwareSpec hw;
+  bool hw_known = false;
+  if (in.catalog != nullptr && !r.hardware().empty() && r.hardware() != "mixed") {
+    if (absl::StatusOr<const HardwareSpec*> found = in.catalog->FindHardware(r.hardware());
+        found.ok()) {
+      hw = **found;
+      hw_known = true;
+    }
+  }
+  if (!hw_known && !options.usd_per_device_hour.has_value()) return std::nullopt;
+  absl::StatusOr<HourlyPrice> price = DeviceHourlyPrice(hw, options);
+  if (!price.ok()) return std::nullopt;
+  const v1::PointWorkload& w = in.workload;
+  v1::CostResult cost;
+  cost.set_usd_per_device_hour(price->usd_per_device_hour);
+  cost.set_price_basis(price->basis);
+  const double t = BatchSeconds(ttft, tpot, w.output_len());
+  cost.set_batch_seconds(t);
+  const double output_tokens = static_cast<double>(w.batch_size() * w.output_len());
+  const double total_tokens =
+      static_cast<double>(w.batch_size() * (w.prompt_len() + w.output_len()));
+  cost.set_usd_per_million_output_tokens(
+      UsdPerMillionTokens(price->usd_per_device_hour, devices, t, output_tokens));
+  cost.set_usd_per_million_total_tokens(
+      UsdPerMillionTokens(price->usd_per_device_hour, devices, t, total_tokens));
+  if (hw_known) {
+    cost.set_system_purchase_usd(hw.purchase_usd * devices);
+    cost.set_moecap_system_cost_usd(MoeCapSystemCostUsd(hw, devices, t / 3600.0));
+  }
+  return cost;
+}
+
+}  // namespace
+
+v1::Percentiles SummarizeSeconds(std::vector<double> samples) {
+  v1::Percentiles p;
+  if (samples.empty()) return p;
+  const double n = static_cast<double>(samples.size());
+  const double mean = std::accumulate(samples.begin(), samples.end(), 0.0) / n;
+  double squares = 0;
+  for (double s : samples) squares += (s - mean) * (s - mean);
+  p.set_mean(mean);
+  p.set_stddev(std::sqrt(squares / n));
+  p.set_count(static_cast<int64_t>(samples.size()));
+  p.set_min(*std::min_element(samples.begin(), samples.end()));
+  p.set_max(*std::max_element(samples.begin(), samples.end()));
+  p.set_p50(records::Percentile(samples, 0.50));
+  p.set_p90(records::Percentile(samples, 0.90));
+  p.set_p99(records::Percentile(samples, 0.99));
+  return p;
+}
+
+absl::StatusOr<v1::PointResult> AggregatePoint(const PointAggregationInput& in) {
+  const v1::PointWorkload& w = in.workload;
+  const int world = w.expert_parallel();
+  if (world < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("point ", in.point_index, ": workload.expert_parallel must be >= 1"));
+  }
+  if (w.phases_size() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("point ", in.point_index, ": no phases"));
+  }
+  // Every rank exactly once, over all nodes.
+  std::vector<const v1::RankReport*> by_rank(static_cast<size_t>(world), nullptr);
+  std::vector<const v1::Device*> devices;
+  for (const v1::NodeReport& node : in.nodes) {
+    for (const v1::RankReport& r : node.ranks()) {
+      if (r.rank() < 0 || r.rank() >= world) {
+        return absl::InvalidArgumentError(absl::StrCat("point ", in.point_index, ": agent '",
+                                                       node.agent_id(), "' reports rank ", r.rank(),
+                                                       " of a world of ", world));
+      }
+      if (by_rank[r.rank()] != nullptr) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("point ", in.point_index, ": rank ", r.rank(), " is reported twice"));
+      }
+      by_rank[r.rank()] = &r;
+    }
+    const std::vector<const v1::Device*> node_devices = DistinctDevices(node);
+    devices.insert(devices.end(), node_devices.begin(), node_devices.end());
+  }
+  for (int r = 0; r < world; ++r) {
+    if (by_rank[r] == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("point ", in.point_index, ": the report of rank ", r, " is missing"));
+    }
+  }
+  if (devices.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("point ", in.point_index, ": no node reported the devices it used"));
+  }
+  const auto phase_of = [](const v1::RankReport& r, v1::Phase phase) -> const v1::RankPhase* {
+    for (const v1::RankPhase& p : r.phases()) {
+      if (p.phase() == phase) return &p;
+    }
+    return nullptr;
+  };
+
+  v1::PointResult result;
+  result.set_point_index(in.point_index);
+  result.mutable_parameters()->Assign(in.parameters.begin(), in.parameters.end());
+  result.set_attempt(in.attempt);
+  result.set_hardware(HardwareOf(devices));
+  result.set_devices(static_cast<int32_t>(devices.size()));
+  *result.mutable_finish_time() =
+      TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(in.finish_time));
+  const Peaks cluster_peaks = SumPeaks(devices, w.dtype());
+  for (int i = 0; i < w.phases_size(); ++i) {
+    const v1::Phase phase = w.phases(i);
+    std::vector<RankPhaseRef> ranks;
+    for (int r = 0; r < world; ++r) {
+      const v1::RankPhase* p = phase_of(*by_rank[r], phase);
+      if (p == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat("point ", in.point_index, ": rank ", r,
+                                                       " did not report phase ",
+                                                       v1::Phase_Name(phase)));
+      }
+      ranks.push_back({r, p});
+    }
+    *result.add_phases() = AggregatePhase(w, phase, ranks, cluster_peaks);
+  }
+  for (const v1::NodeReport& node : in.nodes) {
+    v1::NodeResult* n = result.add_nodes();
+    n->set_agent_id(node.agent_id());
+    if (auto it = in.agent_names.find(node.agent_id()); it != in.agent_names.end()) {
+      n->set_agent_name(it->second);
+    }
+    n->set_hostname(node.hostname());
+    const std::vector<const v1::Device*> node_devices = DistinctDevices(node);
+    for (const v1::Device* d : node_devices) *n->add_devices() = *d;
+    const Peaks node_peaks = SumPeaks(node_devices, w.dtype());
+    std::vector<int> node_ranks;
+    for (const v1::RankReport& r : node.ranks()) node_ranks.push_back(r.rank());
+    std::sort(node_ranks.begin(), node_ranks.end());
+    n->mutable_ranks()->Assign(node_ranks.begin(), node_ranks.end());
+    for (int i = 0; i < w.phases_size(); ++i) {
+      std::vector<RankPhaseRef> ranks;
+      for (int r : node_ranks) ranks.push_back({r, phase_of(*by_rank[r], w.phases(i))});
+      if (!ranks.empty()) *n->add_phases() = AggregateNodePhase(w.phases(i), ranks, node_peaks);
+    }
+  }
+  *result.mutable_check() = WorstCheck(by_rank);
+  if (std::optional<v1::CostResult> cost = Cost(in, result, static_cast<double>(devices.size()));
+      cost.has_value()) {
+    *result.mutable_cost() = *std::move(cost);
+  }
+  return result;
+}
+
+}  // namespace moecap

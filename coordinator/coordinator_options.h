@@ -1,0 +1,44 @@
+// Everything a coordinator is started with: parsed from flags in main, or filled in by code that
+// embeds the coordinator (`moecapctl run --local`, tests).
+#ifndef MOECAP_COORDINATOR_COORDINATOR_OPTIONS_H_
+#define MOECAP_COORDINATOR_COORDINATOR_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "coordinator/job_manager.h"
+#include "coordinator/rendezvous_store.h"
+
+namespace moecap::coordinator {
+
+// Transport security and caller identity (the security issue fills this in; insecure today).
+struct CredentialsOptions {
+  bool insecure = true;       // plaintext gRPC; the only mode implemented so far
+  std::string tls_cert_file;  // PEM: the server's certificate chain
+  std::string tls_key_file;   // PEM: its private key
+  std::string tls_ca_file;    // PEM: CAs that sign agent (client) certificates, for mTLS
+  std::string tokens_file;    // bearer tokens of moecapctl users and their roles
+};
+
+struct CoordinatorOptions {
+  std::string listen = "0.0.0.0:7070";  // HOST:PORT; port 0 picks a free port
+  std::string db_path = "moecap.db";    // SQLite file; empty: jobs kept in memory only
+  bool db_synchronous_full = false;     // fsync every commit (power-loss safe) vs. WAL NORMAL
+  absl::Duration lease = absl::Seconds(10);
+  std::string metrics_listen;  // HOST:PORT of /metrics; empty: not served
+  std::vector<std::string> catalog_dirs;
+  int max_receive_message_bytes = 16 << 20;
+  int max_send_message_bytes = 64 << 20;
+  absl::Duration tick = absl::Milliseconds(50);      // leases, rendezvous timeouts, scheduling
+  absl::Duration shutdown_grace = absl::Seconds(5);  // in-flight calls get this long to end
+  JobManagerOptions jobs;
+  RendezvousLimits rendezvous;
+  CredentialsOptions credentials;
+  std::string version = "dev";
+};
+
+}  // namespace moecap::coordinator
+
+#endif  // MOECAP_COORDINATOR_COORDINATOR_OPTIONS_H_

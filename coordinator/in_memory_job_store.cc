@@ -1,0 +1,54 @@
+// JobStore in memory.
+#include "coordinator/in_memory_job_store.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace moecap::coordinator {
+
+absl::Status InMemoryJobStore::Apply(const JobWrite& write) {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(write.job_id);
+  if (it == jobs_.end() && !write.job.has_value()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job '", write.job_id, "': first write without the job"));
+  }
+  Rows& rows = jobs_[write.job_id];
+  if (write.job.has_value()) {
+    rows.seq = write.seq;
+    rows.job = *write.job;
+    rows.job.clear_points();
+    rows.job.clear_history();
+  }
+  for (const v1::Point& p : write.points) {
+    v1::Point& stored = rows.points[p.index()];
+    stored = p;
+    stored.clear_history();
+    stored.clear_result();
+  }
+  rows.transitions.insert(rows.transitions.end(), write.transitions.begin(),
+                          write.transitions.end());
+  rows.reports.insert(rows.reports.end(), write.reports.begin(), write.reports.end());
+  for (const v1::PointResult& r : write.results) rows.results[r.point_index()] = r;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<StoredJob>> InMemoryJobStore::LoadJobs() {
+  absl::MutexLock lock(&mu_);
+  JobAssembler assembler;
+  for (const auto& [id, rows] : jobs_) {
+    assembler.SetJob(rows.seq, rows.job);
+    for (const auto& [index, p] : rows.points) assembler.SetPoint(id, p);
+    for (const StoredTransition& t : rows.transitions) assembler.AddTransition(id, t);
+    for (const auto& [index, r] : rows.results) assembler.SetResult(id, r);
+  }
+  return assembler.Finish();
+}
+
+absl::StatusOr<std::vector<StoredReport>> InMemoryJobStore::LoadReports(absl::string_view job_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(std::string(job_id));
+  if (it == jobs_.end()) return std::vector<StoredReport>();
+  return it->second.reports;
+}
+
+}  // namespace moecap::coordinator

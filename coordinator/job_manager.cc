@@ -1,0 +1,1105 @@
+// The job lifecycle (see job_manager.h).
+#include "coordinator/job_manager.h"
+
+#include <algorithm>
+#include <cctype>
+#include <tuple>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/aggregate/aggregator.h"
+#include "coordinator/proto_util.h"
+#include "spdlog/spdlog.h"
+
+namespace moecap::coordinator {
+namespace {
+
+bool IsTerminal(v1::JobState s) {
+  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELLED;
+}
+
+bool IsActive(v1::JobState s) {
+  return s == v1::JOB_STATE_SCHEDULED || s == v1::JOB_STATE_RENDEZVOUS ||
+         s == v1::JOB_STATE_RUNNING || s == v1::JOB_STATE_AGGREGATING;
+}
+
+std::string StateWord(v1::JobState s) { return CoordinatorMetrics::JobStateLabel(s); }
+
+std::string FailureKindWord(v1::FailureKind kind) {
+  std::string name = v1::FailureKind_Name(kind);
+  const std::string prefix = "FAILURE_KIND_";
+  if (name.rfind(prefix, 0) == 0) name = name.substr(prefix.size());
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name;
+}
+
+v1::WatchJobResponse Event(absl::Time now) {
+  v1::WatchJobResponse e;
+  *e.mutable_time() = ToProtoTime(now);
+  return e;
+}
+
+// The slowest reporter's progress (earliest phase, stage, then fewest iterations).
+v1::Progress Slowest(const std::map<std::pair<std::string, int32_t>, v1::Progress>& all) {
+  v1::Progress out;
+  bool first = true;
+  for (const auto& [key, p] : all) {
+    const auto rank = [](const v1::Progress& x) {
+      return std::make_tuple(static_cast<int>(x.phase()), static_cast<int>(x.stage()),
+                             x.iterations_done());
+    };
+    if (first || rank(p) < rank(out)) {
+      const int64_t total = std::max(out.iterations_total(), p.iterations_total());
+      out = p;
+      out.set_iterations_total(total);
+      first = false;
+    } else {
+      out.set_iterations_total(std::max(out.iterations_total(), p.iterations_total()));
+    }
+  }
+  out.set_ranks_reporting(static_cast<int32_t>(all.size()));
+  return out;
+}
+
+}  // namespace
+
+JobManager::JobManager(const Clock& clock, JobStore& store, AgentRegistry& agents,
+                       RendezvousStore& rendezvous, AgentStreamHub& streams, JobEventHub& events,
+                       const Catalog& catalog, JobManagerOptions options,
+                       CoordinatorMetrics* metrics)
+    : clock_(clock),
+      store_(store),
+      agents_(agents),
+      rendezvous_(rendezvous),
+      streams_(streams),
+      events_(events),
+      catalog_(catalog),
+      options_(options),
+      scheduler_(options.scheduler),
+      metrics_(metrics) {}
+
+// ---------------------------------------------------------------------------------------------
+// Commit machinery
+
+JobWrite& JobManager::WriteOf(const JobEntry& e, Effects& fx) {
+  JobWrite& w = fx.writes[e.job.id()];
+  w.job_id = e.job.id();
+  w.seq = e.seq;
+  return w;
+}
+
+void JobManager::MarkPoint(const JobEntry& e, int32_t index, Effects& fx) {
+  WriteOf(e, fx);
+  fx.changed_points[e.job.id()].insert(index);
+}
+
+void JobManager::PrepareDispatch(Effects& fx) {
+  for (auto& [id, w] : fx.writes) {
+    const JobEntry* e = Find(id);
+    if (e == nullptr) continue;
+    v1::Job header = e->job;
+    header.clear_points();
+    header.clear_history();
+    header.clear_wait_reason();
+    header.set_queue_position(0);
+    w.job = std::move(header);
+    for (int32_t index : fx.changed_points[id]) {
+      if (index >= 0 && index < e->job.points_size()) w.points.push_back(e->job.points(index));
+    }
+    if (absl::Status s = store_.Apply(w); !s.ok()) {
+      spdlog::error("job {}: could not persist a change: {}", id, s.ToString());
+    }
+  }
+  out_mu_.Lock();
+}
+
+void JobManager::Dispatch(Effects& fx) {
+  for (const std::string& scope : fx.scopes_to_delete) rendezvous_.DeleteScope(scope);
+  for (const auto& [agent, message] : fx.to_agents) streams_.Send(agent, message);
+  for (const auto& [job, event, terminal] : fx.events) events_.Publish(job, event, terminal);
+  out_mu_.Unlock();
+}
+
+// ---------------------------------------------------------------------------------------------
+// State changes
+
+void JobManager::SetJobState(JobEntry& e, v1::JobState state, const std::string& reason,
+                             Effects& fx) {
+  const absl::Time now = clock_.Now();
+  v1::Job& job = e.job;
+  job.set_state(state);
+  v1::StateTransition t;
+  t.set_state(state);
+  *t.mutable_time() = ToProtoTime(now);
+  t.set_reason(reason);
+  *job.add_history() = t;
+  WriteOf(e, fx).transitions.push_back({-1, t});
+  if (state != v1::JOB_STATE_QUEUED) {
+    job.clear_wait_reason();
+    job.set_queue_position(0);
+  }
+  const bool terminal = IsTerminal(state);
+  if (state == v1::JOB_STATE_FAILED) job.set_failure_reason(reason);
+  if (terminal) {
+    *job.mutable_finish_time() = ToProtoTime(now);
+    if (metrics_ != nullptr) metrics_->JobFinished(state);
+  }
+  v1::WatchJobResponse event = Event(now);
+  *event.mutable_job_state()->mutable_transition() = t;
+  fx.events.emplace_back(job.id(), std::move(event), terminal);
+  spdlog::info("job {}: {}{}{}", job.id(), StateWord(state), reason.empty() ? "" : ": ", reason);
+}
+
+void JobManager::SetPointState(JobEntry& e, int32_t index, v1::JobState state,
+                               const std::string& reason, Effects& fx) {
+  const absl::Time now = clock_.Now();
+  v1::Point& p = *e.job.mutable_points(index);
+  p.set_state(state);
+  v1::StateTransition t;
+  t.set_state(state);
+  *t.mutable_time() = ToProtoTime(now);
+  t.set_reason(reason);
+  t.set_attempt(p.attempts());
+  *p.add_history() = t;
+  if (state == v1::JOB_STATE_FAILED) p.set_failure_reason(reason);
+  if (!IsActive(state)) p.clear_progress();
+  WriteOf(e, fx).transitions.push_back({index, t});
+  MarkPoint(e, index, fx);
+  int done = 0;
+  for (const v1::Point& q : e.job.points()) done += IsTerminal(q.state()) ? 1 : 0;
+  e.job.set_points_done(done);
+  v1::WatchJobResponse event = Event(now);
+  event.mutable_point_state()->set_point_index(index);
+  *event.mutable_point_state()->mutable_transition() = t;
+  fx.events.emplace_back(e.job.id(), std::move(event), false);
+}
+
+void JobManager::AdvanceJob(JobEntry& e, v1::JobState state, Effects& fx) {
+  if (IsActive(e.job.state()) && e.job.state() < state) SetJobState(e, state, "", fx);
+}
+
+void JobManager::AdvancePoint(JobEntry& e, v1::JobState state, Effects& fx) {
+  if (!e.attempt.has_value()) return;
+  const int32_t index = e.attempt->point_index;
+  if (e.job.points(index).state() < state) SetPointState(e, index, state, "", fx);
+  bool last = true;
+  for (int i = index + 1; i < e.job.points_size(); ++i) {
+    if (!IsTerminal(e.job.points(i).state())) last = false;
+  }
+  // The job is AGGREGATING only once its last point is; until then it stays RUNNING.
+  AdvanceJob(e, last ? state : std::min(state, v1::JOB_STATE_RUNNING), fx);
+}
+
+std::string JobManager::PointName(const JobEntry& e, int32_t index) const {
+  std::vector<std::string> params;
+  for (const v1::PointParameter& p : e.job.points(index).parameters()) {
+    params.push_back(absl::StrCat(p.name(), "=", p.value()));
+  }
+  return absl::StrCat("point ", index, params.empty() ? "" : " (", absl::StrJoin(params, ", "),
+                      params.empty() ? "" : ")");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queue and placement
+
+void JobManager::Enqueue(JobEntry& e) {
+  e.queued_since = clock_.Now();
+  queue_[{-e.job.priority(), e.seq}] = e.job.id();
+}
+
+void JobManager::Dequeue(const JobEntry& e) { queue_.erase({-e.job.priority(), e.seq}); }
+
+void JobManager::UpdateQueuePositions() {
+  int position = 1;
+  for (const auto& [key, id] : queue_) {
+    if (JobEntry* e = Find(id); e != nullptr) e->job.set_queue_position(position++);
+  }
+}
+
+void JobManager::Schedule(Effects& fx) {
+  if (queue_.empty()) return;
+  std::vector<QueuedJob> queue;
+  for (const auto& [key, id] : queue_) {
+    const JobEntry* e = Find(id);
+    queue.push_back({id, e->job.priority(), e->seq, e->queued_since, e->spec});
+  }
+  std::vector<SchedulableAgent> agents;
+  for (const AgentView& a : agents_.LiveAgents()) {
+    if (a.state == v1::AGENT_STATE_DRAINING) continue;
+    SchedulableAgent s;
+    s.agent_id = a.agent_id;
+    s.name = a.info.name();
+    s.backend = a.info.backend();
+    s.devices.assign(a.info.inventory().devices().begin(), a.info.inventory().devices().end());
+    s.free =
+        a.state == v1::AGENT_STATE_IDLE && a.held_job_id.empty() && streams_.IsOpen(a.agent_id);
+    agents.push_back(std::move(s));
+  }
+  ScheduleDecision decision = scheduler_.Schedule(std::move(queue), agents, clock_.Now());
+  for (const Placement& p : decision.placements) {
+    if (JobEntry* e = Find(p.job_id); e != nullptr) StartJob(*e, p, fx);
+  }
+  for (const auto& [id, reason] : decision.wait_reasons) {
+    if (JobEntry* e = Find(id); e != nullptr) e->job.set_wait_reason(reason);
+  }
+  UpdateQueuePositions();
+}
+
+void JobManager::StartJob(JobEntry& e, const Placement& placement, Effects& fx) {
+  const std::string& id = e.job.id();
+  const int32_t first_point = [&] {
+    for (const v1::Point& p : e.job.points()) {
+      if (!IsTerminal(p.state())) return p.index();
+    }
+    return 0;
+  }();
+  std::vector<std::string> held;
+  for (const NodePlacement& n : placement.nodes) {
+    if (absl::Status s = agents_.Hold(n.agent_id, id, first_point); !s.ok()) {
+      for (const std::string& a : held) agents_.Release(a, id);
+      return;  // the agent changed since the snapshot; next tick
+    }
+    held.push_back(n.agent_id);
+  }
+  Dequeue(e);
+  const absl::Time now = clock_.Now();
+  e.gang = placement.nodes;
+  e.backend = placement.backend;
+  e.job.clear_agents();
+  std::vector<std::string> names;
+  for (size_t i = 0; i < placement.nodes.size(); ++i) {
+    v1::AssignedAgent* a = e.job.add_agents();
+    a->set_agent_id(placement.nodes[i].agent_id);
+    a->set_node_rank(static_cast<int32_t>(i));
+    if (std::optional<AgentView> v = agents_.Find(placement.nodes[i].agent_id); v.has_value()) {
+      a->set_agent_name(v->info.name());
+      a->set_hostname(v->info.hostname());
+    }
+    names.push_back(a->agent_name());
+  }
+  e.job.set_attempts(e.job.attempts() + 1);
+  if (!e.job.has_start_time()) *e.job.mutable_start_time() = ToProtoTime(now);
+  if (metrics_ != nullptr) metrics_->JobScheduled(now - e.queued_since);
+  SetJobState(e, v1::JOB_STATE_SCHEDULED,
+              absl::StrCat("placed on ", absl::StrJoin(names, ", "), " (job attempt ",
+                           e.job.attempts(), ")"),
+              fx);
+  StartNextPoint(e, fx);
+}
+
+void JobManager::StartNextPoint(JobEntry& e, Effects& fx) {
+  const std::string& id = e.job.id();
+  int32_t index = -1;
+  for (const v1::Point& p : e.job.points()) {
+    if (!IsTerminal(p.state())) {
+      index = p.index();
+      break;
+    }
+  }
+  if (index < 0) {
+    for (const NodePlacement& n : e.gang) agents_.Release(n.agent_id, id);
+    e.gang.clear();
+    SetJobState(e, v1::JOB_STATE_SUCCEEDED, "", fx);
+    return;
+  }
+  v1::Point& point = *e.job.mutable_points(index);
+  const v1::PointWorkload& w = point.workload();
+  const int32_t world = std::max(1, w.expert_parallel());
+  const int32_t dpn = std::max(1, e.spec.devices_per_node);
+  const int32_t nodes = (world + dpn - 1) / dpn;
+  if (nodes > static_cast<int32_t>(e.gang.size())) {
+    SetPointState(e, index, v1::JOB_STATE_FAILED,
+                  absl::StrCat("needs ", nodes, " agents; the job holds ", e.gang.size()), fx);
+    StopAttemptAndReleaseGang(e, "job failed", {}, fx);
+    FailJob(e, v1::JOB_STATE_FAILED, absl::StrCat(PointName(e, index), " cannot be placed"), fx);
+    return;
+  }
+  const absl::Time now = clock_.Now();
+  point.set_attempts(point.attempts() + 1);
+  Attempt a;
+  a.point_index = index;
+  a.attempt = point.attempts();
+  a.scope = absl::StrCat(id, "/p", index, "/a", a.attempt);
+  const double point_seconds =
+      w.timeouts().has_point_seconds() ? w.timeouts().point_seconds() : 600.0;
+  a.deadline = now + absl::Seconds(point_seconds);
+  std::set<std::string> members;
+  std::vector<std::string> names;
+  for (int32_t n = 0; n < nodes; ++n) {
+    const NodePlacement& placed = e.gang[n];
+    AttemptNode node;
+    node.agent_id = placed.agent_id;
+    node.node_rank = n;
+    v1::Assignment& asg = node.assignment;
+    asg.set_job_id(id);
+    asg.set_job_name(e.job.name());
+    asg.set_point_index(index);
+    asg.set_attempt(a.attempt);
+    asg.set_world_size(world);
+    asg.set_node_rank(n);
+    asg.set_nodes(nodes);
+    asg.set_rendezvous_prefix(a.scope);
+    *asg.mutable_workload() = w;
+    if (w.backend() != v1::BACKEND_CPU && w.backend() != v1::BACKEND_CUDA) {
+      asg.mutable_workload()->set_backend(e.backend);
+    }
+    *asg.mutable_deadline() = ToProtoTime(a.deadline);
+    for (int32_t r = n * dpn, local = 0; r < std::min(world, (n + 1) * dpn); ++r, ++local) {
+      v1::RankAssignment* ra = asg.add_ranks();
+      ra->set_rank(r);
+      ra->set_device_index(placed.device_indices[local]);
+      ra->set_local_rank(local);
+      node.ranks.push_back(r);
+    }
+    members.insert(placed.agent_id);
+    names.push_back(e.job.agents(n).agent_name());
+    a.nodes.push_back(std::move(node));
+  }
+  for (int i = 0; i < e.job.agents_size(); ++i) {
+    v1::AssignedAgent* aa = e.job.mutable_agents(i);
+    aa->clear_ranks();
+    aa->clear_device_indices();
+    if (i < nodes) {
+      for (const v1::RankAssignment& r : a.nodes[i].assignment.ranks()) {
+        aa->add_ranks(r.rank());
+        aa->add_device_indices(r.device_index());
+      }
+    }
+    agents_.SetCurrentPoint(aa->agent_id(), id, index);
+  }
+  if (absl::Status s = rendezvous_.CreateScope(a.scope, members); !s.ok()) {
+    spdlog::warn("job {}: {}", id, s.ToString());
+  }
+  for (const AttemptNode& node : a.nodes) {
+    v1::StreamAssignmentsResponse m;
+    *m.mutable_assignment() = node.assignment;
+    fx.to_agents.emplace_back(node.agent_id, std::move(m));
+  }
+  e.attempt = std::move(a);
+  SetPointState(e, index, v1::JOB_STATE_SCHEDULED,
+                absl::StrCat("attempt ", point.attempts(), " on ", absl::StrJoin(names, ", "), " (",
+                             world, " rank", world == 1 ? "" : "s", ")"),
+                fx);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ending attempts and jobs
+
+void JobManager::StopAttemptAndReleaseGang(JobEntry& e, const std::string& reason,
+                                           const std::set<std::string>& stopped_agents,
+                                           Effects& fx) {
+  const std::string& id = e.job.id();
+  std::set<std::string> stopping;
+  if (e.attempt.has_value()) {
+    for (const AttemptNode& node : e.attempt->nodes) {
+      if (stopped_agents.count(node.agent_id) > 0) continue;
+      if (e.attempt->node_reports.count(node.agent_id) > 0) continue;  // it finished its part
+      v1::StreamAssignmentsResponse m;
+      v1::Cancel* c = m.mutable_cancel();
+      c->set_job_id(id);
+      c->set_point_index(e.attempt->point_index);
+      c->set_attempt(e.attempt->attempt);
+      c->set_reason(reason);
+      fx.to_agents.emplace_back(node.agent_id, std::move(m));
+      agents_.BeginRelease(node.agent_id, id);
+      stopping.insert(node.agent_id);
+    }
+    fx.scopes_to_delete.push_back(e.attempt->scope);
+    e.attempt.reset();
+  }
+  for (const NodePlacement& n : e.gang) {
+    if (stopping.count(n.agent_id) == 0) agents_.Release(n.agent_id, id);
+  }
+  e.gang.clear();
+}
+
+void JobManager::FailJob(JobEntry& e, v1::JobState final_state, const std::string& reason,
+                         Effects& fx) {
+  Dequeue(e);
+  for (int i = 0; i < e.job.points_size(); ++i) {
+    if (!IsTerminal(e.job.points(i).state())) {
+      SetPointState(
+          e, i, v1::JOB_STATE_CANCELLED,
+          final_state == v1::JOB_STATE_CANCELLED ? reason : absl::StrCat("not run: ", reason), fx);
+    }
+  }
+  SetJobState(e, final_state, reason, fx);
+}
+
+void JobManager::FailAttempt(JobEntry& e, const std::string& reason, v1::FailureKind kind,
+                             bool retryable, const std::set<std::string>& stopped_agents,
+                             Effects& fx) {
+  if (!e.attempt.has_value()) return;
+  const int32_t index = e.attempt->point_index;
+  v1::Point& point = *e.job.mutable_points(index);
+  point.set_failure_reason(reason);
+  StopAttemptAndReleaseGang(e, reason, stopped_agents, fx);
+  const int32_t attempts = point.attempts();
+  const int32_t max_retries = e.job.plan().retry().max_retries();
+  const bool retry = retryable && kind != v1::FAILURE_KIND_CHECK &&
+                     kind != v1::FAILURE_KIND_CANCELLED && attempts <= max_retries;
+  if (retry) {
+    SetPointState(e, index, v1::JOB_STATE_QUEUED,
+                  absl::StrCat("attempt ", attempts, " failed: ", reason, "; retry ", attempts,
+                               " of ", max_retries),
+                  fx);
+    SetJobState(e, v1::JOB_STATE_QUEUED,
+                absl::StrCat(PointName(e, index), " attempt ", attempts, " failed (", reason,
+                             "); requeued for a retry"),
+                fx);
+    Enqueue(e);
+    return;
+  }
+  SetPointState(e, index, v1::JOB_STATE_FAILED, reason, fx);
+  FailJob(e, v1::JOB_STATE_FAILED, absl::StrCat(PointName(e, index), " failed: ", reason), fx);
+}
+
+void JobManager::CompleteAttempt(JobEntry& e, Effects& fx) {
+  Attempt& a = *e.attempt;
+  const int32_t index = a.point_index;
+  AdvancePoint(e, v1::JOB_STATE_AGGREGATING, fx);
+  PointAggregationInput in;
+  in.point_index = index;
+  in.attempt = a.attempt;
+  const v1::Point& point = e.job.points(index);
+  in.parameters.assign(point.parameters().begin(), point.parameters().end());
+  in.workload = a.nodes.front().assignment.workload();
+  for (const AttemptNode& node : a.nodes) {
+    v1::NodeReport report = a.node_reports[node.agent_id];
+    if (report.ranks_size() == 0) {
+      for (int32_t r : node.ranks) *report.add_ranks() = a.rank_reports[r];
+    }
+    in.nodes.push_back(std::move(report));
+  }
+  for (const v1::AssignedAgent& aa : e.job.agents())
+    in.agent_names[aa.agent_id()] = aa.agent_name();
+  in.pricing = e.job.plan().pricing();
+  in.catalog = &catalog_;
+  in.finish_time = clock_.Now();
+  absl::StatusOr<v1::PointResult> result = AggregatePoint(in);
+  std::set<std::string> all;
+  for (const AttemptNode& node : a.nodes) all.insert(node.agent_id);
+  if (!result.ok()) {
+    FailAttempt(e, absl::StrCat("aggregation failed: ", result.status().message()),
+                v1::FAILURE_KIND_INTERNAL, /*retryable=*/false, all, fx);
+    return;
+  }
+  if (result->check().checked() && !result->check().passed()) {
+    FailAttempt(e,
+                absl::StrCat("the check against the single-rank reference failed: max abs error ",
+                             result->check().max_abs_error(), " > ",
+                             result->check().abs_tolerance(), " ", result->check().detail()),
+                v1::FAILURE_KIND_CHECK, /*retryable=*/false, all, fx);
+    return;
+  }
+  fx.scopes_to_delete.push_back(a.scope);
+  e.attempt.reset();
+  *e.job.mutable_points(index)->mutable_result() = *result;
+  WriteOf(e, fx).results.push_back(*result);
+  v1::WatchJobResponse event = Event(clock_.Now());
+  *event.mutable_result() = *result;
+  fx.events.emplace_back(e.job.id(), std::move(event), false);
+  if (metrics_ != nullptr) {
+    metrics_->SetPointResult(e.job.id(), e.job.model(), in.workload, *result);
+  }
+  SetPointState(e, index, v1::JOB_STATE_SUCCEEDED, "", fx);
+  StartNextPoint(e, fx);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lookups
+
+JobManager::JobEntry* JobManager::Find(absl::string_view job_id) {
+  auto it = jobs_.find(std::string(job_id));
+  return it == jobs_.end() ? nullptr : &it->second;
+}
+
+const JobManager::JobEntry* JobManager::Find(absl::string_view job_id) const {
+  auto it = jobs_.find(std::string(job_id));
+  return it == jobs_.end() ? nullptr : &it->second;
+}
+
+v1::Job JobManager::View(const JobEntry& e, v1::JobView view) const {
+  v1::Job job = e.job;
+  if (view != v1::JOB_VIEW_FULL) {
+    job.clear_plan();
+    job.clear_plan_yaml();
+    job.clear_points();
+    job.clear_history();
+  }
+  return job;
+}
+
+absl::StatusOr<std::pair<JobManager::JobEntry*, JobManager::AttemptNode*>>
+JobManager::CurrentAttempt(absl::string_view agent_id, absl::string_view job_id,
+                           int32_t point_index, int32_t attempt) {
+  JobEntry* e = Find(job_id);
+  if (e == nullptr) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
+  if (!e->attempt.has_value() || e->attempt->point_index != point_index ||
+      e->attempt->attempt != attempt) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", job_id, " point ", point_index, " attempt ", attempt,
+        " is not current (the job is ", StateWord(e->job.state()),
+        e->attempt.has_value() ? absl::StrCat(", running point ", e->attempt->point_index,
+                                              " attempt ", e->attempt->attempt)
+                               : "",
+        "): report refused"));
+  }
+  for (AttemptNode& node : e->attempt->nodes) {
+    if (node.agent_id == agent_id) return std::make_pair(e, &node);
+  }
+  return absl::FailedPreconditionError(absl::StrCat("agent '", agent_id, "' holds no rank of job ",
+                                                    job_id, " point ", point_index, " attempt ",
+                                                    attempt));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recovery
+
+absl::Status JobManager::Recover() {
+  absl::StatusOr<std::vector<StoredJob>> stored = store_.LoadJobs();
+  if (!stored.ok()) return stored.status();
+  Effects fx;
+  int requeued = 0;
+  int failed = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    for (StoredJob& s : *stored) {
+      const std::string id = s.job.id();
+      JobEntry& e = jobs_[id];
+      e.job = std::move(s.job);
+      e.seq = s.seq;
+      e.spec = GangSpecOf(e.job.plan(), catalog_);
+      by_seq_[e.seq] = id;
+      next_seq_ = std::max(next_seq_, e.seq + 1);
+      for (const v1::StateTransition& t : e.job.history()) {
+        if (t.state() == v1::JOB_STATE_INTERRUPTED) ++e.interruptions;
+      }
+      if (metrics_ != nullptr) {
+        for (const v1::Point& p : e.job.points()) {
+          if (p.has_result()) {
+            metrics_->SetPointResult(id, e.job.model(), p.workload(), p.result());
+          }
+        }
+      }
+      const v1::JobState state = e.job.state();
+      if (IsTerminal(state)) continue;
+      if (state == v1::JOB_STATE_QUEUED) {
+        Enqueue(e);
+        continue;
+      }
+      // It was running when the coordinator stopped.
+      std::vector<int32_t> running;
+      for (const v1::Point& p : e.job.points()) {
+        if (IsActive(p.state()) || p.state() == v1::JOB_STATE_INTERRUPTED) {
+          running.push_back(p.index());
+        }
+      }
+      const std::string why = "the coordinator restarted while the job ran";
+      for (int32_t i : running) SetPointState(e, i, v1::JOB_STATE_INTERRUPTED, why, fx);
+      SetJobState(e, v1::JOB_STATE_INTERRUPTED, why, fx);
+      ++e.interruptions;
+      if (e.interruptions <= options_.max_interruptions) {
+        for (int32_t i : running) {
+          SetPointState(e, i, v1::JOB_STATE_QUEUED, "requeued after a coordinator restart", fx);
+        }
+        SetJobState(e, v1::JOB_STATE_QUEUED,
+                    absl::StrCat("requeued after a coordinator restart (", e.interruptions, " of ",
+                                 options_.max_interruptions, ")"),
+                    fx);
+        Enqueue(e);
+        ++requeued;
+      } else {
+        const std::string reason =
+            absl::StrCat("interrupted by a coordinator restart again (it was requeued ",
+                         options_.max_interruptions, " time",
+                         options_.max_interruptions == 1 ? "" : "s", " already)");
+        for (int32_t i : running) SetPointState(e, i, v1::JOB_STATE_FAILED, reason, fx);
+        FailJob(e, v1::JOB_STATE_FAILED, reason, fx);
+        ++failed;
+      }
+    }
+    UpdateQueuePositions();
+    spdlog::info(
+        "recovered {} jobs from the store: {} queued, {} interrupted and requeued, {} "
+        "failed after a second interruption",
+        jobs_.size(), queue_.size(), requeued, failed);
+    PrepareDispatch(fx);
+  }
+  Dispatch(fx);
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// JobService
+
+absl::StatusOr<v1::Job> JobManager::Submit(const PlanSubmission& submission, bool dry_run,
+                                           absl::string_view submitted_by) {
+  absl::StatusOr<v1::Job> built = BuildJob(submission, catalog_);
+  if (!built.ok()) return built.status();
+  v1::Job job = *std::move(built);
+  const absl::Time now = clock_.Now();
+  job.set_state(v1::JOB_STATE_QUEUED);
+  *job.mutable_submit_time() = ToProtoTime(now);
+  job.set_submitted_by(std::string(submitted_by));
+  if (dry_run) return job;
+  Effects fx;
+  absl::StatusOr<v1::Job> out;
+  {
+    absl::MutexLock lock(&mu_);
+    const int64_t seq = next_seq_++;
+    const std::string id = absl::StrFormat("job-%06d", seq);
+    job.set_id(id);
+    JobEntry& e = jobs_[id];
+    e.job = std::move(job);
+    e.seq = seq;
+    e.spec = GangSpecOf(e.job.plan(), catalog_);
+    SetJobState(e, v1::JOB_STATE_QUEUED, "submitted", fx);
+    for (int i = 0; i < e.job.points_size(); ++i) {
+      SetPointState(e, i, v1::JOB_STATE_QUEUED, "", fx);
+    }
+    fx.events.clear();  // nobody can watch a job before it has an id
+    JobWrite& w = WriteOf(e, fx);
+    w.job = e.job;
+    w.job->clear_points();
+    w.job->clear_history();
+    for (const v1::Point& p : e.job.points()) w.points.push_back(p);
+    fx.changed_points.clear();
+    absl::Status stored = store_.Apply(w);
+    fx.writes.clear();
+    if (!stored.ok()) {
+      jobs_.erase(id);
+      out = absl::UnavailableError(
+          absl::StrCat("the job could not be stored, not queued: ", stored.message()));
+    } else {
+      by_seq_[seq] = id;
+      Enqueue(e);
+      UpdateQueuePositions();
+      if (metrics_ != nullptr) metrics_->JobSubmitted();
+      out = View(e, v1::JOB_VIEW_FULL);
+    }
+    PrepareDispatch(fx);
+  }
+  Dispatch(fx);
+  return out;
+}
+
+absl::StatusOr<v1::Job> JobManager::GetJob(absl::string_view job_id, v1::JobView view) const {
+  absl::MutexLock lock(&mu_);
+  const JobEntry* e = Find(job_id);
+  if (e == nullptr) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
+  return View(*e, view);
+}
+
+absl::StatusOr<v1::ListJobsResponse> JobManager::ListJobs(
+    const v1::ListJobsRequest& request) const {
+  if (request.page_size() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("field 'page_size': must be >= 0, got ", request.page_size()));
+  }
+  const int page_size = request.page_size() == 0 ? 100 : std::min(request.page_size(), 1000);
+  int64_t before = INT64_MAX;
+  if (!request.page_token().empty() &&
+      (!absl::SimpleAtoi(request.page_token(), &before) || before <= 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("field 'page_token': '", request.page_token(), "' is not a page token"));
+  }
+  const std::set<int> states(request.states().begin(), request.states().end());
+  v1::ListJobsResponse response;
+  absl::MutexLock lock(&mu_);
+  for (auto it = by_seq_.lower_bound(before); it != by_seq_.begin();) {
+    --it;
+    const JobEntry* e = Find(it->second);
+    if (e == nullptr) continue;
+    if (!states.empty() && states.count(e->job.state()) == 0) continue;
+    bool labels_match = true;
+    for (const auto& [k, v] : request.labels()) {
+      auto l = e->job.labels().find(k);
+      if (l == e->job.labels().end() || l->second != v) labels_match = false;
+    }
+    if (!labels_match) continue;
+    if (response.jobs_size() == page_size) {
+      response.set_next_page_token(absl::StrCat(e->seq + 1));
+      break;
+    }
+    *response.add_jobs() = View(*e, request.view());
+  }
+  return response;
+}
+
+absl::StatusOr<v1::Job> JobManager::Cancel(absl::string_view job_id, absl::string_view reason) {
+  Effects fx;
+  absl::StatusOr<v1::Job> out;
+  {
+    absl::MutexLock lock(&mu_);
+    JobEntry* e = Find(job_id);
+    if (e == nullptr) {
+      out = absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
+    } else if (IsTerminal(e->job.state())) {
+      out = absl::FailedPreconditionError(absl::StrCat("job ", job_id, " already finished (",
+                                                       StateWord(e->job.state()),
+                                                       "); nothing to cancel"));
+    } else {
+      const std::string why =
+          reason.empty() ? std::string("cancelled") : absl::StrCat("cancelled: ", reason);
+      StopAttemptAndReleaseGang(*e, why, {}, fx);
+      FailJob(*e, v1::JOB_STATE_CANCELLED, why, fx);
+      UpdateQueuePositions();
+      out = View(*e, v1::JOB_VIEW_BASIC);
+    }
+    PrepareDispatch(fx);
+  }
+  Dispatch(fx);
+  return out;
+}
+
+absl::StatusOr<v1::GetResultsResponse> JobManager::GetResults(absl::string_view job_id) const {
+  absl::MutexLock lock(&mu_);
+  const JobEntry* e = Find(job_id);
+  if (e == nullptr) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
+  v1::GetResultsResponse r;
+  r.set_job_id(e->job.id());
+  r.set_job_name(e->job.name());
+  r.set_state(e->job.state());
+  r.set_model(e->job.model());
+  *r.mutable_plan() = e->job.plan();
+  for (const v1::Point& p : e->job.points()) {
+    if (p.has_result()) *r.add_results() = p.result();
+  }
+  for (const auto& [k, v] : e->job.labels()) (*r.mutable_labels())[k] = v;
+  return r;
+}
+
+absl::StatusOr<JobEventHub::SubscriptionId> JobManager::Watch(
+    absl::string_view job_id, bool include_progress,
+    std::shared_ptr<JobEventHub::Watcher> watcher) {
+  v1::WatchJobResponse snapshot;
+  bool terminal = false;
+  {
+    absl::MutexLock lock(&mu_);
+    const JobEntry* e = Find(job_id);
+    if (e == nullptr) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
+    snapshot = Event(clock_.Now());
+    *snapshot.mutable_snapshot() = View(*e, v1::JOB_VIEW_FULL);
+    terminal = IsTerminal(e->job.state());
+    // Events already committed are in the snapshot; later ones wait for out_mu_.
+    out_mu_.Lock();
+  }
+  watcher->OnEvent(snapshot);
+  JobEventHub::SubscriptionId id = 0;
+  if (terminal) {
+    watcher->OnEnd(absl::OkStatus());
+  } else {
+    id = events_.Subscribe(job_id, include_progress, std::move(watcher));
+  }
+  out_mu_.Unlock();
+  return id;
+}
+
+// ---------------------------------------------------------------------------------------------
+// AgentService
+
+void JobManager::OnAgentRegistered(absl::string_view agent_id) { streams_.Reset(agent_id); }
+
+void JobManager::OnStreamOpened(absl::string_view agent_id) {
+  std::optional<AgentView> agent = agents_.Find(agent_id);
+  if (!agent.has_value() || agent->held_job_id.empty() || agent->releasing) return;
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    JobEntry* e = Find(agent->held_job_id);
+    if (e != nullptr && e->attempt.has_value() &&
+        e->attempt->node_reports.count(std::string(agent_id)) == 0) {
+      for (const AttemptNode& node : e->attempt->nodes) {
+        if (node.agent_id != agent_id) continue;
+        v1::StreamAssignmentsResponse m;
+        *m.mutable_assignment() = node.assignment;
+        fx.to_agents.emplace_back(node.agent_id, std::move(m));
+      }
+    }
+    PrepareDispatch(fx);
+  }
+  Dispatch(fx);
+}
+
+void JobManager::OnAgentLoss(const AgentLoss& loss) {
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    JobEntry* e = Find(loss.held_job_id);
+    const bool in_gang =
+        e != nullptr && std::any_of(e->gang.begin(), e->gang.end(), [&](const NodePlacement& n) {
+          return n.agent_id == loss.agent_id;
+        });
+    if (in_gang && !IsTerminal(e->job.state())) {
+      if (e->attempt.has_value()) {
+        FailAttempt(*e, loss.reason, v1::FAILURE_KIND_UNSPECIFIED, /*retryable=*/true,
+                    {loss.agent_id}, fx);
+      } else {
+        StopAttemptAndReleaseGang(*e, loss.reason, {loss.agent_id}, fx);
+        SetJobState(*e, v1::JOB_STATE_QUEUED, absl::StrCat(loss.reason, "; requeued"), fx);
+        Enqueue(*e);
+      }
+      UpdateQueuePositions();
+    }
+    PrepareDispatch(fx);
+  }
+  Dispatch(fx);
+}
+
+std::vector<v1::AgentCommand> JobManager::OnHeartbeat(const v1::HeartbeatRequest& request) {
+  std::vector<v1::AgentCommand> commands;
+  std::optional<AgentView> agent = agents_.Find(request.agent_id());
+  if (!agent.has_value()) return commands;
+  const bool busy = request.state() == v1::AGENT_STATE_BUSY && !request.current_job_id().empty();
+  const auto cancel = [&](const std::string& job, int32_t point, int32_t attempt,
+                          const std::string& reason) {
+    v1::Cancel* c = commands.emplace_back().mutable_cancel();
+    c->set_job_id(job);
+    c->set_point_index(point);
+    c->set_attempt(attempt);
+    c->set_reason(reason);
+  };
+  if (agent->releasing) {
+    if (!busy || request.current_job_id() != agent->held_job_id) {
+      agents_.FinishRelease(request.agent_id(), agent->held_job_id);  // it stopped
+    } else {
+      cancel(agent->held_job_id, -1, 0, "the job was stopped");
+    }
+    return commands;
+  }
+  if (!busy) return commands;
+  absl::MutexLock lock(&mu_);
+  const JobEntry* e = Find(request.current_job_id());
+  const bool current =
+      e != nullptr && e->attempt.has_value() &&
+      e->attempt->point_index == request.current_point_index() &&
+      e->attempt->attempt == request.current_attempt() &&
+      std::any_of(e->attempt->nodes.begin(), e->attempt->nodes.end(),
+                  [&](const AttemptNode& n) { return n.agent_id == request.agent_id(); });
+  const bool reported = current && e->attempt->node_reports.count(request.agent_id()) > 0;
+  if (!current && !reported) {
+    cancel(request.current_job_id(), request.current_point_index(), request.current_attempt(),
+           "this assignment is no longer current");
+  }
+  return commands;
+}
+
+absl::StatusOr<bool> JobManager::ReportProgress(const v1::ReportProgressRequest& request) {
+  if (absl::Status s = agents_.CheckLive(request.agent_id()); !s.ok()) return s;
+  Effects fx;
+  absl::StatusOr<bool> out = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto current = CurrentAttempt(request.agent_id(), request.job_id(), request.point_index(),
+                                  request.attempt());
+    if (!current.ok()) {
+      if (absl::IsNotFound(current.status())) {
+        out = current.status();
+      } else {
+        out = true;  // no longer current: the agent stops
+      }
+    } else {
+      JobEntry& e = *current->first;
+      Attempt& a = *e.attempt;
+      a.progress[{request.agent_id(), request.rank()}] = request.progress();
+      const v1::Progress slowest = Slowest(a.progress);
+      *e.job.mutable_points(a.point_index)->mutable_progress() = slowest;
+      const v1::Progress::Stage stage = request.progress().stage();
+      if (stage == v1::Progress::STAGE_SETUP) {
+        AdvancePoint(e, v1::JOB_STATE_RENDEZVOUS, fx);
+      } else if (stage != v1::Progress::STAGE_UNSPECIFIED) {
+        AdvancePoint(e, v1::JOB_STATE_RUNNING, fx);
+      }
+      const absl::Time now = clock_.Now();
+      if (now - a.last_progress_event >= options_.progress_interval) {
+        a.last_progress_event = now;
+        v1::WatchJobResponse event = Event(now);
+        v1::PointProgress* p = event.mutable_progress();
+        p->set_point_index(a.point_index);
+        p->set_attempt(a.attempt);
+        *p->mutable_progress() = slowest;
+        fx.events.emplace_back(e.job.id(), std::move(event), false);
+      }
+    }
+    PrepareDispatch(fx);
+  }
+  Dispatch(fx);
+  return out;
+}
+
+absl::Status JobManager::ReportRank(const v1::RankReport& report) {
+  if (absl::Status s = agents_.CheckLive(report.agent_id()); !s.ok()) return s;
+  Effects fx;
+  absl::Status out;
+  {
+    absl::MutexLock lock(&mu_);
+    auto current =
+        CurrentAttempt(report.agent_id(), report.job_id(), report.point_index(), report.attempt());
+    if (!current.ok()) {
+      out = current.status();
+    } else {
+      JobEntry& e = *current->first;
+      const AttemptNode& node = *current->second;
+      if (std::find(node.ranks.begin(), node.ranks.end(), report.rank()) == node.ranks.end()) {
+        out = absl::InvalidArgumentError(absl::StrCat("field 'report.rank': agent '",
+                                                      report.agent_id(), "' does not hold rank ",
+                                                      report.rank(), " of this attempt"));
+      } else if (e.attempt->rank_reports.count(report.rank()) == 0) {  // else a duplicate
+        e.attempt->rank_reports[report.rank()] = report;
+        WriteOf(e, fx).reports.push_back({e.job.id(), report.point_index(), report.attempt(),
+                                          report.agent_id(), report.rank(), ReportKind::kRank,
+                                          clock_.Now(), report.SerializeAsString()});
+        AdvancePoint(e, v1::JOB_STATE_RUNNING, fx);
+      }
+    }
+    PrepareDispatch(fx);
+  }
+  Dispatch(fx);
+  return out;
+}
+
+absl::Status JobManager::ReportNode(const v1::NodeReport& report) {
+  if (absl::Status s = agents_.CheckLive(report.agent_id()); !s.ok()) return s;
+  Effects fx;
+  absl::Status out;
+  {
+    absl::MutexLock lock(&mu_);
+    auto current =
+        CurrentAttempt(report.agent_id(), report.job_id(), report.point_index(), report.attempt());
+    if (!current.ok()) {
+      out = current.status();
+    } else if (current->first->attempt->node_reports.count(report.agent_id()) == 0) {
+      JobEntry& e = *current->first;
+      Attempt& a = *e.attempt;
+      const AttemptNode& node = *current->second;
+      std::set<int32_t> covered;
+      for (const v1::RankReport& r : report.ranks()) {
+        if (std::find(node.ranks.begin(), node.ranks.end(), r.rank()) == node.ranks.end() ||
+            !covered.insert(r.rank()).second) {
+          out = absl::InvalidArgumentError(
+              absl::StrCat("field 'report.ranks': rank ", r.rank(),
+                           " is not one of this agent's ranks or is given twice"));
+          break;
+        }
+      }
+      std::vector<int32_t> missing;
+      for (int32_t r : node.ranks) {
+        if (covered.count(r) == 0 && a.rank_reports.count(r) == 0) missing.push_back(r);
+      }
+      if (out.ok() && !missing.empty()) {
+        out = absl::InvalidArgumentError(
+            absl::StrCat("field 'report.ranks': the reports of rank",
+                         missing.size() == 1 ? " " : "s ", absl::StrJoin(missing, ", "),
+                         " are missing (send them in NodeReport.ranks or with ReportRank first)"));
+      }
+      if (out.ok() && report.devices_size() == 0) {
+        out = absl::InvalidArgumentError(
+            "field 'report.devices': the devices used, with their peaks, are required");
+      }
+      if (out.ok()) {
+        a.node_reports[report.agent_id()] = report;
+        WriteOf(e, fx).reports.push_back({e.job.id(), report.point_index(), report.attempt(),
+                                          report.agent_id(), -1, ReportKind::kNode, clock_.Now(),
+                                          report.SerializeAsString()});
+        AdvancePoint(e, v1::JOB_STATE_RUNNING, fx);
+        if (a.node_reports.size() == a.nodes.size()) CompleteAttempt(e, fx);
+      }
+    }
+    PrepareDispatch(fx);
+  }
+  Dispatch(fx);
+  return out;
+}
+
+absl::Status JobManager::ReportFailure(const v1::ReportFailureRequest& request) {
+  if (absl::Status s = agents_.CheckLive(request.agent_id()); !s.ok()) return s;
+  std::optional<AgentView> agent = agents_.Find(request.agent_id());
+  if (agent.has_value() && agent->releasing && agent->held_job_id == request.job_id()) {
+    agents_.FinishRelease(request.agent_id(), request.job_id());  // the stop is acknowledged
+    return absl::OkStatus();
+  }
+  Effects fx;
+  absl::Status out;
+  {
+    absl::MutexLock lock(&mu_);
+    auto current = CurrentAttempt(request.agent_id(), request.job_id(), request.point_index(),
+                                  request.attempt());
+    if (!current.ok()) {
+      out = current.status();
+    } else {
+      JobEntry& e = *current->first;
+      const std::string name = agent.has_value() ? agent->info.name() : request.agent_id();
+      const std::string reason = absl::StrCat(
+          "agent '", name, "'", request.rank() >= 0 ? absl::StrCat(" rank ", request.rank()) : "",
+          " reported ", FailureKindWord(request.kind()), ": ", request.reason());
+      WriteOf(e, fx).reports.push_back({e.job.id(), request.point_index(), request.attempt(),
+                                        request.agent_id(), request.rank(), ReportKind::kFailure,
+                                        clock_.Now(), request.SerializeAsString()});
+      std::set<std::string> stopped;
+      if (request.rank() < 0) stopped.insert(request.agent_id());
+      FailAttempt(e, reason, request.kind(), request.retryable(), stopped, fx);
+      UpdateQueuePositions();
+    }
+    PrepareDispatch(fx);
+  }
+  Dispatch(fx);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Periodic work
+
+void JobManager::Tick() {
+  Effects fx;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = clock_.Now();
+    for (auto& [id, e] : jobs_) {
+      const v1::JobState state = e.job.state();
+      if (state == v1::JOB_STATE_QUEUED) {
+        const v1::Timeouts& t = e.job.plan().workload().timeouts();
+        if (t.has_queue_seconds() &&
+            now - FromProtoTime(e.job.submit_time()) > absl::Seconds(t.queue_seconds())) {
+          FailJob(e, v1::JOB_STATE_FAILED,
+                  absl::StrCat("not scheduled within ", t.queue_seconds(),
+                               " s (workload.timeouts.queue_seconds)",
+                               e.job.wait_reason().empty() ? "" : ": ", e.job.wait_reason()),
+                  fx);
+        }
+      } else if (e.attempt.has_value() &&
+                 now > e.attempt->deadline + options_.point_deadline_grace) {
+        const v1::PointWorkload& w = e.job.points(e.attempt->point_index).workload();
+        FailAttempt(
+            e,
+            absl::StrCat("no report within the point's deadline (", w.timeouts().point_seconds(),
+                         " s, workload.timeouts.point_seconds)"),
+            v1::FAILURE_KIND_TIMEOUT, /*retryable=*/true, {}, fx);
+      }
+    }
+    Schedule(fx);
+    PrepareDispatch(fx);
+  }
+  Dispatch(fx);
+}
+
+JobStats JobManager::Stats() const {
+  JobStats stats;
+  for (int s = v1::JOB_STATE_QUEUED; s <= v1::JOB_STATE_INTERRUPTED; ++s) {
+    stats.by_state[static_cast<v1::JobState>(s)] = 0;
+  }
+  const absl::Time now = clock_.Now();
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, e] : jobs_) ++stats.by_state[e.job.state()];
+  stats.queue_depth = static_cast<int>(queue_.size());
+  for (const auto& [key, id] : queue_) {
+    const JobEntry* e = Find(id);
+    stats.oldest_queued = std::max(stats.oldest_queued, now - FromProtoTime(e->job.submit_time()));
+  }
+  return stats;
+}
+
+}  // namespace moecap::coordinator

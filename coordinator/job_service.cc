@@ -1,0 +1,151 @@
+// JobService: thin gRPC layer over the JobManager.
+#include "coordinator/job_service.h"
+
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/proto_util.h"
+#include "coordinator/queued_writer.h"
+
+namespace moecap::coordinator {
+namespace {
+
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+absl::Status NeedJobId(const std::string& id) {
+  if (id.empty()) return absl::InvalidArgumentError("field 'job_id': empty");
+  return absl::OkStatus();
+}
+
+// A WatchJob stream: a QueuedWriter fed by the JobEventHub.
+class WatchStream final : public QueuedWriter<v1::WatchJobResponse>, public JobEventHub::Watcher {
+ public:
+  explicit WatchStream(JobEventHub& events) : QueuedWriter(/*max_queue=*/65536), events_(events) {}
+
+  void OnEvent(const v1::WatchJobResponse& event) override { Enqueue(event); }
+  void OnEnd(const absl::Status& status) override { FinishAfterQueue(ToGrpcStatus(status)); }
+
+  // The subscription to drop when the stream ends (it may have ended already).
+  void SetSubscription(JobEventHub::SubscriptionId id) {
+    bool unsubscribe = false;
+    {
+      absl::MutexLock lock(&mu_);
+      subscription_ = id;
+      unsubscribe = done_;
+    }
+    if (unsubscribe && id != 0) events_.Unsubscribe(id);
+  }
+
+ private:
+  void OnStreamDone() override {
+    JobEventHub::SubscriptionId id = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+      id = subscription_;
+    }
+    if (id != 0) events_.Unsubscribe(id);
+  }
+
+  JobEventHub& events_;
+  absl::Mutex mu_;
+  JobEventHub::SubscriptionId subscription_ ABSL_GUARDED_BY(mu_) = 0;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* JobServiceImpl::SubmitPlan(grpc::CallbackServerContext* context,
+                                                     const v1::SubmitPlanRequest* request,
+                                                     v1::SubmitPlanResponse* response) {
+  PlanSubmission submission;
+  submission.origin = request->origin().empty() ? "plan" : request->origin();
+  switch (request->source_case()) {
+    case v1::SubmitPlanRequest::kPlan:
+      submission.plan = request->plan();
+      break;
+    case v1::SubmitPlanRequest::kPlanYaml:
+      submission.plan_yaml = request->plan_yaml();
+      break;
+    default:
+      return Done(context, absl::InvalidArgumentError(
+                               "fields 'plan'/'plan_yaml': give the plan, as a message or YAML"));
+  }
+  // The caller's identity comes with authentication (tokens, mTLS); empty until then.
+  absl::StatusOr<v1::Job> job = jobs_.Submit(submission, request->dry_run(), /*submitted_by=*/"");
+  if (!job.ok()) return Done(context, job.status());
+  response->set_job_id(job->id());
+  *response->mutable_job() = *std::move(job);
+  return Done(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* context,
+                                                 const v1::GetJobRequest* request,
+                                                 v1::GetJobResponse* response) {
+  if (absl::Status s = NeedJobId(request->job_id()); !s.ok()) return Done(context, s);
+  absl::StatusOr<v1::Job> job = jobs_.GetJob(request->job_id(), request->view());
+  if (job.ok()) *response->mutable_job() = *std::move(job);
+  return Done(context, job.status());
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::ListJobs(grpc::CallbackServerContext* context,
+                                                   const v1::ListJobsRequest* request,
+                                                   v1::ListJobsResponse* response) {
+  absl::StatusOr<v1::ListJobsResponse> list = jobs_.ListJobs(*request);
+  if (list.ok()) *response = *std::move(list);
+  return Done(context, list.status());
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext* context,
+                                                    const v1::CancelJobRequest* request,
+                                                    v1::CancelJobResponse* response) {
+  if (absl::Status s = NeedJobId(request->job_id()); !s.ok()) return Done(context, s);
+  absl::StatusOr<v1::Job> job = jobs_.Cancel(request->job_id(), request->reason());
+  if (job.ok()) *response->mutable_job() = *std::move(job);
+  return Done(context, job.status());
+}
+
+grpc::ServerWriteReactor<v1::WatchJobResponse>* JobServiceImpl::WatchJob(
+    grpc::CallbackServerContext* /*context*/, const v1::WatchJobRequest* request) {
+  auto stream = std::make_shared<WatchStream>(events_);
+  stream->Own(stream);
+  absl::Status valid = NeedJobId(request->job_id());
+  if (!valid.ok()) {
+    stream->FinishAfterQueue(ToGrpcStatus(valid), /*drain=*/false);
+    return stream.get();
+  }
+  absl::StatusOr<JobEventHub::SubscriptionId> id =
+      jobs_.Watch(request->job_id(), request->include_progress(), stream);
+  if (!id.ok()) {
+    stream->FinishAfterQueue(ToGrpcStatus(id.status()), /*drain=*/false);
+  } else {
+    stream->SetSubscription(*id);
+  }
+  return stream.get();
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::GetResults(grpc::CallbackServerContext* context,
+                                                     const v1::GetResultsRequest* request,
+                                                     v1::GetResultsResponse* response) {
+  if (absl::Status s = NeedJobId(request->job_id()); !s.ok()) return Done(context, s);
+  absl::StatusOr<v1::GetResultsResponse> results = jobs_.GetResults(request->job_id());
+  if (results.ok()) *response = *std::move(results);
+  return Done(context, results.status());
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::ListAgents(grpc::CallbackServerContext* context,
+                                                     const v1::ListAgentsRequest* request,
+                                                     v1::ListAgentsResponse* response) {
+  std::vector<v1::AgentState> states;
+  for (int s : request->states()) states.push_back(static_cast<v1::AgentState>(s));
+  for (v1::Agent& a : registry_.List(states)) *response->add_agents() = std::move(a);
+  return Done(context, absl::OkStatus());
+}
+
+}  // namespace moecap::coordinator

@@ -1,0 +1,48 @@
+// moecap.v1.JobService on gRPC's callback API: decodes each call, hands it to the JobManager (or
+// the AgentRegistry for ListAgents), encodes the answer. WatchJob is a QueuedWriter subscribed to
+// the JobEventHub until the job ends or the caller goes away.
+#ifndef MOECAP_COORDINATOR_JOB_SERVICE_H_
+#define MOECAP_COORDINATOR_JOB_SERVICE_H_
+
+#include "coordinator/agent_registry.h"
+#include "coordinator/job_event_hub.h"
+#include "coordinator/job_manager.h"
+#include "moecap/v1/job_service.grpc.pb.h"
+
+namespace moecap::coordinator {
+
+class JobServiceImpl final : public v1::JobService::CallbackService {
+ public:
+  JobServiceImpl(JobManager& jobs, const AgentRegistry& registry, JobEventHub& events)
+      : jobs_(jobs), registry_(registry), events_(events) {}
+
+  grpc::ServerUnaryReactor* SubmitPlan(grpc::CallbackServerContext* context,
+                                       const v1::SubmitPlanRequest* request,
+                                       v1::SubmitPlanResponse* response) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
+                                   const v1::GetJobRequest* request,
+                                   v1::GetJobResponse* response) override;
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context,
+                                     const v1::ListJobsRequest* request,
+                                     v1::ListJobsResponse* response) override;
+  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* context,
+                                      const v1::CancelJobRequest* request,
+                                      v1::CancelJobResponse* response) override;
+  grpc::ServerWriteReactor<v1::WatchJobResponse>* WatchJob(
+      grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) override;
+  grpc::ServerUnaryReactor* GetResults(grpc::CallbackServerContext* context,
+                                       const v1::GetResultsRequest* request,
+                                       v1::GetResultsResponse* response) override;
+  grpc::ServerUnaryReactor* ListAgents(grpc::CallbackServerContext* context,
+                                       const v1::ListAgentsRequest* request,
+                                       v1::ListAgentsResponse* response) override;
+
+ private:
+  JobManager& jobs_;
+  const AgentRegistry& registry_;
+  JobEventHub& events_;
+};
+
+}  // namespace moecap::coordinator
+
+#endif  // MOECAP_COORDINATOR_JOB_SERVICE_H_

@@ -1,0 +1,209 @@
+// Cluster aggregation (common/aggregate): a worked example by hand, the error cases, and the
+// same figures as moecap-bench's AggregateRanks for the same inputs.
+#include "common/aggregate/aggregator.h"
+
+#include <gtest/gtest.h>
+
+#include "agent/workload/report.h"
+#include "common/catalog.h"
+#include "common/plan/convert.h"
+#include "tests/unit/coordinator/test_agents.h"
+
+namespace moecap {
+namespace {
+
+using coordinator::testing::CpuAgent;
+using coordinator::testing::Phase;
+
+v1::RankReport Rank(int rank, v1::RankPhase prefill, v1::RankPhase decode) {
+  v1::RankReport r;
+  r.set_rank(rank);
+  *r.add_phases() = std::move(prefill);
+  *r.add_phases() = std::move(decode);
+  return r;
+}
+
+// Two nodes, one rank and one device each (100 GB/s, 1 TFLOP/s fp32), B=2, P=4, O=3.
+PointAggregationInput WorkedExample() {
+  PointAggregationInput in;
+  in.point_index = 3;
+  in.attempt = 1;
+  v1::PointWorkload& w = in.workload;
+  w.add_phases(v1::PHASE_PREFILL);
+  w.add_phases(v1::PHASE_DECODE);
+  w.set_batch_size(2);
+  w.set_prompt_len(4);
+  w.set_output_len(3);
+  w.set_dtype(v1::DTYPE_FP32);
+  w.set_expert_parallel(2);
+  const v1::AgentInfo a = CpuAgent("a");
+  const v1::AgentInfo b = CpuAgent("b");
+  v1::NodeReport na;
+  na.set_agent_id("agent-a");
+  na.set_hostname("a.local");
+  *na.add_devices() = a.inventory().devices(0);
+  *na.add_ranks() = Rank(0, Phase(v1::PHASE_PREFILL, 100e6, 1.0e9, {0.010, 0.012, 0.014}),
+                         Phase(v1::PHASE_DECODE, 50e6, 2e8, {0.002, 0.002, 0.002}));
+  v1::NodeReport nb;
+  nb.set_agent_id("agent-b");
+  nb.set_hostname("b.local");
+  *nb.add_devices() = b.inventory().devices(0);
+  *nb.add_ranks() = Rank(1, Phase(v1::PHASE_PREFILL, 60e6, 0.3e9, {0.011, 0.011, 0.016}),
+                         Phase(v1::PHASE_DECODE, 30e6, 1e8, {0.001, 0.003, 0.002}));
+  in.nodes = {na, nb};
+  in.agent_names = {{"agent-a", "a"}, {"agent-b", "b"}};
+  in.pricing.set_usd_per_device_hour(2.0);
+  return in;
+}
+
+TEST(AggregatePointTest, WorkedExampleByHand) {
+  absl::StatusOr<v1::PointResult> r = AggregatePoint(WorkedExample());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->point_index(), 3);
+  EXPECT_EQ(r->devices(), 2);
+  EXPECT_EQ(r->hardware(), "cpu");
+  ASSERT_EQ(r->phases_size(), 2);
+
+  const v1::PhaseResult& prefill = r->phases(0);
+  EXPECT_EQ(prefill.phase(), v1::PHASE_PREFILL);
+  // Slowest rank per step: max(0.010, 0.011), max(0.012, 0.011), max(0.014, 0.016)
+  // = [0.011, 0.012, 0.016]; mean 0.039 / 3 = 0.013 s; p50 0.012; p90 at position 1.8:
+  // 0.012 + 0.8 · 0.004 = 0.0152.
+  EXPECT_NEAR(prefill.step_time().mean(), 0.013, 1e-15);
+  EXPECT_NEAR(prefill.step_time().p50(), 0.012, 1e-15);
+  EXPECT_NEAR(prefill.step_time().p90(), 0.0152, 1e-15);
+  EXPECT_DOUBLE_EQ(prefill.step_time().max(), 0.016);
+  EXPECT_EQ(prefill.step_time().count(), 3);
+  // bytes 100e6 + 60e6 = 160e6 over 0.013 s and 2 × 100 GB/s: 160e6 / 2.6e9 = 0.0615384...
+  EXPECT_DOUBLE_EQ(prefill.bytes(), 160e6);
+  EXPECT_NEAR(prefill.s_mbu(), 160e6 / 2.6e9, 1e-12);
+  // FLOPs 1.3e9 over 0.013 s and 2 TFLOP/s: 1.3e9 / 2.6e10 = 0.05.
+  EXPECT_NEAR(prefill.s_mfu(), 0.05, 1e-12);
+  EXPECT_NEAR(prefill.dense_mbu(), 2 * 160e6 / 2.6e9, 1e-12);  // dense counts are 2x here
+  EXPECT_NEAR(prefill.tokens_per_s(), 8 / 0.013, 1e-9);        // B·P / TTFT
+  EXPECT_DOUBLE_EQ(prefill.peak_bandwidth_bytes_per_s(), 200e9);
+  // Rank means 0.036/3 = 0.012 and 0.038/3: ratio 0.038 / 0.036 = 1.0555...
+  EXPECT_NEAR(prefill.rank_step_time_ratio(), 0.038 / 0.036, 1e-12);
+  // Roofline: max(160e6 / 200e9, 1.3e9 / 2e12) = max(0.8 ms, 0.65 ms) = 0.8 ms.
+  EXPECT_NEAR(prefill.roofline_seconds(), 0.0008, 1e-15);
+  EXPECT_DOUBLE_EQ(prefill.breakdown().routed_experts().bytes(), 160e6);
+
+  const v1::PhaseResult& decode = r->phases(1);
+  // Slowest: [0.002, 0.003, 0.002], mean 0.007 / 3 s; bytes 80e6 -> 80e6 / (0.00233.. · 200e9)
+  // = 0.1714285...; tokens/s = B / TPOT = 2 / 0.00233.. = 857.14...
+  EXPECT_NEAR(decode.step_time().mean(), 0.007 / 3, 1e-15);
+  EXPECT_NEAR(decode.s_mbu(), 80e6 / (0.007 / 3 * 200e9), 1e-12);
+  EXPECT_NEAR(decode.tokens_per_s(), 2 / (0.007 / 3), 1e-9);
+
+  // Cost: t = 0.013 + (3 − 1) · 0.00233.. = 0.0176667 s; 2 $/h × 2 devices × t / 3600 over
+  // B·O = 6 tokens × 1e6 = 3.2716 $; over B·(P+O) = 14 tokens: 1.40212 $.
+  ASSERT_TRUE(r->has_cost());
+  const double t = 0.013 + 2 * 0.007 / 3;
+  EXPECT_NEAR(r->cost().batch_seconds(), t, 1e-15);
+  EXPECT_EQ(r->cost().price_basis(), "given");
+  EXPECT_NEAR(r->cost().usd_per_million_output_tokens(), 2 * 2 * t / 3600 / 6 * 1e6, 1e-9);
+  EXPECT_NEAR(r->cost().usd_per_million_output_tokens(), 3.2716, 1e-4);
+  EXPECT_NEAR(r->cost().usd_per_million_total_tokens(), 1.40212, 1e-5);
+
+  // Per node: node a's prefill is its own 100e6 bytes over its slowest time (its own, mean
+  // 0.012 s) and its one device: 100e6 / (0.012 · 100e9) = 0.08333...
+  ASSERT_EQ(r->nodes_size(), 2);
+  EXPECT_EQ(r->nodes(0).agent_name(), "a");
+  ASSERT_EQ(r->nodes(0).ranks_size(), 1);
+  EXPECT_NEAR(r->nodes(0).phases(0).s_mbu(), 100e6 / (0.012 * 100e9), 1e-12);
+}
+
+TEST(AggregatePointTest, NoCostWithoutAPriceOrBothPhases) {
+  PointAggregationInput in = WorkedExample();
+  in.pricing.Clear();  // "cpu" has no catalog price
+  Catalog catalog = *Catalog::Builtin();
+  in.catalog = &catalog;
+  absl::StatusOr<v1::PointResult> r = AggregatePoint(in);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->has_cost());
+}
+
+TEST(AggregatePointTest, MissingOrDuplicateRanksAreErrors) {
+  PointAggregationInput in = WorkedExample();
+  in.nodes[1].clear_ranks();
+  absl::StatusOr<v1::PointResult> r = AggregatePoint(in);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("rank 1 is missing"), std::string::npos);
+
+  in = WorkedExample();
+  in.nodes[1].mutable_ranks(0)->set_rank(0);
+  r = AggregatePoint(in);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("reported twice"), std::string::npos);
+
+  in = WorkedExample();
+  in.nodes[0].mutable_ranks(0)->mutable_phases()->RemoveLast();
+  r = AggregatePoint(in);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(AggregatePointTest, RanksSharingADeviceCountItOnce) {
+  // Two ranks on one CPU host (one device reported twice): the peak is the host's, once.
+  PointAggregationInput in = WorkedExample();
+  *in.nodes[0].add_ranks() = in.nodes[1].ranks(0);
+  *in.nodes[0].add_devices() = in.nodes[0].devices(0);
+  in.nodes.pop_back();
+  absl::StatusOr<v1::PointResult> r = AggregatePoint(in);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->devices(), 1);
+  EXPECT_DOUBLE_EQ(r->phases(0).peak_bandwidth_bytes_per_s(), 100e9);
+  EXPECT_NEAR(r->phases(0).s_mbu(), 160e6 / (0.013 * 100e9), 1e-12);
+}
+
+// moecap-bench's AggregateRanks on the same ranks gives the same S-MBU, S-MFU and step times,
+// for the CPU convention (ranks share one host: G = 1, the host's peaks) and the GPU one
+// (a device per rank: G = ranks).
+TEST(AggregatePointTest, MatchesMoecapBench) {
+  const PointAggregationInput in = WorkedExample();
+  WorkloadConfig config;
+  config.model = *Catalog::Builtin()->FindModel("mixtral-8x7b").value();
+  config.phases = {ServingPhase::kDecode};
+  config.batches = {2};
+  config.iterations = 3;
+  std::vector<RankResult> ranks(2);
+  for (int r = 0; r < 2; ++r) {
+    ranks[r].rank = r;
+    ranks[r].world_size = 2;
+    const v1::RankPhase& p = in.nodes[r].ranks(0).phases(1);  // decode
+    RankPointResult point;
+    point.phase = ServingPhase::kDecode;
+    point.batch = 2;
+    point.tokens = 2;
+    point.counts.counted = TermCountsFromProto(p.counts());
+    point.samples.step.assign(p.step_seconds().begin(), p.step_seconds().end());
+    ranks[r].points.push_back(point);
+  }
+  // GPU convention: one device per rank.
+  absl::StatusOr<std::vector<PointReport>> bench =
+      AggregateRanks(config, ranks, Peaks{100e9, 1e12, 2, "given"});
+  ASSERT_TRUE(bench.ok()) << bench.status();
+  absl::StatusOr<v1::PointResult> ours = AggregatePoint(in);
+  ASSERT_TRUE(ours.ok());
+  const v1::PhaseResult& decode = ours->phases(1);
+  EXPECT_NEAR(decode.s_mbu(), (*bench)[0].s_mbu, 1e-15);
+  EXPECT_NEAR(decode.s_mfu(), (*bench)[0].s_mfu, 1e-15);
+  EXPECT_DOUBLE_EQ(decode.step_time().mean(), (*bench)[0].step.mean);
+  EXPECT_DOUBLE_EQ(decode.step_time().p50(), (*bench)[0].step.p50);
+  EXPECT_DOUBLE_EQ(decode.step_time().p90(), (*bench)[0].step.p90);
+  EXPECT_DOUBLE_EQ(decode.step_time().p99(), (*bench)[0].step.p99);
+  EXPECT_DOUBLE_EQ(decode.bytes(), (*bench)[0].counted.bytes());
+
+  // CPU convention: both ranks on one host, whose peaks count once.
+  bench = AggregateRanks(config, ranks, Peaks{100e9, 1e12, 1, "probe"});
+  ASSERT_TRUE(bench.ok());
+  PointAggregationInput shared = in;
+  *shared.nodes[0].add_ranks() = shared.nodes[1].ranks(0);
+  shared.nodes.pop_back();
+  ours = AggregatePoint(shared);
+  ASSERT_TRUE(ours.ok());
+  EXPECT_NEAR(ours->phases(1).s_mbu(), (*bench)[0].s_mbu, 1e-15);
+  EXPECT_NEAR(ours->phases(1).s_mfu(), (*bench)[0].s_mfu, 1e-15);
+}
+
+}  // namespace
+}  // namespace moecap
