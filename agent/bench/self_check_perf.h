@@ -1,0 +1,27 @@
+// `moecap-bench --self-check-perf`: how close the workload gets to what the host's raw pieces can
+// do, in one run: expert-GEMM FLOP/s vs raw OpenBLAS on the same shapes (prefill), decode counted
+// bytes/s vs the STREAM-like probe (a layer stack larger than the caches), Gloo dispatch+combine
+// bytes/s vs raw loopback TCP between two processes, and the harness's overhead. Figures for the
+// record, not pass/fail.
+#ifndef MOECAP_AGENT_BENCH_SELF_CHECK_PERF_H_
+#define MOECAP_AGENT_BENCH_SELF_CHECK_PERF_H_
+
+#include <string>
+
+#include "common/model.h"
+
+namespace moecap {
+
+struct SelfCheckOptions {
+  ModelSpec model;         // the catalog model whose (scaled) shapes are used
+  int64_t scale = 4;       // shrinks d and f_e (defaults keep a run to about a minute here)
+  std::string executable;  // moecap-bench itself, for the rank processes
+  std::string hostname = "127.0.0.1";
+};
+
+// Prints the figures to stdout; returns the process exit status (0, or 1 on an error).
+int RunSelfCheckPerf(const SelfCheckOptions& options);
+
+}  // namespace moecap
+
+#endif  // MOECAP_AGENT_BENCH_SELF_CHECK_PERF_H_

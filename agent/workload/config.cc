@@ -1,0 +1,297 @@
+// WorkloadConfig helpers: validation, scaling, splits over ranks and JSON round trips (the
+// launcher hands the plan to its rank processes as JSON).
+#include "agent/workload/config.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace moecap {
+
+absl::string_view ServingPhaseName(ServingPhase phase) {
+  return phase == ServingPhase::kPrefill ? "prefill" : "decode";
+}
+
+absl::StatusOr<ServingPhase> ParseServingPhase(absl::string_view name) {
+  const std::string lower = absl::AsciiStrToLower(name);
+  if (lower == "prefill") return ServingPhase::kPrefill;
+  if (lower == "decode") return ServingPhase::kDecode;
+  return absl::InvalidArgumentError(
+      absl::StrCat("phase '", name, "' is unknown: use prefill, decode or both"));
+}
+
+absl::string_view RoutingModeName(RoutingMode mode) {
+  switch (mode) {
+    case RoutingMode::kGate:
+      return "gate";
+    case RoutingMode::kUniform:
+      return "uniform";
+    case RoutingMode::kZipf:
+      return "zipf";
+    case RoutingMode::kHistogram:
+      return "histogram";
+  }
+  return "gate";
+}
+
+absl::StatusOr<RoutingMode> ParseRoutingMode(absl::string_view name) {
+  const std::string lower = absl::AsciiStrToLower(name);
+  for (RoutingMode mode :
+       {RoutingMode::kGate, RoutingMode::kUniform, RoutingMode::kZipf, RoutingMode::kHistogram}) {
+    if (lower == RoutingModeName(mode)) return mode;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("routing '", name, "' is unknown: use gate, uniform, zipf or histogram"));
+}
+
+double DefaultTolerance(Dtype dtype) { return dtype == Dtype::kFp32 ? 1e-4 : 3e-2; }
+
+ModelSpec ScaledModel(const ModelSpec& model, int64_t scale) {
+  ModelSpec scaled = model;
+  if (scale <= 1) return scaled;
+  const auto shrink = [scale](int64_t size) {
+    return size > 0 ? std::max<int64_t>(1, size / scale) : size;
+  };
+  scaled.hidden_size = shrink(model.hidden_size);
+  scaled.expert_ffn_size = shrink(model.expert_ffn_size);
+  scaled.shared_expert_ffn_size = shrink(model.shared_expert_ffn_size);
+  scaled.name = absl::StrCat(model.name, "@1/", scale);
+  return scaled;
+}
+
+absl::Status ValidateWorkload(const WorkloadConfig& c, int world_size) {
+  const ModelSpec& m = c.model;
+  const auto invalid = [](auto&&... parts) {
+    return absl::InvalidArgumentError(absl::StrCat(parts...));
+  };
+  if (m.experts < 1 || m.experts_per_token < 1 || m.experts_per_token > m.experts ||
+      m.hidden_size < 1 || m.expert_ffn_size < 1) {
+    return invalid("model '", m.name, "' is not a Mixture-of-Experts model the workload can run ",
+                   "(experts ", m.experts, ", experts_per_token ", m.experts_per_token,
+                   ", hidden_size ", m.hidden_size, ", expert_ffn_size ", m.expert_ffn_size, ")");
+  }
+  if (m.shared_experts > 0 && m.shared_expert_ffn_size < 1) {
+    return invalid("model '", m.name, "': shared experts need shared_expert_ffn_size >= 1");
+  }
+  if (world_size < 1) return invalid("ranks ", world_size, ": at least one rank is needed");
+  if (world_size > m.experts) {
+    return invalid("ranks ", world_size, " exceeds the routed experts of '", m.name, "' (",
+                   m.experts, "): expert parallelism gives every rank at least one expert and ",
+                   "this workload does not replicate experts; use --ranks <= ", m.experts);
+  }
+  if (m.experts % world_size != 0) {
+    return invalid("ranks ", world_size, " does not divide the ", m.experts, " routed experts of '",
+                   m.name, "': every rank hosts the same number of experts; pick a divisor of ",
+                   m.experts);
+  }
+  if (c.scale < 1) return invalid("scale ", c.scale, ": must be at least 1");
+  if (c.layers < 1) return invalid("layers ", c.layers, ": must be at least 1");
+  if (c.batches.empty()) return invalid("batch: give at least one batch size");
+  for (int64_t b : c.batches) {
+    if (b < 1) return invalid("batch ", b, ": every batch size must be at least 1");
+  }
+  if (c.phases.empty()) return invalid("phase: give prefill, decode or both");
+  const bool prefill =
+      std::find(c.phases.begin(), c.phases.end(), ServingPhase::kPrefill) != c.phases.end();
+  if (prefill && c.prompt_len < 1) {
+    return invalid("prompt-len ", c.prompt_len, ": a prefill needs at least one prompt token");
+  }
+  if (c.iterations < 1) return invalid("iters ", c.iterations, ": must be at least 1");
+  if (c.warmup < 0) return invalid("warmup ", c.warmup, ": must not be negative");
+  if (c.tolerance < 0) return invalid("tolerance ", c.tolerance, ": must not be negative");
+  if (!(c.comm_timeout_s > 0)) {
+    return invalid("comm-timeout-s ", c.comm_timeout_s, ": must be positive");
+  }
+  if (c.threads_per_rank < 0) {
+    return invalid("threads-per-rank ", c.threads_per_rank, ": must not be negative");
+  }
+  const RoutingSpec& r = c.routing;
+  if (r.mode == RoutingMode::kZipf && !(r.zipf_exponent >= 0)) {
+    return invalid("zipf-exponent ", r.zipf_exponent, ": must be >= 0");
+  }
+  if (r.mode == RoutingMode::kHistogram) {
+    if (r.histogram.size() != 1 && r.histogram.size() != static_cast<size_t>(c.layers)) {
+      return invalid("routing histogram has ", r.histogram.size(),
+                     " rows: give one row for every layer or one row for all ", c.layers,
+                     " layers");
+    }
+    for (size_t l = 0; l < r.histogram.size(); ++l) {
+      const std::vector<double>& row = r.histogram[l];
+      if (row.size() != static_cast<size_t>(m.experts)) {
+        return invalid("routing histogram row ", l, " has ", row.size(), " entries, expected ",
+                       m.experts, " (one per routed expert)");
+      }
+      int64_t positive = 0;
+      for (double w : row) {
+        if (!(w >= 0) || w == std::numeric_limits<double>::infinity()) {
+          return invalid("routing histogram row ", l, ": shares must be finite and >= 0");
+        }
+        positive += w > 0 ? 1 : 0;
+      }
+      if (positive < m.experts_per_token) {
+        return invalid("routing histogram row ", l, " gives ", positive,
+                       " experts a positive share; each token needs ", m.experts_per_token,
+                       " distinct experts");
+      }
+    }
+  } else if (!r.histogram.empty()) {
+    return invalid("a routing histogram was given but routing is '", RoutingModeName(r.mode), "'");
+  }
+  return absl::OkStatus();
+}
+
+int64_t TokensPerStep(const WorkloadConfig& config, ServingPhase phase, int64_t batch) {
+  return phase == ServingPhase::kPrefill ? batch * config.prompt_len : batch;
+}
+
+Range RankTokens(int64_t tokens, int rank, int world) {
+  const int64_t base = tokens / world;
+  const int64_t extra = tokens % world;
+  Range range;
+  range.count = base + (rank < extra ? 1 : 0);
+  range.begin = rank * base + std::min<int64_t>(rank, extra);
+  return range;
+}
+
+Range RankExperts(int64_t experts, int rank, int world) {
+  const int64_t per_rank = experts / world;
+  return Range{rank * per_rank, per_rank};
+}
+
+nlohmann::json ModelToJson(const ModelSpec& m) {
+  return nlohmann::json{
+      {"name", m.name},
+      {"display_name", m.display_name},
+      {"aliases", m.aliases},
+      {"source", m.source},
+      {"layers", m.layers},
+      {"dense_layers", m.dense_layers},
+      {"hidden_size", m.hidden_size},
+      {"vocab_size", m.vocab_size},
+      {"dense_ffn_size", m.dense_ffn_size},
+      {"attention", m.attention == AttentionKind::kMla ? "mla" : "gqa"},
+      {"gqa", {{"heads", m.gqa.heads}, {"kv_heads", m.gqa.kv_heads}, {"head_dim", m.gqa.head_dim}}},
+      {"mla",
+       {{"heads", m.mla.heads},
+        {"q_lora_rank", m.mla.q_lora_rank},
+        {"kv_lora_rank", m.mla.kv_lora_rank},
+        {"qk_nope_head_dim", m.mla.qk_nope_head_dim},
+        {"qk_rope_head_dim", m.mla.qk_rope_head_dim},
+        {"v_head_dim", m.mla.v_head_dim}}},
+      {"experts", m.experts},
+      {"experts_per_token", m.experts_per_token},
+      {"expert_ffn_size", m.expert_ffn_size},
+      {"shared_experts", m.shared_experts},
+      {"shared_expert_ffn_size", m.shared_expert_ffn_size},
+      {"router", m.router_scoring == RouterScoring::kSigmoid ? "sigmoid" : "softmax"},
+      {"normalize_topk", m.normalize_topk},
+  };
+}
+
+absl::StatusOr<ModelSpec> ModelFromJson(const nlohmann::json& j) {
+  try {
+    ModelSpec m;
+    m.name = j.at("name").get<std::string>();
+    m.display_name = j.value("display_name", "");
+    m.aliases = j.value("aliases", std::vector<std::string>{});
+    m.source = j.value("source", "");
+    m.layers = j.at("layers").get<int64_t>();
+    m.dense_layers = j.value("dense_layers", int64_t{0});
+    m.hidden_size = j.at("hidden_size").get<int64_t>();
+    m.vocab_size = j.value("vocab_size", int64_t{0});
+    m.dense_ffn_size = j.value("dense_ffn_size", int64_t{0});
+    m.attention = j.value("attention", "gqa") == "mla" ? AttentionKind::kMla : AttentionKind::kGqa;
+    if (j.contains("gqa")) {
+      const auto& g = j.at("gqa");
+      m.gqa = {g.at("heads").get<int64_t>(), g.at("kv_heads").get<int64_t>(),
+               g.at("head_dim").get<int64_t>()};
+    }
+    if (j.contains("mla")) {
+      const auto& a = j.at("mla");
+      m.mla = {a.at("heads").get<int64_t>(),
+               a.at("q_lora_rank").get<int64_t>(),
+               a.at("kv_lora_rank").get<int64_t>(),
+               a.at("qk_nope_head_dim").get<int64_t>(),
+               a.at("qk_rope_head_dim").get<int64_t>(),
+               a.at("v_head_dim").get<int64_t>()};
+    }
+    m.experts = j.at("experts").get<int64_t>();
+    m.experts_per_token = j.at("experts_per_token").get<int64_t>();
+    m.expert_ffn_size = j.at("expert_ffn_size").get<int64_t>();
+    m.shared_experts = j.value("shared_experts", int64_t{0});
+    m.shared_expert_ffn_size = j.value("shared_expert_ffn_size", int64_t{0});
+    m.router_scoring = j.value("router", "softmax") == "sigmoid" ? RouterScoring::kSigmoid
+                                                                 : RouterScoring::kSoftmax;
+    m.normalize_topk = j.value("normalize_topk", true);
+    return m;
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("model JSON: ", e.what()));
+  }
+}
+
+nlohmann::json WorkloadToJson(const WorkloadConfig& c) {
+  std::vector<std::string> phases;
+  for (ServingPhase p : c.phases) phases.emplace_back(ServingPhaseName(p));
+  nlohmann::json routing = {{"mode", RoutingModeName(c.routing.mode)}};
+  if (c.routing.mode == RoutingMode::kZipf) routing["zipf_exponent"] = c.routing.zipf_exponent;
+  if (!c.routing.histogram.empty()) routing["histogram"] = c.routing.histogram;
+  return nlohmann::json{
+      {"model", ModelToJson(c.model)},
+      {"scale", c.scale},
+      {"layers", c.layers},
+      {"dtype", DtypeName(c.dtype)},
+      {"batches", c.batches},
+      {"phases", phases},
+      {"prompt_len", c.prompt_len},
+      {"iterations", c.iterations},
+      {"warmup", c.warmup},
+      {"seed", c.seed},
+      {"routing", routing},
+      {"check", c.check},
+      {"tolerance", c.tolerance > 0 ? c.tolerance : DefaultTolerance(c.dtype)},
+      {"threads_per_rank", c.threads_per_rank},
+      {"comm_timeout_s", c.comm_timeout_s},
+  };
+}
+
+absl::StatusOr<WorkloadConfig> WorkloadFromJson(const nlohmann::json& j) {
+  try {
+    WorkloadConfig c;
+    absl::StatusOr<ModelSpec> model = ModelFromJson(j.at("model"));
+    if (!model.ok()) return model.status();
+    c.model = *std::move(model);
+    c.scale = j.at("scale").get<int64_t>();
+    c.layers = j.at("layers").get<int64_t>();
+    absl::StatusOr<Dtype> dtype = ParseDtype(j.at("dtype").get<std::string>());
+    if (!dtype.ok()) return dtype.status();
+    c.dtype = *dtype;
+    c.batches = j.at("batches").get<std::vector<int64_t>>();
+    c.phases.clear();
+    for (const std::string& name : j.at("phases").get<std::vector<std::string>>()) {
+      absl::StatusOr<ServingPhase> phase = ParseServingPhase(name);
+      if (!phase.ok()) return phase.status();
+      c.phases.push_back(*phase);
+    }
+    c.prompt_len = j.at("prompt_len").get<int64_t>();
+    c.iterations = j.at("iterations").get<int>();
+    c.warmup = j.at("warmup").get<int>();
+    c.seed = j.at("seed").get<uint64_t>();
+    const auto& routing = j.at("routing");
+    absl::StatusOr<RoutingMode> mode = ParseRoutingMode(routing.at("mode").get<std::string>());
+    if (!mode.ok()) return mode.status();
+    c.routing.mode = *mode;
+    c.routing.zipf_exponent = routing.value("zipf_exponent", 1.0);
+    c.routing.histogram = routing.value("histogram", std::vector<std::vector<double>>{});
+    c.check = j.at("check").get<bool>();
+    c.tolerance = j.value("tolerance", 0.0);
+    c.threads_per_rank = j.value("threads_per_rank", 0);
+    c.comm_timeout_s = j.value("comm_timeout_s", 60.0);
+    return c;
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("workload JSON: ", e.what()));
+  }
+}
+
+}  // namespace moecap

@@ -1,0 +1,92 @@
+// The plan one expert-parallel run executes (model shape, scale, layers, dtype, batches, phases,
+// routing, iterations, check), as a plain struct the CLI, the agent and (later) the protobuf plan
+// all map onto; plus the pure helpers that split a run's tokens and experts over ranks.
+#ifndef MOECAP_AGENT_WORKLOAD_CONFIG_H_
+#define MOECAP_AGENT_WORKLOAD_CONFIG_H_
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/dtype.h"
+#include "common/model.h"
+
+namespace moecap {
+
+// Which serving pass a step imitates: prefill runs batch × prompt_len tokens per step, decode
+// runs batch tokens (one per sequence).
+enum class ServingPhase { kPrefill, kDecode };
+absl::string_view ServingPhaseName(ServingPhase phase);  // "prefill", "decode"
+absl::StatusOr<ServingPhase> ParseServingPhase(absl::string_view name);
+
+// How tokens pick their experts.
+enum class RoutingMode {
+  kGate,       // the router's own top-k (real routing)
+  kUniform,    // k distinct experts uniformly at random per token
+  kZipf,       // k distinct experts, expert of popularity rank i weighted 1/(i+1)^exponent
+  kHistogram,  // k distinct experts, expert e of layer l weighted histogram[l][e]
+};
+absl::string_view RoutingModeName(RoutingMode mode);  // "gate", "uniform", "zipf", "histogram"
+absl::StatusOr<RoutingMode> ParseRoutingMode(absl::string_view name);
+
+struct RoutingSpec {
+  RoutingMode mode = RoutingMode::kGate;
+  double zipf_exponent = 1.0;
+  // kHistogram: relative token shares, one row of `experts` entries per layer, or a single row
+  // for every layer. An expert with share 0 never receives a token.
+  std::vector<std::vector<double>> histogram;
+};
+
+struct WorkloadConfig {
+  ModelSpec model;     // as the catalog gives it (full size); ScaledModel() is what runs
+  int64_t scale = 1;   // hidden, expert and shared-expert sizes are divided by this
+  int64_t layers = 1;  // MoE layers stacked, each with its own weights
+  Dtype dtype = Dtype::kFp32;
+  std::vector<int64_t> batches = {1};
+  std::vector<ServingPhase> phases = {ServingPhase::kDecode};
+  int64_t prompt_len = 128;  // tokens per sequence in a prefill step
+  int iterations = 20;       // measured steps per point
+  int warmup = 5;            // unmeasured steps before them
+  uint64_t seed = 1;         // weights, inputs and routing overrides
+  RoutingSpec routing;
+  bool check = false;    // compare with the single-rank reference before timing
+  double tolerance = 0;  // check bound on max|out − ref| / max|ref|; 0: DefaultTolerance(dtype)
+  int threads_per_rank = 0;    // BLAS threads; 0: host cores / ranks on the host, at least 1
+  double comm_timeout_s = 60;  // rendezvous and every collective
+};
+
+// The default check tolerance: fp32 1e-4, bf16 3e-2 (relative to the output's largest magnitude).
+double DefaultTolerance(Dtype dtype);
+
+// The model with d, f_e and f_s divided by `scale` (each at least 1); experts, top-k and shared
+// counts unchanged. The name gets a "@1/scale" suffix when scale > 1.
+ModelSpec ScaledModel(const ModelSpec& model, int64_t scale);
+
+// Checks the plan against a world of `world_size` ranks. Errors name the flag/field and why.
+absl::Status ValidateWorkload(const WorkloadConfig& config, int world_size);
+
+// Tokens one step processes over all ranks: batch (decode) or batch × prompt_len (prefill).
+int64_t TokensPerStep(const WorkloadConfig& config, ServingPhase phase, int64_t batch);
+
+struct Range {
+  int64_t begin = 0;
+  int64_t count = 0;
+};
+// The tokens of rank `rank`: a contiguous block, the first tokens % world ranks one larger.
+Range RankTokens(int64_t tokens, int rank, int world);
+// The routed experts rank `rank` hosts: a contiguous block of experts / world (precondition:
+// world divides experts, which ValidateWorkload checks).
+Range RankExperts(int64_t experts, int rank, int world);
+
+nlohmann::json ModelToJson(const ModelSpec& model);
+absl::StatusOr<ModelSpec> ModelFromJson(const nlohmann::json& json);
+nlohmann::json WorkloadToJson(const WorkloadConfig& config);
+absl::StatusOr<WorkloadConfig> WorkloadFromJson(const nlohmann::json& json);
+
+}  // namespace moecap
+
+#endif  // MOECAP_AGENT_WORKLOAD_CONFIG_H_

@@ -1,0 +1,87 @@
+// Per-rank counting on top of CountMoeBlocks.
+#include "agent/workload/counting.h"
+
+#include <string>
+
+namespace moecap {
+
+RankCounts CountRankStep(const ModelSpec& scaled, Dtype dtype, int64_t layers,
+                         const StepTally& tally, bool counts_replicated) {
+  const Precision precision = MakePrecision(dtype);
+  const double moe_layers = static_cast<double>(layers);
+  RankCounts out;
+  // Router and shared experts over the rank's own tokens (no routed experts: A = 0).
+  const Counts own =
+      CountMoeBlocks(scaled, precision, moe_layers, static_cast<double>(tally.own_tokens), 0);
+  // Routed experts seen as pairs: one MoE "layer" whose tokens are the pairs the rank computed,
+  // each using one expert (k = 1), with the rank's activated experts summed over layers.
+  ModelSpec per_pair = scaled;
+  per_pair.experts_per_token = 1;
+  const Counts routed =
+      CountMoeBlocks(per_pair, precision, 1, static_cast<double>(tally.pairs_computed),
+                     static_cast<double>(tally.local_activated_sum));
+
+  for (Term t : {Term::kRouter, Term::kSharedExperts}) {
+    out.counted[t].flops = own[t].flops;
+    out.counted[t].bytes = counts_replicated ? own[t].bytes : 0;
+    out.physical[t].flops = own[t].flops;
+    // A rank without tokens skips the router and shared GEMMs and reads neither.
+    out.physical[t].bytes = tally.own_tokens > 0 ? own[t].bytes : 0;
+  }
+  out.counted[Term::kRoutedExperts] = routed[Term::kRoutedExperts];
+  out.physical[Term::kRoutedExperts] = routed[Term::kRoutedExperts];
+
+  const double row_bytes = static_cast<double>(scaled.hidden_size) * DtypeBytes(dtype);
+  const double shared_rows =
+      scaled.shared_experts > 0 ? static_cast<double>(tally.own_tokens) * moe_layers : 0;
+  out.activation_bytes = 2 * row_bytes * (static_cast<double>(tally.pairs_computed) + shared_rows);
+  out.comm.dispatch_logical = row_bytes * static_cast<double>(tally.dispatch_rows_sent);
+  out.comm.dispatch_remote =
+      row_bytes * static_cast<double>(tally.dispatch_rows_sent - tally.dispatch_rows_to_self);
+  out.comm.combine_logical = row_bytes * static_cast<double>(tally.combine_rows_sent);
+  out.comm.combine_remote =
+      row_bytes * static_cast<double>(tally.combine_rows_sent - tally.combine_rows_to_self);
+  out.comm.count_exchange = static_cast<double>(tally.count_exchange_bytes);
+  return out;
+}
+
+nlohmann::json CountsToJson(const Counts& counts) {
+  nlohmann::json terms = nlohmann::json::object();
+  for (Term t : kAllTerms) {
+    if (counts[t].bytes == 0 && counts[t].flops == 0) continue;
+    terms[std::string(TermName(t))] = {{"bytes", counts[t].bytes}, {"flops", counts[t].flops}};
+  }
+  return {{"bytes", counts.bytes()}, {"flops", counts.flops()}, {"terms", terms}};
+}
+
+Counts CountsFromJson(const nlohmann::json& json) {
+  Counts counts;
+  if (!json.contains("terms")) return counts;
+  for (Term t : kAllTerms) {
+    const std::string name(TermName(t));
+    if (!json["terms"].contains(name)) continue;
+    counts[t].bytes = json["terms"][name].value("bytes", 0.0);
+    counts[t].flops = json["terms"][name].value("flops", 0.0);
+  }
+  return counts;
+}
+
+nlohmann::json CommBytesToJson(const CommBytes& c) {
+  return {{"dispatch_logical", c.dispatch_logical},
+          {"dispatch_remote", c.dispatch_remote},
+          {"combine_logical", c.combine_logical},
+          {"combine_remote", c.combine_remote},
+          {"count_exchange", c.count_exchange}};
+}
+
+CommBytes CommBytesFromJson(const nlohmann::json& j) {
+  CommBytes c;
+  c.dispatch_logical = j.value("dispatch_logical", 0.0);
+  c.dispatch_remote = j.value("dispatch_remote", 0.0);
+  c.combine_logical = j.value("combine_logical", 0.0);
+  c.combine_remote = j.value("combine_remote", 0.0);
+  c.count_exchange = j.value("count_exchange", 0.0);
+  return c;
+}
+
+}  // namespace moecap

@@ -1,0 +1,293 @@
+// RunRank and the rank result's JSON form (how rank processes hand results to their launcher).
+#include "agent/workload/harness.h"
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "agent/compute/host_probe.h"
+#include "agent/workload/memory.h"
+#include "agent/workload/router.h"
+#include "agent/workload/weights.h"
+
+namespace moecap {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+absl::Status Annotate(const absl::Status& status, absl::string_view where) {
+  return absl::Status(status.code(), absl::StrCat(where, ": ", status.message()));
+}
+
+// One point (phase × batch) on this rank.
+absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const ModelSpec& scaled,
+                                         const MoeWeights& weights, ExpertParallelMoe& moe,
+                                         Communicator& comm, ComputeBackend& backend,
+                                         ServingPhase phase, int64_t batch,
+                                         const RankContext& context) {
+  RankPointResult point;
+  point.phase = phase;
+  point.batch = batch;
+  point.tokens = TokensPerStep(config, phase, batch);
+  const Range own = RankTokens(point.tokens, comm.rank(), comm.size());
+  const int64_t d = scaled.hidden_size;
+  const auto progress = [&](absl::string_view what) {
+    if (context.progress) {
+      context.progress(absl::StrCat(ServingPhaseName(phase), " batch ", batch, ": ", what));
+    }
+  };
+
+  std::vector<float> input(static_cast<size_t>(own.count * d));
+  std::vector<float> output(input.size());
+  FillInputRows(config.seed, point.tokens, own.begin, own.count, d, input.data());
+  std::vector<std::vector<int32_t>> overrides;
+  if (config.routing.mode != RoutingMode::kGate) {
+    for (int64_t l = 0; l < config.layers; ++l) {
+      overrides.push_back(
+          OverrideChoices(OverrideShares(config.routing, scaled.experts, config.seed, l),
+                          scaled.experts_per_token, config.seed, l, point.tokens, own));
+    }
+  }
+  if (absl::Status s = moe.Prepare(own.count, point.tokens, overrides); !s.ok()) return s;
+
+  // The first step is untimed: it yields the routing (fixed for the point) and feeds the check.
+  if (absl::Status s = comm.Barrier(); !s.ok()) return s;
+  RoutingRecord record;
+  if (absl::Status s = moe.Step(input.data(), output.data(), nullptr, &point.tally, &record);
+      !s.ok()) {
+    return s;
+  }
+  if (config.check) {
+    const double tolerance =
+        config.tolerance > 0 ? config.tolerance : DefaultTolerance(config.dtype);
+    absl::StatusOr<CheckResult> check =
+        CheckAgainstReference(backend, scaled, weights, config.seed, input.data(), own.count,
+                              overrides, record, output.data(), tolerance);
+    if (!check.ok()) return check.status();
+    point.check = *check;
+    progress(absl::StrCat("check ", check->passed ? "passed" : "FAILED", " (max abs ",
+                          check->max_abs_error, ", max rel ", check->max_rel_error, ")"));
+  }
+  std::vector<int64_t> flat;
+  for (const std::vector<int64_t>& layer : point.tally.histogram) {
+    flat.insert(flat.end(), layer.begin(), layer.end());
+  }
+  if (absl::Status s = comm.AllReduceSum(flat.data(), flat.size()); !s.ok()) return s;
+  const size_t experts = static_cast<size_t>(scaled.experts);
+  for (size_t l = 0; l < point.tally.histogram.size(); ++l) {
+    point.global_histogram.emplace_back(flat.begin() + l * experts,
+                                        flat.begin() + (l + 1) * experts);
+  }
+
+  for (int i = 0; i < config.warmup; ++i) {
+    if (absl::Status s = comm.Barrier(); !s.ok()) return s;
+    if (absl::Status s = moe.Step(input.data(), output.data(), nullptr, nullptr, nullptr);
+        !s.ok()) {
+      return s;
+    }
+  }
+  PhaseSamples& samples = point.samples;
+  const Clock::time_point loop_start = Clock::now();
+  for (int i = 0; i < config.iterations; ++i) {
+    if (absl::Status s = comm.Barrier(); !s.ok()) return s;
+    PhaseTimes times;
+    const Clock::time_point start = Clock::now();
+    if (absl::Status s = moe.Step(input.data(), output.data(), &times, nullptr, nullptr); !s.ok()) {
+      return s;
+    }
+    samples.step.push_back(Since(start));
+    samples.gate.push_back(times.gate);
+    samples.dispatch.push_back(times.dispatch);
+    samples.experts.push_back(times.experts);
+    samples.combine.push_back(times.combine);
+  }
+  point.loop_seconds = Since(loop_start);
+  point.counts = CountRankStep(scaled, config.dtype, config.layers, point.tally, comm.rank() == 0);
+  progress("measured");
+  return point;
+}
+
+nlohmann::json SamplesToJson(const PhaseSamples& s) {
+  return {{"step", s.step},
+          {"gate", s.gate},
+          {"dispatch", s.dispatch},
+          {"experts", s.experts},
+          {"combine", s.combine}};
+}
+
+nlohmann::json CheckToJson(const CheckResult& c) {
+  return {{"ran", c.ran},
+          {"passed", c.passed},
+          {"max_abs_error", c.max_abs_error},
+          {"max_rel_error", c.max_rel_error},
+          {"tolerance", c.tolerance},
+          {"near_ties", c.near_ties},
+          {"routing_mismatches", c.routing_mismatches}};
+}
+
+}  // namespace
+
+absl::StatusOr<RankResult> RunRank(const WorkloadConfig& config, const RankContext& context,
+                                   Communicator& comm, ComputeBackend& backend) {
+  const std::string who = absl::StrCat("rank ", comm.rank(), " of ", comm.size());
+  const auto fail = [&](const absl::Status& status, absl::string_view where) {
+    comm.Abort();
+    return Annotate(status, absl::StrCat(who, where));
+  };
+  if (absl::Status s = ValidateWorkload(config, comm.size()); !s.ok()) return fail(s, "");
+  if (absl::Status s = backend.CheckDtype(config.dtype); !s.ok()) return fail(s, "");
+  const ModelSpec scaled = ScaledModel(config.model, config.scale);
+  const HostInfo host = GetHostInfo();
+
+  const MemoryEstimate estimate = EstimateMemory(config, comm.size(), 1);
+  if (absl::StatusOr<int64_t> available = MemAvailableBytes(); available.ok()) {
+    if (absl::Status s = CheckMemoryFits(config, estimate, *available); !s.ok()) {
+      return fail(s, "");
+    }
+  }
+  const int threads = config.threads_per_rank > 0
+                          ? config.threads_per_rank
+                          : std::max(1, host.cores / std::max(1, context.ranks_on_host));
+  backend.SetThreads(threads);
+
+  RankResult result;
+  result.rank = comm.rank();
+  result.world_size = comm.size();
+  result.host = host.hostname;
+  result.threads = backend.threads();
+  result.backend = backend.name();
+  result.library = backend.LibraryConfig();
+  result.communicator = comm.name();
+
+  const Clock::time_point setup = Clock::now();
+  absl::StatusOr<MoeWeights> weights =
+      MoeWeights::Generate(backend, scaled, config.layers, config.dtype, config.seed,
+                           RankExperts(scaled.experts, comm.rank(), comm.size()));
+  if (!weights.ok()) return fail(weights.status(), ": generating weights");
+  result.setup_seconds = Since(setup);
+  if (context.progress) {
+    context.progress(absl::StrCat("weights ready (", result.setup_seconds, " s)"));
+  }
+
+  ExpertParallelMoe moe(scaled, *weights, backend, comm);
+  for (ServingPhase phase : config.phases) {
+    for (int64_t batch : config.batches) {
+      absl::StatusOr<RankPointResult> point =
+          RunPoint(config, scaled, *weights, moe, comm, backend, phase, batch, context);
+      if (!point.ok()) {
+        return fail(point.status(), absl::StrCat(", ", ServingPhaseName(phase), " batch ", batch));
+      }
+      result.points.push_back(*std::move(point));
+    }
+  }
+  // Nobody leaves before everyone is done, so no peer sees a closed connection as a failure.
+  if (absl::Status s = comm.Barrier(); !s.ok()) return fail(s, ": final barrier");
+  return result;
+}
+
+nlohmann::json RankResultToJson(const RankResult& r) {
+  nlohmann::json points = nlohmann::json::array();
+  for (const RankPointResult& p : r.points) {
+    const StepTally& t = p.tally;
+    points.push_back({
+        {"phase", ServingPhaseName(p.phase)},
+        {"batch", p.batch},
+        {"tokens", p.tokens},
+        {"tally",
+         {{"own_tokens", t.own_tokens},
+          {"pairs_computed", t.pairs_computed},
+          {"local_activated_sum", t.local_activated_sum},
+          {"dispatch_rows_sent", t.dispatch_rows_sent},
+          {"dispatch_rows_to_self", t.dispatch_rows_to_self},
+          {"combine_rows_sent", t.combine_rows_sent},
+          {"combine_rows_to_self", t.combine_rows_to_self},
+          {"count_exchange_bytes", t.count_exchange_bytes},
+          {"histogram", t.histogram}}},
+        {"global_histogram", p.global_histogram},
+        {"counted", CountsToJson(p.counts.counted)},
+        {"physical", CountsToJson(p.counts.physical)},
+        {"activation_bytes", p.counts.activation_bytes},
+        {"comm_bytes", CommBytesToJson(p.counts.comm)},
+        {"samples", SamplesToJson(p.samples)},
+        {"loop_seconds", p.loop_seconds},
+        {"check", CheckToJson(p.check)},
+    });
+  }
+  return {{"rank", r.rank},
+          {"world_size", r.world_size},
+          {"host", r.host},
+          {"threads", r.threads},
+          {"backend", r.backend},
+          {"library", r.library},
+          {"communicator", r.communicator},
+          {"setup_seconds", r.setup_seconds},
+          {"points", points}};
+}
+
+absl::StatusOr<RankResult> RankResultFromJson(const nlohmann::json& j) {
+  try {
+    RankResult r;
+    r.rank = j.at("rank").get<int>();
+    r.world_size = j.at("world_size").get<int>();
+    r.host = j.value("host", "");
+    r.threads = j.value("threads", 1);
+    r.backend = j.value("backend", "");
+    r.library = j.value("library", "");
+    r.communicator = j.value("communicator", "");
+    r.setup_seconds = j.value("setup_seconds", 0.0);
+    for (const nlohmann::json& pj : j.at("points")) {
+      RankPointResult p;
+      absl::StatusOr<ServingPhase> phase = ParseServingPhase(pj.at("phase").get<std::string>());
+      if (!phase.ok()) return phase.status();
+      p.phase = *phase;
+      p.batch = pj.at("batch").get<int64_t>();
+      p.tokens = pj.at("tokens").get<int64_t>();
+      const nlohmann::json& t = pj.at("tally");
+      p.tally.own_tokens = t.at("own_tokens").get<int64_t>();
+      p.tally.pairs_computed = t.at("pairs_computed").get<int64_t>();
+      p.tally.local_activated_sum = t.at("local_activated_sum").get<int64_t>();
+      p.tally.dispatch_rows_sent = t.at("dispatch_rows_sent").get<int64_t>();
+      p.tally.dispatch_rows_to_self = t.at("dispatch_rows_to_self").get<int64_t>();
+      p.tally.combine_rows_sent = t.at("combine_rows_sent").get<int64_t>();
+      p.tally.combine_rows_to_self = t.at("combine_rows_to_self").get<int64_t>();
+      p.tally.count_exchange_bytes = t.at("count_exchange_bytes").get<int64_t>();
+      p.tally.histogram = t.at("histogram").get<std::vector<std::vector<int64_t>>>();
+      p.global_histogram = pj.at("global_histogram").get<std::vector<std::vector<int64_t>>>();
+      p.counts.counted = CountsFromJson(pj.at("counted"));
+      p.counts.physical = CountsFromJson(pj.at("physical"));
+      p.counts.activation_bytes = pj.value("activation_bytes", 0.0);
+      p.counts.comm = CommBytesFromJson(pj.at("comm_bytes"));
+      const nlohmann::json& s = pj.at("samples");
+      p.samples.step = s.at("step").get<std::vector<double>>();
+      p.samples.gate = s.at("gate").get<std::vector<double>>();
+      p.samples.dispatch = s.at("dispatch").get<std::vector<double>>();
+      p.samples.experts = s.at("experts").get<std::vector<double>>();
+      p.samples.combine = s.at("combine").get<std::vector<double>>();
+      p.loop_seconds = pj.value("loop_seconds", 0.0);
+      const nlohmann::json& c = pj.at("check");
+      p.check.ran = c.at("ran").get<bool>();
+      p.check.passed = c.at("passed").get<bool>();
+      // JSON has no infinity (a NaN output gives one): null reads back as infinity.
+      const auto number_or_inf = [&](const char* key) {
+        return c.at(key).is_number() ? c.at(key).get<double>()
+                                     : std::numeric_limits<double>::infinity();
+      };
+      p.check.max_abs_error = number_or_inf("max_abs_error");
+      p.check.max_rel_error = number_or_inf("max_rel_error");
+      p.check.tolerance = c.at("tolerance").get<double>();
+      p.check.near_ties = c.at("near_ties").get<int64_t>();
+      p.check.routing_mismatches = c.at("routing_mismatches").get<int64_t>();
+      r.points.push_back(std::move(p));
+    }
+    return r;
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("rank result JSON: ", e.what()));
+  }
+}
+
+}  // namespace moecap

@@ -1,0 +1,79 @@
+// The measurement harness, written once (nccl-tests style): for every point (phase × batch) it
+// prepares inputs and routing, runs one untimed step (routing histogram, check against the
+// reference), warm-up steps, then measured steps each after a barrier, and returns the rank's
+// samples and counts. RunRank is the entry point of one rank, whoever starts it (moecap-bench's
+// launcher, the agent daemon).
+#ifndef MOECAP_AGENT_WORKLOAD_HARNESS_H_
+#define MOECAP_AGENT_WORKLOAD_HARNESS_H_
+
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/comm/communicator.h"
+#include "agent/compute/compute_backend.h"
+#include "agent/workload/config.h"
+#include "agent/workload/counting.h"
+#include "agent/workload/moe_layer.h"
+#include "agent/workload/reference.h"
+
+namespace moecap {
+
+// Where and how a rank runs, beyond the plan (its rank and world size come from the Communicator).
+struct RankContext {
+  int ranks_on_host = 1;  // ranks sharing this host's cores: BLAS threads default to cores / this
+  // Called with short progress lines ("decode batch 8: measured"); may be empty.
+  std::function<void(const std::string&)> progress;
+};
+
+// Seconds of each measured iteration, in order. Phases are summed over the layers of the step;
+// `step` is the whole step on this rank (after its barrier).
+struct PhaseSamples {
+  std::vector<double> step;
+  std::vector<double> gate;
+  std::vector<double> dispatch;
+  std::vector<double> experts;
+  std::vector<double> combine;
+};
+
+struct RankPointResult {
+  ServingPhase phase = ServingPhase::kDecode;
+  int64_t batch = 0;
+  int64_t tokens = 0;  // tokens per step over all ranks
+  StepTally tally;     // this rank's own tokens, pairs, rows and per-expert histogram
+  // [layer][expert] over all ranks (the sum of the ranks' histograms; the same on every rank).
+  std::vector<std::vector<int64_t>> global_histogram;
+  RankCounts counts;
+  PhaseSamples samples;
+  double loop_seconds = 0;  // the whole measured loop, barriers included
+  CheckResult check;
+};
+
+struct RankResult {
+  int rank = 0;
+  int world_size = 1;
+  std::string host;
+  int threads = 1;
+  std::string backend;       // ComputeBackend::name()
+  std::string library;       // ComputeBackend::LibraryConfig()
+  std::string communicator;  // Communicator::name()
+  double setup_seconds = 0;  // weight generation
+  std::vector<RankPointResult> points;
+};
+
+// Runs the plan as rank comm.rank() of comm.size(). Any failure (invalid plan, memory, a
+// collective's timeout or a lost peer) aborts the communicator, so the peers fail fast too, and
+// comes back as an error naming the rank and the point. A failed check is not an error here: it
+// is in the result (the caller decides the exit status).
+absl::StatusOr<RankResult> RunRank(const WorkloadConfig& config, const RankContext& context,
+                                   Communicator& comm, ComputeBackend& backend);
+
+nlohmann::json RankResultToJson(const RankResult& result);
+absl::StatusOr<RankResult> RankResultFromJson(const nlohmann::json& json);
+
+}  // namespace moecap
+
+#endif  // MOECAP_AGENT_WORKLOAD_HARNESS_H_

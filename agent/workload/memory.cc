@@ -1,0 +1,59 @@
+// The memory estimate, from the same size functions the allocating code uses.
+#include "agent/workload/memory.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "agent/workload/moe_layer.h"
+#include "agent/workload/reference.h"
+#include "agent/workload/weights.h"
+
+namespace moecap {
+namespace {
+std::string GiB(int64_t bytes) {
+  return absl::StrFormat("%.2f GiB", static_cast<double>(bytes) / (1LL << 30));
+}
+}  // namespace
+
+MemoryEstimate EstimateMemory(const WorkloadConfig& config, int world, int ranks_on_host) {
+  const ModelSpec scaled = ScaledModel(config.model, config.scale);
+  MemoryEstimate e;
+  e.weights_per_rank =
+      MoeWeights::BytesPerRank(scaled, config.layers, config.dtype, scaled.experts / world);
+  for (ServingPhase phase : config.phases) {
+    for (int64_t batch : config.batches) {
+      const int64_t tokens = TokensPerStep(config, phase, batch);
+      const int64_t own = RankTokens(tokens, 0, world).count;  // rank 0 has the most tokens
+      const int64_t per_point =
+          ExpertParallelMoe::WorkBytes(scaled, config.dtype, own, tokens, world) +
+          2 * own * scaled.hidden_size * 4 +                       // input and output
+          2 * config.layers * own * scaled.experts_per_token * 4;  // overrides and record
+      e.work_per_rank = std::max(e.work_per_rank, per_point);
+      if (config.check) {
+        e.reference_per_rank =
+            std::max(e.reference_per_rank, ReferenceWorkBytes(scaled, config.dtype, own));
+      }
+    }
+  }
+  e.per_rank = e.weights_per_rank + e.work_per_rank + e.reference_per_rank;
+  e.ranks_on_host = ranks_on_host;
+  e.host_total = e.per_rank * ranks_on_host;
+  return e;
+}
+
+absl::Status CheckMemoryFits(const WorkloadConfig& config, const MemoryEstimate& e,
+                             int64_t available_bytes) {
+  const int64_t usable = available_bytes / 10 * 9;
+  if (e.host_total <= usable) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the plan does not fit in memory: it needs about ", GiB(e.host_total), " on this host (",
+      e.ranks_on_host, " rank(s) × ", GiB(e.per_rank), ": weights ", GiB(e.weights_per_rank),
+      " for ", config.layers, " layer(s) of ", config.model.name, " at scale 1/", config.scale,
+      " in ", DtypeName(config.dtype), ", work buffers ", GiB(e.work_per_rank),
+      config.check ? absl::StrCat(", check reference ", GiB(e.reference_per_rank)) : "",
+      ") but only ", GiB(available_bytes), " is available (MemAvailable; 90% usable); ",
+      "use fewer --layers, a larger --scale, smaller --batch or --prompt-len"));
+}
+
+}  // namespace moecap

@@ -1,0 +1,303 @@
+// ExpertParallelMoe: the expert-parallel step. Token rows travel in the compute dtype; the send
+// buffer is sorted by global expert id, which (experts being in contiguous blocks per rank) is
+// also sorted by destination rank, so the per-expert counts double as the all-to-all's counts.
+#include "agent/workload/moe_layer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace moecap {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+ExpertParallelMoe::ExpertParallelMoe(const ModelSpec& scaled, const MoeWeights& weights,
+                                     ComputeBackend& backend, Communicator& comm)
+    : model_(scaled),
+      weights_(weights),
+      backend_(backend),
+      comm_(comm),
+      shape_(LayerShape::Of(scaled)),
+      dtype_(weights.dtype()),
+      world_(comm.size()),
+      local_experts_(weights.local_experts().count),
+      row_bytes_(static_cast<size_t>(scaled.hidden_size * DtypeBytes(weights.dtype()))) {}
+
+int64_t ExpertParallelMoe::WorkBytes(const ModelSpec& scaled, Dtype dtype, int64_t own_tokens,
+                                     int64_t global_tokens, int world_size) {
+  const LayerShape s = LayerShape::Of(scaled);
+  const int64_t p = static_cast<int64_t>(DtypeBytes(dtype));
+  const int64_t local = s.experts / world_size;
+  const int64_t rows_max = global_tokens * std::min(s.top_k, local);
+  int64_t bytes = own_tokens * s.hidden * 4 * 4;                  // hidden ×2, normed, shared_out
+  if (dtype != Dtype::kFp32) bytes += own_tokens * s.hidden * p;  // act
+  bytes += own_tokens * s.experts * 4;                            // logits
+  bytes += 2 * own_tokens * s.top_k * s.hidden * p;               // send, combined
+  bytes += 2 * rows_max * s.hidden * p;                           // received, results
+  bytes += own_tokens * s.top_k * (4 + 4 + 8);                    // chosen, weights, slots
+  bytes += ExpertScratch::Bytes(dtype, s.hidden, std::max(s.expert_ffn, s.shared_ffn));
+  return bytes;
+}
+
+absl::Status ExpertParallelMoe::Grow(Buffer& buffer, size_t bytes) {
+  if (buffer.data() != nullptr && buffer.bytes() >= bytes) return absl::OkStatus();
+  buffer = Buffer();  // free first: the old and new buffers need not both fit
+  absl::StatusOr<Buffer> fresh = backend_.Allocate(bytes);
+  if (!fresh.ok()) return fresh.status();
+  buffer = *std::move(fresh);
+  return absl::OkStatus();
+}
+
+absl::Status ExpertParallelMoe::Prepare(int64_t own_tokens, int64_t global_tokens,
+                                        std::vector<std::vector<int32_t>> overrides) {
+  if (!overrides.empty() && static_cast<int64_t>(overrides.size()) != weights_.layers()) {
+    return absl::InvalidArgumentError(absl::StrCat("routing overrides for ", overrides.size(),
+                                                   " layers, expected ", weights_.layers()));
+  }
+  own_tokens_ = own_tokens;
+  overrides_ = std::move(overrides);
+  const size_t t = static_cast<size_t>(own_tokens);
+  const size_t d = static_cast<size_t>(shape_.hidden);
+  const size_t k = static_cast<size_t>(shape_.top_k);
+  const size_t rows_max =
+      static_cast<size_t>(global_tokens) * std::min<size_t>(k, static_cast<size_t>(local_experts_));
+  for (Buffer* b : {&hidden_[0], &hidden_[1], &normed_, &shared_out_}) {
+    if (absl::Status s = Grow(*b, t * d * sizeof(float)); !s.ok()) return s;
+  }
+  if (dtype_ != Dtype::kFp32) {
+    if (absl::Status s = Grow(act_, t * row_bytes_); !s.ok()) return s;
+  }
+  if (absl::Status s = Grow(logits_, t * shape_.experts * sizeof(float)); !s.ok()) return s;
+  for (Buffer* b : {&send_, &combined_}) {
+    if (absl::Status s = Grow(*b, t * k * row_bytes_); !s.ok()) return s;
+  }
+  for (Buffer* b : {&received_, &results_}) {
+    if (absl::Status s = Grow(*b, rows_max * row_bytes_); !s.ok()) return s;
+  }
+  if (scratch_.chunk_rows == 0) {
+    absl::StatusOr<ExpertScratch> scratch = ExpertScratch::Make(
+        backend_, dtype_, shape_.hidden, std::max(shape_.expert_ffn, shape_.shared_ffn));
+    if (!scratch.ok()) return scratch.status();
+    scratch_ = *std::move(scratch);
+  }
+  chosen_.assign(t * k, 0);
+  weights_k_.assign(t * k, 0.0f);
+  slot_.assign(t * k, 0);
+  send_counts_.assign(static_cast<size_t>(shape_.experts), 0);
+  recv_counts_.assign(static_cast<size_t>(shape_.experts), 0);  // world × local = E
+  return absl::OkStatus();
+}
+
+absl::Status ExpertParallelMoe::Step(const float* input, float* output, PhaseTimes* times,
+                                     StepTally* tally, RoutingRecord* record) {
+  if (tally != nullptr) {
+    *tally = StepTally{};
+    tally->own_tokens = own_tokens_;
+    tally->histogram.assign(static_cast<size_t>(weights_.layers()),
+                            std::vector<int64_t>(static_cast<size_t>(shape_.experts), 0));
+  }
+  if (record != nullptr) record->chosen.assign(static_cast<size_t>(weights_.layers()), {});
+  const int64_t layers = weights_.layers();
+  const float* x = input;
+  for (int64_t l = 0; l < layers; ++l) {
+    float* out = l + 1 == layers ? output : hidden_[l % 2].as<float>();
+    if (absl::Status s = Layer(l, x, out, times, tally, record); !s.ok()) return s;
+    x = out;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ExpertParallelMoe::Layer(int64_t l, const float* x, float* out, PhaseTimes* times,
+                                      StepTally* tally, RoutingRecord* record) {
+  const int64_t t_own = own_tokens_;
+  const int64_t d = shape_.hidden;
+  const int64_t k = shape_.top_k;
+  const int64_t experts = shape_.experts;
+  const int64_t local = local_experts_;
+  const int rank = comm_.rank();
+  const size_t rb = row_bytes_;
+
+  // Gate.
+  Clock::time_point start = Clock::now();
+  float* normed = normed_.as<float>();
+  RmsNormRows(x, t_own, d, normed);
+  const void* xa = normed;
+  if (dtype_ != Dtype::kFp32) {
+    backend_.FromFloat(normed, t_own * d, dtype_, act_.data());
+    xa = act_.data();
+  }
+  if (absl::Status s = RouteTokens(backend_, dtype_, model_, xa, t_own, weights_.router(l),
+                                   overrides_.empty() ? nullptr : overrides_[l].data(),
+                                   logits_.as<float>(), chosen_.data(), weights_k_.data());
+      !s.ok()) {
+    return s;
+  }
+  std::fill(send_counts_.begin(), send_counts_.end(), 0);
+  for (int64_t i = 0; i < t_own * k; ++i) ++send_counts_[chosen_[i]];
+  {
+    std::vector<int64_t> next(static_cast<size_t>(experts), 0);
+    for (int64_t e = 1; e < experts; ++e) next[e] = next[e - 1] + send_counts_[e - 1];
+    for (int64_t i = 0; i < t_own * k; ++i) slot_[i] = next[chosen_[i]]++;
+  }
+  if (times != nullptr) times->gate += Since(start);
+
+  // Dispatch: counts first, so every rank knows what it will receive from whom.
+  start = Clock::now();
+  if (absl::Status s =
+          comm_.AllToAll(send_counts_.data(), recv_counts_.data(), static_cast<size_t>(local));
+      !s.ok()) {
+    return s;
+  }
+  char* send = send_.as<char>();
+  const char* xa_bytes = static_cast<const char*>(xa);
+  for (int64_t i = 0; i < t_own * k; ++i) {
+    std::memcpy(send + slot_[i] * rb, xa_bytes + (i / k) * rb, rb);
+  }
+  std::vector<int64_t> send_bytes(static_cast<size_t>(world_), 0);
+  std::vector<int64_t> recv_bytes(static_cast<size_t>(world_), 0);
+  int64_t received_rows = 0;
+  for (int q = 0; q < world_; ++q) {
+    for (int64_t j = 0; j < local; ++j) {
+      send_bytes[q] += send_counts_[q * local + j] * static_cast<int64_t>(rb);
+      recv_bytes[q] += recv_counts_[q * local + j] * static_cast<int64_t>(rb);
+      received_rows += recv_counts_[q * local + j];
+    }
+  }
+  if (absl::Status s = comm_.AllToAllV(send, send_bytes, received_.data(), recv_bytes); !s.ok()) {
+    return s;
+  }
+  if (times != nullptr) times->dispatch += Since(start);
+
+  // Experts. received_ holds, for each source rank q, its rows for local experts 0..local-1 in
+  // turn; expert j's rows are the segments (q, j) for q = 0..world-1.
+  start = Clock::now();
+  std::vector<int64_t> segment_begin(static_cast<size_t>(world_ * local), 0);
+  {
+    int64_t row = 0;
+    for (int q = 0; q < world_; ++q) {
+      for (int64_t j = 0; j < local; ++j) {
+        segment_begin[q * local + j] = row;
+        row += recv_counts_[q * local + j];
+      }
+    }
+  }
+  int64_t local_activated = 0;
+  for (int64_t j = 0; j < local; ++j) {
+    int64_t rows = 0;
+    for (int q = 0; q < world_; ++q) rows += recv_counts_[q * local + j];
+    if (rows == 0) continue;  // an expert without tokens reads no weights
+    ++local_activated;
+    // Calls fn(row in received_/results_, expert-row index, count) for each contiguous piece of
+    // the expert's rows [first, first + count).
+    const auto for_pieces = [&](int64_t first, int64_t count, auto&& fn) {
+      int64_t offset = 0;  // expert-row index where segment q starts
+      for (int q = 0; q < world_ && count > 0; ++q) {
+        const int64_t n = recv_counts_[q * local + j];
+        if (first < offset + n) {
+          const int64_t skip = first - offset;
+          const int64_t take = std::min(count, n - skip);
+          fn(segment_begin[q * local + j] + skip, first, take);
+          first += take;
+          count -= take;
+        }
+        offset += n;
+      }
+    };
+    const char* received = received_.as<char>();
+    char* results = results_.as<char>();
+    const RowSource source = [&](int64_t first, int64_t count, void* scratch) -> const void* {
+      if (world_ == 1) return received + (segment_begin[j] + first) * rb;
+      char* dst = static_cast<char*>(scratch);
+      const int64_t base = first;
+      for_pieces(first, count, [&](int64_t row, int64_t expert_row, int64_t n) {
+        std::memcpy(dst + (expert_row - base) * rb, received + row * rb, n * rb);
+      });
+      return scratch;
+    };
+    const RowSink sink = [&](int64_t first, int64_t count, const float* y) {
+      const int64_t base = first;
+      for_pieces(first, count, [&](int64_t row, int64_t expert_row, int64_t n) {
+        backend_.FromFloat(y + (expert_row - base) * d, n * d, dtype_, results + row * rb);
+      });
+    };
+    if (absl::Status s =
+            ExpertForward(backend_, dtype_, d, shape_.expert_ffn, weights_.gate_up(l, j),
+                          weights_.down(l, j), rows, source, sink, scratch_);
+        !s.ok()) {
+      return s;
+    }
+  }
+  float* shared_out = shared_out_.as<float>();
+  if (shape_.shared_ffn > 0 && t_own > 0) {
+    const RowSource source = [&](int64_t first, int64_t, void*) -> const void* {
+      return xa_bytes + first * rb;
+    };
+    const RowSink sink = [&](int64_t first, int64_t count, const float* y) {
+      std::memcpy(shared_out + first * d, y, sizeof(float) * count * d);
+    };
+    if (absl::Status s =
+            ExpertForward(backend_, dtype_, d, shape_.shared_ffn, weights_.shared_gate_up(l),
+                          weights_.shared_down(l), t_own, source, sink, scratch_);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (times != nullptr) times->experts += Since(start);
+
+  // Combine: the results go back the way the rows came, then each token sums its k results.
+  start = Clock::now();
+  if (absl::Status s = comm_.AllToAllV(results_.data(), recv_bytes, combined_.data(), send_bytes);
+      !s.ok()) {
+    return s;
+  }
+  const char* combined = combined_.as<char>();
+  std::vector<float> row_f32(dtype_ == Dtype::kFp32 ? 0 : static_cast<size_t>(d));
+  for (int64_t t = 0; t < t_own; ++t) {
+    float* o = out + t * d;
+    const float* residual = x + t * d;
+    if (shape_.shared_ffn > 0) {
+      const float* sh = shared_out + t * d;
+      for (int64_t i = 0; i < d; ++i) o[i] = residual[i] + sh[i];
+    } else {
+      std::memcpy(o, residual, sizeof(float) * d);
+    }
+    for (int64_t s = 0; s < k; ++s) {
+      const float w = weights_k_[t * k + s];
+      const void* row = combined + slot_[t * k + s] * rb;
+      const float* y = static_cast<const float*>(row);
+      if (dtype_ != Dtype::kFp32) {
+        backend_.ToFloat(row, d, dtype_, row_f32.data());
+        y = row_f32.data();
+      }
+      for (int64_t i = 0; i < d; ++i) o[i] += w * y[i];
+    }
+  }
+  if (times != nullptr) times->combine += Since(start);
+
+  if (tally != nullptr) {
+    std::vector<int64_t>& hist = tally->histogram[l];
+    for (int64_t e = 0; e < experts; ++e) hist[e] += send_counts_[e];
+    int64_t to_self = 0;
+    for (int64_t j = 0; j < local; ++j) to_self += send_counts_[rank * local + j];
+    tally->pairs_computed += received_rows;
+    tally->local_activated_sum += local_activated;
+    tally->dispatch_rows_sent += t_own * k;
+    tally->dispatch_rows_to_self += to_self;
+    tally->combine_rows_sent += received_rows;
+    tally->combine_rows_to_self += to_self;
+    tally->count_exchange_bytes += experts * static_cast<int64_t>(sizeof(int64_t));
+  }
+  if (record != nullptr) record->chosen[l] = chosen_;
+  return absl::OkStatus();
+}
+
+}  // namespace moecap

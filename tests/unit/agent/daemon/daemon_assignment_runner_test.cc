@@ -1,0 +1,217 @@
+// AssignmentRunner with an injected launcher (no processes): what it reports and in which order
+// for a success, a failed check, a malformed assignment, a busy agent and a cancel, and that it
+// hands the launcher the assignment's global ranks, world, scope and deadline.
+#include <gtest/gtest.h>
+
+#include "absl/synchronization/notification.h"
+#include "agent/daemon/assignment_runner.h"
+#include "tests/unit/agent/daemon/fakes.h"
+
+namespace moecap::agentd {
+namespace {
+
+v1::AgentInfo OneCpuDevice() {
+  v1::AgentInfo info;
+  info.set_hostname("host-a");
+  v1::Device* d = info.mutable_inventory()->add_devices();
+  d->set_index(0);
+  d->set_kind(v1::DEVICE_KIND_CPU);
+  d->set_hardware("cpu");
+  d->set_cores(2);
+  d->set_peak_bandwidth_bytes_per_s(20e9);
+  return info;
+}
+
+v1::Assignment TwoRankPoint(const std::string& job, int rank) {
+  v1::Assignment a;
+  a.set_job_id(job);
+  a.set_point_index(1);
+  a.set_attempt(2);
+  a.set_world_size(2);
+  a.set_rendezvous_prefix(job + "/1/2");
+  v1::RankAssignment* r = a.add_ranks();
+  r->set_rank(rank);
+  r->set_device_index(0);
+  v1::PointWorkload* w = a.mutable_workload();
+  w->set_model("mixtral-8x7b");
+  w->add_phases(v1::PHASE_DECODE);
+  w->set_batch_size(2);
+  w->set_prompt_len(4);
+  w->set_layers(1);
+  w->set_scale(64);
+  w->set_warmup(0);
+  w->set_iterations(2);
+  w->set_expert_parallel(2);
+  return a;
+}
+
+// What a rank of TwoRankPoint would return (values are not checked by the runner).
+RankResult FakeResult(int rank, bool check_passed) {
+  RankResult r;
+  r.rank = rank;
+  r.world_size = 2;
+  r.backend = "cpu-openblas";
+  r.communicator = "gloo-tcp";
+  RankPointResult p;
+  p.phase = ServingPhase::kDecode;
+  p.batch = 2;
+  p.tokens = 2;
+  p.tally.own_tokens = 1;
+  p.global_histogram = {{1, 0, 0, 0, 1, 1, 0, 1}};
+  p.samples.step = {0.01, 0.02};
+  p.check.ran = true;
+  p.check.passed = check_passed;
+  r.points = {p};
+  return r;
+}
+
+class AssignmentRunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<Catalog> catalog = Catalog::Builtin();
+    ASSERT_TRUE(catalog.ok());
+    catalog_ = *std::move(catalog);
+    options_.coordinator = "coord:7070";
+    options_.work_dir = ::testing::TempDir() + "/runner-test";
+    options_.executable = "/nonexistent/moecap-agent";
+    options_.progress_interval = absl::Milliseconds(20);
+    options_.report_retry = absl::Seconds(1);
+  }
+
+  std::unique_ptr<AssignmentRunner> MakeRunner(LaunchFn launch) {
+    RunnerDeps deps;
+    deps.client = &client_;
+    deps.clock = &clock_;
+    deps.catalog = &catalog_;
+    deps.agent_id = [] { return std::string("agent-5"); };
+    deps.launch = std::move(launch);
+    return std::make_unique<AssignmentRunner>(options_, OneCpuDevice(), std::move(deps));
+  }
+
+  RealClock clock_;
+  ScriptedClient client_;
+  Catalog catalog_;
+  AgentOptions options_;
+};
+
+TEST_F(AssignmentRunnerTest, ASuccessReportsProgressThenTheRankThenTheNode) {
+  LaunchOptions seen;
+  auto runner = MakeRunner([&](const LaunchOptions& launch, const WorkloadConfig& config) {
+    seen = launch;
+    EXPECT_EQ(config.batches, std::vector<int64_t>{2});
+    EXPECT_EQ(config.threads_per_rank, 2);  // the device's cores
+    return absl::StatusOr<std::vector<RankResult>>(std::vector<RankResult>{FakeResult(1, true)});
+  });
+  runner->OnAssignment(TwoRankPoint("job-a", 1));
+  ASSERT_TRUE(runner->WaitIdle(absl::Seconds(10)));
+  EXPECT_EQ(seen.rank_ids, std::vector<int>{1});
+  EXPECT_EQ(seen.world_size, 2);
+  EXPECT_EQ(seen.executable, "/nonexistent/moecap-agent");
+  EXPECT_EQ(seen.store["scope"], "job-a/1/2");
+  EXPECT_EQ(seen.store["agent_id"], "agent-5");
+  EXPECT_EQ(seen.store["target"], "coord:7070");
+  EXPECT_EQ(seen.key_prefix, "gloo");
+  EXPECT_EQ(seen.timeout, options_.default_point_timeout);  // no deadline in the assignment
+  client_.Locked([](ScriptedClient& c) {
+    ASSERT_GE(c.log.size(), 4u);
+    EXPECT_EQ(c.log.front(), "progress");
+    EXPECT_EQ(c.progress.front().progress().stage(), v1::Progress::STAGE_SETUP);
+    EXPECT_EQ(c.log[c.log.size() - 3], "progress");
+    EXPECT_EQ(c.progress.back().progress().stage(), v1::Progress::STAGE_REPORT);
+    EXPECT_EQ(c.log[c.log.size() - 2], "rank");
+    EXPECT_EQ(c.log.back(), "node");
+    EXPECT_TRUE(c.failures.empty());
+    const v1::RankReport& rank = c.ranks.front().report();
+    EXPECT_EQ(rank.rank(), 1);
+    EXPECT_EQ(rank.agent_id(), "agent-5");
+    EXPECT_EQ(rank.attempt(), 2);
+    const v1::NodeReport& node = c.nodes.front().report();
+    EXPECT_EQ(node.hostname(), "host-a");
+    ASSERT_EQ(node.ranks_size(), 1);
+    ASSERT_EQ(node.devices_size(), 1);
+    EXPECT_DOUBLE_EQ(node.devices(0).peak_bandwidth_bytes_per_s(), 20e9);
+    EXPECT_EQ(node.environment().at("communicator"), "gloo-tcp");
+  });
+  EXPECT_EQ(runner->State().state(), v1::AGENT_STATE_IDLE);
+}
+
+TEST_F(AssignmentRunnerTest, AFailedCheckIsACheckFailureWithoutResults) {
+  auto runner = MakeRunner([](const LaunchOptions&, const WorkloadConfig&) {
+    return absl::StatusOr<std::vector<RankResult>>(std::vector<RankResult>{FakeResult(0, false)});
+  });
+  runner->OnAssignment(TwoRankPoint("job-b", 0));
+  ASSERT_TRUE(runner->WaitIdle(absl::Seconds(10)));
+  client_.Locked([](ScriptedClient& c) {
+    ASSERT_EQ(c.failures.size(), 1u);
+    EXPECT_EQ(c.failures[0].kind(), v1::FAILURE_KIND_CHECK);
+    EXPECT_FALSE(c.failures[0].retryable());
+    EXPECT_TRUE(c.ranks.empty());
+    EXPECT_TRUE(c.nodes.empty());
+  });
+}
+
+TEST_F(AssignmentRunnerTest, AMalformedAssignmentIsASetupFailureAndNothingStarts) {
+  bool launched = false;
+  auto runner = MakeRunner([&](const LaunchOptions&, const WorkloadConfig&) {
+    launched = true;
+    return absl::StatusOr<std::vector<RankResult>>(std::vector<RankResult>{});
+  });
+  v1::Assignment bad = TwoRankPoint("job-c", 0);
+  bad.mutable_ranks(0)->set_device_index(3);  // the agent has one device
+  runner->OnAssignment(bad);
+  ASSERT_TRUE(runner->WaitIdle(absl::Seconds(10)));
+  v1::Assignment odd = TwoRankPoint("job-d", 0);
+  odd.set_world_size(3);  // 8 experts cannot be split over 3 ranks
+  odd.mutable_workload()->set_expert_parallel(3);
+  runner->OnAssignment(odd);
+  ASSERT_TRUE(runner->WaitIdle(absl::Seconds(10)));
+  EXPECT_FALSE(launched);
+  client_.Locked([](ScriptedClient& c) {
+    ASSERT_EQ(c.failures.size(), 2u);
+    EXPECT_EQ(c.failures[0].kind(), v1::FAILURE_KIND_SETUP);
+    EXPECT_NE(c.failures[0].reason().find("device 3"), std::string::npos) << c.failures[0].reason();
+    EXPECT_EQ(c.failures[1].kind(), v1::FAILURE_KIND_SETUP);
+    EXPECT_FALSE(c.failures[1].retryable());
+  });
+}
+
+TEST_F(AssignmentRunnerTest, BusyRefusesAnotherAndACancelStopsTheRun) {
+  absl::Notification started;
+  auto runner = MakeRunner([&](const LaunchOptions& launch, const WorkloadConfig&) {
+    started.Notify();
+    // Like LocalLauncher: runs until cancelled (bounded here).
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (!launch.cancel->load() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+    return absl::StatusOr<std::vector<RankResult>>(absl::CancelledError("killed"));
+  });
+  runner->OnAssignment(TwoRankPoint("job-e", 0));
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(runner->State().state(), v1::AGENT_STATE_BUSY);
+  EXPECT_EQ(runner->State().current_job_id(), "job-e");
+  runner->OnAssignment(TwoRankPoint("job-e", 0));  // the same one again: ignored
+  runner->OnAssignment(TwoRankPoint("job-f", 0));  // another one: refused
+  v1::Cancel other;
+  other.set_job_id("job-f");
+  runner->OnCancel(other);  // not the running job: nothing happens
+  EXPECT_FALSE(runner->WaitIdle(absl::Milliseconds(50)));
+  v1::Cancel cancel;
+  cancel.set_job_id("job-e");
+  cancel.set_point_index(-1);
+  runner->OnCancel(cancel);
+  ASSERT_TRUE(runner->WaitIdle(absl::Seconds(10)));
+  client_.Locked([](ScriptedClient& c) {
+    ASSERT_EQ(c.failures.size(), 2u);
+    EXPECT_EQ(c.failures[0].job_id(), "job-f");
+    EXPECT_EQ(c.failures[0].kind(), v1::FAILURE_KIND_SETUP);
+    EXPECT_TRUE(c.failures[0].retryable());
+    EXPECT_NE(c.failures[0].reason().find("busy with job job-e"), std::string::npos);
+    EXPECT_EQ(c.failures[1].job_id(), "job-e");
+    EXPECT_EQ(c.failures[1].kind(), v1::FAILURE_KIND_CANCELLED);
+  });
+  EXPECT_EQ(runner->State().state(), v1::AGENT_STATE_IDLE);
+  runner->OnDrain();
+  EXPECT_EQ(runner->State().state(), v1::AGENT_STATE_DRAINING);
+}
+
+}  // namespace
+}  // namespace moecap::agentd

@@ -1,0 +1,169 @@
+// Test doubles for the agent daemon's unit tests: a clock that records waits and advances its
+// own time, and a scripted CoordinatorClient.
+#ifndef MOECAP_TESTS_UNIT_AGENT_DAEMON_FAKES_H_
+#define MOECAP_TESTS_UNIT_AGENT_DAEMON_FAKES_H_
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "agent/daemon/clock.h"
+#include "agent/daemon/coordinator_client.h"
+
+namespace moecap::agentd {
+
+// Waits of the thread that created the clock (the test's) return at once: time jumps to the
+// deadline. Waits of any other thread (a heartbeat loop in the background) last until their stop
+// is notified, so background loops never race the test's time.
+class FakeClock : public Clock {
+ public:
+  FakeClock() : driver_(std::this_thread::get_id()) {}
+
+  absl::Time Now() override {
+    absl::MutexLock lock(&mu_);
+    return now_;
+  }
+  bool WaitUntil(absl::Time deadline, const absl::Notification& stop) override {
+    if (std::this_thread::get_id() != driver_) {
+      stop.WaitForNotification();
+      return true;
+    }
+    if (stop.HasBeenNotified()) return true;
+    absl::MutexLock lock(&mu_);
+    waits_.push_back(deadline - now_);
+    if (deadline > now_) now_ = deadline;
+    if (on_wait_) on_wait_(waits_.size());
+    return stop.HasBeenNotified();
+  }
+  void Advance(absl::Duration d) {
+    absl::MutexLock lock(&mu_);
+    now_ += d;
+  }
+  std::vector<absl::Duration> waits() {
+    absl::MutexLock lock(&mu_);
+    return waits_;
+  }
+  // Called (under the clock's lock: must not call back into the clock) after each wait.
+  void set_on_wait(std::function<void(size_t)> f) {
+    absl::MutexLock lock(&mu_);
+    on_wait_ = std::move(f);
+  }
+
+ private:
+  const std::thread::id driver_;
+  absl::Mutex mu_;
+  absl::Time now_ = absl::FromUnixSeconds(1000000);
+  std::vector<absl::Duration> waits_;
+  std::function<void(size_t)> on_wait_;
+};
+
+// A stream that ends on its first Read with `status` (the coordinator went away); `on_read` runs
+// first (a test advances its clock there: how long the stream lasted).
+class EndedStream : public AssignmentStream {
+ public:
+  EndedStream(absl::Status status, std::function<void()> on_read)
+      : status_(std::move(status)), on_read_(std::move(on_read)) {}
+  bool Read(v1::StreamAssignmentsResponse*) override {
+    if (on_read_) on_read_();
+    return false;
+  }
+  void Cancel() override {}
+  absl::Status Finish() override { return status_; }
+
+ private:
+  absl::Status status_;
+  std::function<void()> on_read_;
+};
+
+// Answers from scripts; records the requests (thread-safe: the runner reports from its thread).
+class ScriptedClient : public CoordinatorClient {
+ public:
+  // Scripts and hooks: set before use.
+  std::deque<absl::StatusOr<v1::RegisterResponse>> register_answers;
+  std::deque<absl::StatusOr<v1::HeartbeatResponse>> heartbeat_answers;
+  std::function<void()> on_stream;       // called when the session opens a stream
+  std::function<void()> on_stream_read;  // called when the session reads from it
+  // Recorded.
+  std::vector<v1::RegisterRequest> registers;
+  std::vector<v1::HeartbeatRequest> heartbeats;
+  std::vector<v1::ReportFailureRequest> failures;
+  std::vector<v1::ReportRankRequest> ranks;
+  std::vector<v1::ReportNodeRequest> nodes;
+  std::vector<v1::ReportProgressRequest> progress;
+  std::vector<std::string> log;  // "progress", "rank", "node", "failure" in order
+
+  absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request) override {
+    absl::MutexLock lock(&mu_);
+    registers.push_back(request);
+    if (register_answers.empty()) return absl::UnavailableError("no coordinator");
+    absl::StatusOr<v1::RegisterResponse> answer = register_answers.front();
+    register_answers.pop_front();
+    return answer;
+  }
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request) override {
+    absl::MutexLock lock(&mu_);
+    heartbeats.push_back(request);
+    if (heartbeat_answers.empty()) return v1::HeartbeatResponse();
+    absl::StatusOr<v1::HeartbeatResponse> answer = heartbeat_answers.front();
+    heartbeat_answers.pop_front();
+    return answer;
+  }
+  std::unique_ptr<AssignmentStream> StreamAssignments(const std::string&) override {
+    if (on_stream) on_stream();
+    return std::make_unique<EndedStream>(absl::UnavailableError("coordinator gone"),
+                                         on_stream_read);
+  }
+  absl::StatusOr<v1::ReportProgressResponse> ReportProgress(
+      const v1::ReportProgressRequest& request) override {
+    absl::MutexLock lock(&mu_);
+    progress.push_back(request);
+    log.push_back("progress");
+    return v1::ReportProgressResponse();
+  }
+  absl::Status ReportRank(const v1::ReportRankRequest& request) override {
+    absl::MutexLock lock(&mu_);
+    ranks.push_back(request);
+    log.push_back("rank");
+    return absl::OkStatus();
+  }
+  absl::Status ReportNode(const v1::ReportNodeRequest& request) override {
+    absl::MutexLock lock(&mu_);
+    nodes.push_back(request);
+    log.push_back("node");
+    return absl::OkStatus();
+  }
+  absl::Status ReportFailure(const v1::ReportFailureRequest& request) override {
+    absl::MutexLock lock(&mu_);
+    failures.push_back(request);
+    log.push_back("failure");
+    return absl::OkStatus();
+  }
+  absl::Status Deregister(const v1::DeregisterRequest&) override { return absl::OkStatus(); }
+
+  // Runs `read` on the recorded requests under the lock.
+  template <typename Fn>
+  auto Locked(Fn&& read) {
+    absl::MutexLock lock(&mu_);
+    return read(*this);
+  }
+
+ private:
+  absl::Mutex mu_;
+};
+
+inline v1::RegisterResponse Registered(const std::string& id, double lease_s = 10,
+                                       double interval_s = 0) {
+  v1::RegisterResponse r;
+  r.set_agent_id(id);
+  r.set_lease_seconds(lease_s);
+  r.set_heartbeat_interval_seconds(interval_s);
+  return r;
+}
+
+}  // namespace moecap::agentd
+
+#endif  // MOECAP_TESTS_UNIT_AGENT_DAEMON_FAKES_H_

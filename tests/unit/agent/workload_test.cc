@@ -1,0 +1,207 @@
+// The expert-parallel workload end to end on threads of this process (real Gloo on loopback):
+// outputs match the single-rank reference, counts match the metric core for the measured
+// activated experts, routing overrides behave, and the aggregation reads the ranks right.
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+#include "agent/comm/local_communicator.h"
+#include "agent/workload/harness.h"
+#include "agent/workload/memory.h"
+#include "agent/workload/reference.h"
+#include "agent/workload/report.h"
+#include "tests/unit/agent/test_util.h"
+
+namespace moecap {
+namespace {
+
+using ::moecap::testing::CatalogModel;
+using ::moecap::testing::RunWorkloadOnThreads;
+
+WorkloadConfig SmallPlan(const std::string& model, int64_t scale) {
+  WorkloadConfig c;
+  c.model = CatalogModel(model);
+  c.scale = scale;
+  c.layers = 2;
+  c.batches = {1, 5};
+  c.phases = {ServingPhase::kPrefill, ServingPhase::kDecode};
+  c.prompt_len = 3;
+  c.iterations = 2;
+  c.warmup = 1;
+  c.check = true;
+  c.threads_per_rank = 1;
+  c.comm_timeout_s = 20;
+  return c;
+}
+
+// Every point: check passed, histogram consistent, Σ ranks' counts == CountMoeBlocks.
+void ExpectConsistent(const WorkloadConfig& c, const std::vector<RankResult>& ranks) {
+  const ModelSpec scaled = ScaledModel(c.model, c.scale);
+  Peaks peaks{1e11, 1e12, 1, "test"};
+  absl::StatusOr<std::vector<PointReport>> points = AggregateRanks(c, ranks, peaks);
+  ASSERT_TRUE(points.ok()) << points.status();
+  ASSERT_EQ(points->size(), c.batches.size() * c.phases.size());
+  for (const PointReport& p : *points) {
+    SCOPED_TRACE(absl::StrCat(ServingPhaseName(p.phase), " batch ", p.batch));
+    EXPECT_TRUE(p.check.ran);
+    EXPECT_TRUE(p.check.passed) << "max rel " << p.check.max_rel_error;
+    EXPECT_EQ(p.check.routing_mismatches, 0);
+    // Every token picks k distinct experts in every layer.
+    for (const auto& layer : ranks[0].points[&p - points->data()].global_histogram) {
+      EXPECT_EQ(std::accumulate(layer.begin(), layer.end(), int64_t{0}),
+                p.tokens * scaled.experts_per_token);
+    }
+    const Counts core =
+        CountMoeBlocks(scaled, MakePrecision(c.dtype), c.layers, p.tokens, p.routing.activated_sum);
+    for (Term t : kAllTerms) {
+      EXPECT_EQ(p.counted[t].bytes, core[t].bytes) << TermName(t);
+      EXPECT_EQ(p.counted[t].flops, core[t].flops) << TermName(t);
+    }
+    EXPECT_TRUE(p.counts_match);
+    EXPECT_GT(p.step.p50, 0);
+    EXPECT_EQ(p.step.count, c.iterations);
+  }
+}
+
+TEST(WorkloadTest, TwoRanksMixtralMatchesReferenceAndMetricCore) {
+  const WorkloadConfig c = SmallPlan("mixtral-8x7b", 64);  // d = 64, f_e = 224
+  const std::vector<RankResult> ranks = RunWorkloadOnThreads(c, 2);
+  ExpectConsistent(c, ranks);
+  // Decode batch 1 over 2 ranks: rank 1 owns no token but still computes the pairs sent to it.
+  EXPECT_EQ(ranks[1].points[2].tally.own_tokens, 0);
+}
+
+TEST(WorkloadTest, FourRanksDeepSeekV3SigmoidRouterAndSharedExpert) {
+  WorkloadConfig c = SmallPlan("deepseek-v3", 64);  // d = 112, E = 256, k = 8, one shared
+  c.layers = 1;
+  c.phases = {ServingPhase::kDecode};
+  c.batches = {6};
+  ExpectConsistent(c, RunWorkloadOnThreads(c, 4));
+}
+
+TEST(WorkloadTest, UniformRoutingGivesTheSameTotalsOnTwoAndFourRanks) {
+  WorkloadConfig c = SmallPlan("mixtral-8x7b", 64);
+  c.routing.mode = RoutingMode::kUniform;
+  c.check = false;
+  Peaks peaks{1e11, 1e12, 1, "test"};
+  absl::StatusOr<std::vector<PointReport>> two =
+      AggregateRanks(c, RunWorkloadOnThreads(c, 2), peaks);
+  absl::StatusOr<std::vector<PointReport>> four =
+      AggregateRanks(c, RunWorkloadOnThreads(c, 4), peaks);
+  ASSERT_TRUE(two.ok() && four.ok());
+  for (size_t i = 0; i < two->size(); ++i) {
+    EXPECT_EQ((*two)[i].routing.activated_per_layer, (*four)[i].routing.activated_per_layer);
+    EXPECT_EQ((*two)[i].counted.bytes(), (*four)[i].counted.bytes());
+    EXPECT_EQ((*two)[i].counted.flops(), (*four)[i].counted.flops());
+    // More ranks, more of the rows leave their rank: remote bytes grow from 2 to 4 ranks.
+    EXPECT_LE((*two)[i].dispatch_bw.remote_bytes, (*four)[i].dispatch_bw.remote_bytes);
+    EXPECT_EQ((*two)[i].dispatch_bw.logical_bytes, (*four)[i].dispatch_bw.logical_bytes);
+  }
+}
+
+TEST(WorkloadTest, OneRankOnTheLocalCommunicator) {
+  WorkloadConfig c = SmallPlan("mixtral-8x7b", 64);
+  LocalCommunicator comm;
+  CpuBackend backend(1);
+  absl::StatusOr<RankResult> result = RunRank(c, RankContext{}, comm, backend);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ExpectConsistent(c, {*result});
+  // One rank sends everything to itself: no remote bytes.
+  EXPECT_EQ(result->points[0].counts.comm.dispatch_remote, 0);
+  EXPECT_GT(result->points[0].counts.comm.dispatch_logical, 0);
+}
+
+TEST(WorkloadTest, TheCheckCatchesAWrongOutput) {
+  const ModelSpec scaled = ScaledModel(CatalogModel("mixtral-8x7b"), 64);
+  CpuBackend backend(1);
+  LocalCommunicator comm;
+  absl::StatusOr<MoeWeights> weights =
+      MoeWeights::Generate(backend, scaled, 1, Dtype::kFp32, 5, Range{0, scaled.experts});
+  ASSERT_TRUE(weights.ok());
+  ExpertParallelMoe moe(scaled, *weights, backend, comm);
+  const int64_t tokens = 4;
+  ASSERT_TRUE(moe.Prepare(tokens, tokens, {}).ok());
+  std::vector<float> input(tokens * scaled.hidden_size), output(input.size());
+  FillInputRows(5, tokens, 0, tokens, scaled.hidden_size, input.data());
+  RoutingRecord record;
+  ASSERT_TRUE(moe.Step(input.data(), output.data(), nullptr, nullptr, &record).ok());
+  absl::StatusOr<CheckResult> good = CheckAgainstReference(
+      backend, scaled, *weights, 5, input.data(), tokens, {}, record, output.data(), 1e-4);
+  ASSERT_TRUE(good.ok());
+  EXPECT_TRUE(good->passed) << good->max_rel_error;
+  output[7] += 0.5f;  // one wrong element
+  absl::StatusOr<CheckResult> bad = CheckAgainstReference(
+      backend, scaled, *weights, 5, input.data(), tokens, {}, record, output.data(), 1e-4);
+  ASSERT_TRUE(bad.ok());
+  EXPECT_FALSE(bad->passed);
+  EXPECT_NEAR(bad->max_abs_error, 0.5, 1e-3);
+  // A token sent to an expert its logits do not rank in the top-k is a routing mismatch.
+  record.chosen[0][0] = (record.chosen[0][0] + 1) % 8 == record.chosen[0][1]
+                            ? (record.chosen[0][0] + 2) % 8
+                            : (record.chosen[0][0] + 1) % 8;
+  absl::StatusOr<CheckResult> misrouted = CheckAgainstReference(
+      backend, scaled, *weights, 5, input.data(), tokens, {}, record, output.data(), 1e-4);
+  ASSERT_TRUE(misrouted.ok());
+  EXPECT_FALSE(misrouted->passed);
+}
+
+// This OpenBLAS has no cblas_sbgemm. To test the bf16 data path anyway (bf16 rows on the wire,
+// SwiGLU output rounded to bf16, results returned in bf16), GEMMs in bf16 are emulated by widening
+// the operands to fp32.
+class Bf16EmulatingBackend : public CpuBackend {
+ public:
+  using CpuBackend::CpuBackend;
+  absl::Status CheckDtype(Dtype dtype) const override {
+    return dtype == Dtype::kBf16 ? absl::OkStatus() : CpuBackend::CheckDtype(dtype);
+  }
+  absl::Status MatMul(Dtype dtype, int64_t m, int64_t n, int64_t k, const void* a, int64_t lda,
+                      const void* w, int64_t ldw, float* c, int64_t ldc, bool accumulate) override {
+    if (dtype != Dtype::kBf16) {
+      return CpuBackend::MatMul(dtype, m, n, k, a, lda, w, ldw, c, ldc, accumulate);
+    }
+    std::vector<float> af(static_cast<size_t>(m * k)), wf(static_cast<size_t>(n * k));
+    for (int64_t i = 0; i < m; ++i) {
+      ToFloat(static_cast<const uint16_t*>(a) + i * lda, k, Dtype::kBf16, af.data() + i * k);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      ToFloat(static_cast<const uint16_t*>(w) + i * ldw, k, Dtype::kBf16, wf.data() + i * k);
+    }
+    return CpuBackend::MatMul(Dtype::kFp32, m, n, k, af.data(), k, wf.data(), k, c, ldc,
+                              accumulate);
+  }
+};
+
+TEST(WorkloadTest, Bf16DataPathMatchesTheReferenceWithinBf16Tolerance) {
+  WorkloadConfig c = SmallPlan("mixtral-8x7b", 64);
+  c.dtype = Dtype::kBf16;
+  c.phases = {ServingPhase::kDecode};
+  const std::vector<RankResult> ranks = RunWorkloadOnThreads<Bf16EmulatingBackend>(c, 2);
+  ExpectConsistent(c, ranks);
+  // Rows travel in bf16: d·2 = 128 bytes each (d = 64). Batch 5 over 2 ranks: rank 0 owns 3
+  // tokens and sends 3·k·layers = 12 rows.
+  EXPECT_EQ(ranks[0].points[1].counts.comm.dispatch_logical, 12 * 128);
+  // p_w = 2: the routed-expert bytes are half of fp32's for the same activated experts.
+  const RankPointResult& p = ranks[0].points[1];
+  EXPECT_EQ(p.counts.counted[Term::kRoutedExperts].bytes,
+            2.0 * p.tally.local_activated_sum * 3 * 64 * 224);
+}
+
+TEST(MemoryEstimateTest, FullScaleDeepSeekV3StackDoesNotFit) {
+  WorkloadConfig c;
+  c.model = CatalogModel("deepseek-v3");
+  c.layers = 61;
+  // Per layer: E·3·d·f_e + d·E + 3·d·f_s = 256·44,040,192 + 1,835,008 + 44,040,192 parameters,
+  // about 11.32e9; times 61 layers and 4 bytes: about 2.76e12 bytes over all ranks.
+  const MemoryEstimate e = EstimateMemory(c, 8, 8);
+  EXPECT_GT(e.host_total, 2'700'000'000'000);
+  const absl::Status s = CheckMemoryFits(c, e, int64_t{24} << 30);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("does not fit in memory"), std::string::npos) << s;
+  // A scaled-down, two-layer stack fits easily.
+  c.scale = 64;
+  c.layers = 2;
+  EXPECT_TRUE(CheckMemoryFits(c, EstimateMemory(c, 8, 8), int64_t{24} << 30).ok());
+}
+
+}  // namespace
+}  // namespace moecap
