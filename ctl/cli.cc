@@ -9,6 +9,7 @@
 #include "ctl/catalog_commands.h"
 #include "ctl/job_commands.h"
 #include "ctl/plot_command.h"
+#include "ctl/run_local.h"
 
 namespace moecap::ctl {
 
@@ -31,6 +32,7 @@ int RunCtl(const std::vector<std::string>& args, const CommandIo& io) {
   ResultsOptions results;
   CancelOptions cancel;
   AgentsOptions agents;
+  RunLocalOptions run_local;
   // Each subcommand and the function that runs it once parsing succeeded.
   std::vector<std::pair<CLI::App*, std::function<absl::Status()>>> commands = {
       {RegisterAnalyzeCommand(app, analyze),
@@ -46,6 +48,7 @@ int RunCtl(const std::vector<std::string>& args, const CommandIo& io) {
       {RegisterResultsCommand(app, results), [&] { return RunResultsCommand(results, io); }},
       {RegisterCancelCommand(app, cancel), [&] { return RunCancelCommand(cancel, io); }},
       {RegisterAgentsCommand(app, agents), [&] { return RunAgentsCommand(agents, io); }},
+      {RegisterRunCommand(app, run_local), [&] { return RunRunCommand(run_local, global, io); }},
   };
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());

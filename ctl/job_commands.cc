@@ -63,6 +63,11 @@ class WatchPrinter {
   }
   void JobState(const v1::StateTransition& t) {
     state_ = t.state();
+    // Points report their own rendezvous/running/aggregating steps; the job's echo adds nothing.
+    if (t.state() == v1::JOB_STATE_RENDEZVOUS || t.state() == v1::JOB_STATE_RUNNING ||
+        t.state() == v1::JOB_STATE_AGGREGATING) {
+      return;
+    }
     Line(absl::StrCat("job ", JobStateName(t.state()),
                       t.reason().empty() ? "" : absl::StrCat(": ", t.reason())));
   }
@@ -73,10 +78,9 @@ class WatchPrinter {
   }
   void Progress(const v1::PointProgress& p) {
     const v1::Progress& pr = p.progress();
+    if (pr.iterations_total() <= 0) return;  // setup: nothing to measure yet
     const double fraction =
-        pr.iterations_total() > 0
-            ? static_cast<double>(pr.iterations_done()) / static_cast<double>(pr.iterations_total())
-            : 0.0;
+        static_cast<double>(pr.iterations_done()) / static_cast<double>(pr.iterations_total());
     const std::string text = absl::StrFormat(
         "point %d/%d %s %s %s %d/%d", p.point_index() + 1, points_total_, PhaseName(pr.phase()),
         absl::AsciiStrToLower(v1::Progress::Stage_Name(pr.stage()).substr(6)),

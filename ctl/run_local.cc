@@ -1,0 +1,295 @@
+// The local cluster: embedded coordinator + agent processes.
+#include "ctl/run_local.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "coordinator/coordinator_server.h"
+#include "ctl/coordinator_client.h"
+#include "ctl/job_commands.h"
+#include "ctl/results_view.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
+
+namespace moecap::ctl {
+namespace {
+
+// The directory of this executable (/proc/self/exe), to find moecap-agent beside it.
+std::filesystem::path SelfDirectory() {
+  std::error_code ec;
+  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::filesystem::path() : exe.parent_path();
+}
+
+bool IsExecutable(const std::filesystem::path& path) {
+  return !path.empty() && access(path.c_str(), X_OK) == 0 && std::filesystem::is_regular_file(path);
+}
+
+absl::StatusOr<std::string> FindAgentBinary(const std::string& given) {
+  if (!given.empty()) {
+    if (IsExecutable(given)) return given;
+    return UsageError(absl::StrCat("--agent-binary: '", given, "' is not an executable file"));
+  }
+  const std::filesystem::path self = SelfDirectory();
+  // Installed side by side, or the build tree (build/<preset>/ctl and build/<preset>/agent/...).
+  for (const std::filesystem::path& candidate :
+       {self / "moecap-agent", self / ".." / "agent" / "daemon" / "moecap-agent",
+        self / ".." / "agent" / "moecap-agent"}) {
+    if (IsExecutable(candidate)) return candidate.lexically_normal().string();
+  }
+  if (const char* path = std::getenv("PATH"); path != nullptr) {
+    for (absl::string_view dir : absl::StrSplit(path, ':', absl::SkipEmpty())) {
+      const std::filesystem::path candidate =
+          std::filesystem::path(std::string(dir)) / "moecap-agent";
+      if (IsExecutable(candidate)) return candidate.string();
+    }
+  }
+  return absl::NotFoundError(
+      "cannot find the moecap-agent binary beside moecapctl or on PATH; build it "
+      "(cmake --build --preset release) or pass --agent-binary");
+}
+
+// Agent processes that die with this one (PR_SET_PDEATHSIG) and are stopped, politely then
+// firmly, when it goes out of scope. Every wait is bounded.
+class AgentProcesses {
+ public:
+  ~AgentProcesses() { StopAll(absl::Seconds(5)); }
+
+  absl::Status Start(const std::string& binary, const std::vector<std::string>& args,
+                     const std::string& log_path) {
+    std::vector<std::string> argv_strings = {binary};
+    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& s : argv_strings) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    const pid_t parent = getpid();
+    const pid_t pid = fork();
+    if (pid < 0) return absl::InternalError("fork failed");
+    if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);  // the parent died before prctl
+      const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+      }
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    pids_.push_back(pid);
+    logs_.push_back(log_path);
+    return absl::OkStatus();
+  }
+
+  // The first agent that has exited, with the tail of its log, or OK while all run.
+  absl::Status CheckAlive() {
+    for (size_t i = 0; i < pids_.size(); ++i) {
+      if (pids_[i] <= 0) continue;
+      int status = 0;
+      if (waitpid(pids_[i], &status, WNOHANG) == pids_[i]) {
+        pids_[i] = -1;
+        return absl::InternalError(absl::StrCat("agent ", i, " exited early; its log ", logs_[i],
+                                                " ends with:\n", Tail(logs_[i])));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  void StopAll(absl::Duration grace) {
+    for (pid_t pid : pids_) {
+      if (pid > 0) kill(pid, SIGTERM);
+    }
+    const absl::Time deadline = absl::Now() + grace;
+    for (pid_t& pid : pids_) {
+      while (pid > 0) {
+        int status = 0;
+        const pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid || r < 0) {
+          pid = -1;
+        } else if (absl::Now() > deadline) {
+          kill(pid, SIGKILL);
+          waitpid(pid, &status, 0);
+          pid = -1;
+        } else {
+          absl::SleepFor(absl::Milliseconds(20));
+        }
+      }
+    }
+  }
+
+ private:
+  static std::string Tail(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream buf;
+    buf << in.rdbuf();
+    const std::string text = buf.str();
+    return text.size() > 2000 ? text.substr(text.size() - 2000) : text;
+  }
+
+  std::vector<pid_t> pids_;
+  std::vector<std::string> logs_;
+};
+
+// Waits until `count` agents are idle, checking that none died. Bounded by `timeout`.
+absl::Status WaitForAgents(CoordinatorClient& client, AgentProcesses& agents, int count,
+                           absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  int idle = 0;
+  while (absl::Now() < deadline) {
+    if (absl::Status s = agents.CheckAlive(); !s.ok()) return s;
+    v1::ListAgentsRequest request;
+    request.add_states(v1::AGENT_STATE_IDLE);
+    absl::StatusOr<v1::ListAgentsResponse> listed = client.ListAgents(request);
+    if (listed.ok()) {
+      idle = listed->agents_size();
+      if (idle >= count) return absl::OkStatus();
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("only ", idle, " of ", count, " local agents registered within ",
+                   absl::FormatDuration(timeout), "; see their logs in the work directory"));
+}
+
+}  // namespace
+
+CLI::App* RegisterRunCommand(CLI::App& app, RunLocalOptions& o) {
+  CLI::App* cmd = app.add_subcommand(
+      "run", "run a plan on a local cluster: an embedded coordinator and N agent processes");
+  cmd->add_option("PLAN", o.plan_path, "plan file (see docs/plans.md)")->required();
+  cmd->add_option("--local", o.local_agents, "number of local agents to start")->required();
+  cmd->add_option("--devices-per-agent", o.devices_per_agent,
+                  "rank slots each local CPU agent offers")
+      ->capture_default_str();
+  cmd->add_option("--agent-binary", o.agent_binary,
+                  "moecap-agent to start (default: beside "
+                  "moecapctl, then PATH)");
+  cmd->add_option("--agent-arg", o.agent_args, "extra flag for every agent (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--db", o.db_path, "keep the run's job in this SQLite file");
+  cmd->add_option("--work-dir", o.work_dir, "agents' logs and scratch (default: temporary)");
+  cmd->add_option("-o,--output", o.output, "results format: table, json or csv")
+      ->capture_default_str();
+  cmd->add_flag("--explain", o.explain, "print each term of the byte and FLOP counts");
+  cmd->add_option("--timeout-s", o.timeout_s, "give up after this long")->capture_default_str();
+  return cmd;
+}
+
+absl::Status RunRunCommand(const RunLocalOptions& o, const GlobalOptions& global,
+                           const CommandIo& io) {
+  absl::StatusOr<OutputFormat> format = ParseOutputFormat(o.output);
+  if (!format.ok()) return format.status();
+  if (o.local_agents < 1) {
+    return UsageError(absl::StrCat("--local: must be at least 1, got ", o.local_agents));
+  }
+  if (o.devices_per_agent < 1) {
+    return UsageError(
+        absl::StrCat("--devices-per-agent: must be at least 1, got ", o.devices_per_agent));
+  }
+  std::ifstream plan_file(o.plan_path);
+  if (!plan_file) return UsageError(absl::StrCat("PLAN: cannot read '", o.plan_path, "'"));
+  std::stringstream plan_text;
+  plan_text << plan_file.rdbuf();
+  absl::StatusOr<std::string> agent_binary = FindAgentBinary(o.agent_binary);
+  if (!agent_binary.ok()) return agent_binary.status();
+
+  // Scratch space: the agents' logs and work directories.
+  std::filesystem::path work_dir = o.work_dir;
+  const bool temporary = work_dir.empty();
+  if (temporary) {
+    std::string pattern = (std::filesystem::temp_directory_path() / "moecap-run-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) return absl::InternalError("mkdtemp failed");
+    work_dir = pattern;
+  }
+  std::filesystem::create_directories(work_dir);
+  struct Cleanup {
+    std::filesystem::path dir;
+    bool remove;
+    ~Cleanup() {
+      std::error_code ec;
+      if (remove) std::filesystem::remove_all(dir, ec);
+    }
+  } cleanup{work_dir, temporary};
+
+  // The embedded coordinator logs warnings only, to stderr: stdout carries progress and results.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("moecap-coordinator"));
+  spdlog::set_level(spdlog::level::warn);
+  coordinator::CoordinatorOptions options;
+  options.listen = "127.0.0.1:0";
+  options.db_path = o.db_path;
+  options.catalog_dirs = global.catalog_dirs;
+  absl::StatusOr<std::unique_ptr<coordinator::CoordinatorServer>> server =
+      coordinator::CoordinatorServer::Start(options);
+  if (!server.ok()) return server.status();
+  const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
+  io.err << "local coordinator on " << address << "; starting " << o.local_agents
+         << " agent(s), logs in " << work_dir.string() << (temporary ? " (removed after)" : "")
+         << "\n";
+
+  AgentProcesses agents;
+  for (int i = 0; i < o.local_agents; ++i) {
+    const std::filesystem::path agent_dir = work_dir / absl::StrCat("agent-", i);
+    std::filesystem::create_directories(agent_dir);
+    std::vector<std::string> args = {"--coordinator",  address,
+                                     "--name",         absl::StrCat("local-", i),
+                                     "--backend",      "cpu",
+                                     "--data-address", "127.0.0.1",
+                                     "--devices",      absl::StrCat(o.devices_per_agent),
+                                     "--work-dir",     agent_dir.string(),
+                                     "--log-level",    "warn"};
+    for (const std::string& catalog : global.catalog_dirs) {
+      args.push_back("--catalog");
+      args.push_back(catalog);
+    }
+    args.insert(args.end(), o.agent_args.begin(), o.agent_args.end());
+    if (absl::Status s = agents.Start(*agent_binary, args,
+                                      (work_dir / absl::StrCat("agent-", i, ".log")).string());
+        !s.ok()) {
+      return s;
+    }
+  }
+
+  ClientOptions client_options;
+  client_options.address = address;
+  CoordinatorClient client(client_options);
+  if (absl::Status s = WaitForAgents(client, agents, o.local_agents, absl::Seconds(120)); !s.ok()) {
+    return s;
+  }
+
+  v1::SubmitPlanRequest submit;
+  submit.set_plan_yaml(plan_text.str());
+  submit.set_origin(o.plan_path);
+  absl::StatusOr<v1::SubmitPlanResponse> submitted = client.SubmitPlan(submit);
+  if (!submitted.ok()) return submitted.status();
+  const std::string job_id = submitted->job_id();
+  io.err << "submitted job " << job_id << "\n";
+
+  absl::StatusOr<v1::JobState> state =
+      WatchUntilDone(client, job_id, absl::Seconds(o.timeout_s), io);
+  if (!state.ok()) return state.status();
+  v1::GetResultsRequest get;
+  get.set_job_id(job_id);
+  absl::StatusOr<v1::GetResultsResponse> results = client.GetResults(get);
+  if (!results.ok()) return results.status();
+  io.out << "\n";
+  if (absl::Status s = PrintResults(*results, *format, o.explain, io.out); !s.ok()) return s;
+  const absl::Status final_status = FinalStateStatus(client, job_id, *state);
+  agents.StopAll(absl::Seconds(5));
+  (*server)->Shutdown();
+  return final_status;
+}
+
+}  // namespace moecap::ctl
