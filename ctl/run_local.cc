@@ -240,16 +240,19 @@ absl::Status RunRunCommand(const RunLocalOptions& o, const GlobalOptions& global
          << "\n";
 
   AgentProcesses agents;
+  const int threads_per_rank =
+      std::max<int>(1, static_cast<int>(std::thread::hardware_concurrency()) /
+                           (o.local_agents * o.devices_per_agent));
   for (int i = 0; i < o.local_agents; ++i) {
     const std::filesystem::path agent_dir = work_dir / absl::StrCat("agent-", i);
     std::filesystem::create_directories(agent_dir);
-    std::vector<std::string> args = {"--coordinator",  address,
-                                     "--name",         absl::StrCat("local-", i),
-                                     "--backend",      "cpu",
-                                     "--data-address", "127.0.0.1",
-                                     "--devices",      absl::StrCat(o.devices_per_agent),
-                                     "--work-dir",     agent_dir.string(),
-                                     "--log-level",    "warn"};
+    std::vector<std::string> args = {"--coordinator", address, "--name", absl::StrCat("local-", i),
+                                     "--backend", "cpu", "--data-address", "127.0.0.1", "--devices",
+                                     absl::StrCat(o.devices_per_agent), "--work-dir",
+                                     agent_dir.string(), "--log-level", "warn",
+                                     // All local ranks share this host's cores: one BLAS pool
+                                     // each of its fair share, not one of all cores per rank.
+                                     "--threads-per-rank", absl::StrCat(threads_per_rank)};
     for (const std::string& catalog : global.catalog_dirs) {
       args.push_back("--catalog");
       args.push_back(catalog);

@@ -17,6 +17,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "agent/bench/output.h"
 #include "agent/bench/self_check_perf.h"
@@ -283,8 +284,10 @@ int RunBench(const BenchFlags& f, const std::string& command_line) {
         ", k=", scaled.experts_per_token, "), ", config->layers, " layer(s), ",
         DtypeName(config->dtype), ", ", f.ranks, " rank(s) x ", ranks->front().threads,
         " thread(s), routing ", RoutingModeName(config->routing.mode), "\n",
-        "# peaks: ", peaks->bandwidth_bytes_s / 1e9, " GB/s, ", peaks->flops / 1e9, " GFLOP/s x ",
-        peaks->devices, " device(s) (", peaks->source, ")\n", RenderTable(*points));
+        absl::StrFormat("# peaks per device: %.2f GB/s, %.1f GFLOP/s; %g device(s) (%s)\n",
+                        peaks->bandwidth_bytes_s / 1e9, peaks->flops / 1e9, peaks->devices,
+                        peaks->source),
+        RenderTable(*points));
   }
   if (f.output_file.empty()) {
     std::cout << text << std::flush;

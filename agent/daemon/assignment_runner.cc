@@ -87,6 +87,17 @@ void AssignmentRunner::OnAssignment(const v1::Assignment& assignment) {
   std::string refusal;
   {
     absl::MutexLock lock(&mu_);
+    // The coordinator sends the next point as soon as this agent's ReportNode for the last one is
+    // in, which can be before the run's thread has cleared `current_`: give it a moment.
+    // (A repeat of the running assignment is answered at once below.)
+    auto settled = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      if (current_ == nullptr) return true;
+      const v1::Assignment& running = current_->assignment;
+      return running.job_id() == assignment.job_id() &&
+             running.point_index() == assignment.point_index() &&
+             running.attempt() == assignment.attempt();
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&settled), absl::Seconds(10));
     if (current_ != nullptr) {
       const v1::Assignment& running = current_->assignment;
       if (running.job_id() == assignment.job_id() &&

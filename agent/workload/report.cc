@@ -55,7 +55,10 @@ nlohmann::json BandwidthToJson(const CommBandwidth& b) {
           {"seconds", b.seconds},
           {"algbw_bytes_s", b.algbw},
           {"busbw_bytes_s", b.busbw},
-          {"remote_bw_bytes_s", b.remote_bw}};
+          {"remote_bw_bytes_s", b.remote_bw},
+          {"transfer_seconds", b.transfer_seconds},
+          {"transfer_algbw_bytes_s", b.transfer_algbw},
+          {"transfer_remote_bw_bytes_s", b.transfer_remote_bw}};
 }
 
 }  // namespace
