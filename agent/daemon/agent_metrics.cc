@@ -60,6 +60,8 @@ absl::StatusOr<std::unique_ptr<AgentMetrics>> AgentMetrics::Create(telemetry::Re
     info->Set(1);
   }
   metrics->SetConnected(false);
+  // Created at 0 now, so that increase() sees the first failure (docs/monitoring.md).
+  ChildOf(registry.GetCounter(t::kAgentHeartbeatFailuresTotal), {metrics->agent_});
   return metrics;
 }
 

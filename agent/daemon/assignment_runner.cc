@@ -135,6 +135,16 @@ void AssignmentRunner::OnAssignment(const v1::Assignment& assignment) {
   }
 }
 
+void AssignmentRunner::OnReregistered() {
+  absl::MutexLock lock(&mu_);
+  if (current_ == nullptr) return;
+  spdlog::warn(
+      "registered again while running {}: the coordinator no longer counts on it; "
+      "stopping it",
+      Describe(current_->assignment));
+  current_->cancel->store(true);
+}
+
 void AssignmentRunner::OnCancel(const v1::Cancel& cancel) {
   absl::MutexLock lock(&mu_);
   if (current_ == nullptr) return;

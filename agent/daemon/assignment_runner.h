@@ -57,6 +57,7 @@ class AssignmentRunner : public AssignmentHandler {
   // Cancels the running assignment if the cancel names it (point -1: any point; attempt 0: any).
   void OnCancel(const v1::Cancel& cancel) override;
   void OnDrain() override;
+  void OnReregistered() override;
   v1::HeartbeatRequest State() override;
 
   // Cancels what runs and waits for it to wind down (the kill is bounded). Idempotent.

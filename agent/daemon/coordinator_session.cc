@@ -76,13 +76,16 @@ bool CoordinatorSession::ServeOnce(absl::Time& connected_at) {
                    : absl::StrCat(", previously ", request.previous_agent_id()));
 
   std::unique_ptr<AssignmentStream> stream = client_.StreamAssignments(id);
+  bool reregistered = false;
   {
     absl::MutexLock lock(&mu_);
     agent_id_ = id;
+    reregistered = registrations_ > 0;
     ++registrations_;
     connected_ = true;
     stream_ = stream.get();
   }
+  if (reregistered) handler_.OnReregistered();
   // A Shutdown between the registration and the line above found no stream to cancel.
   if (stop_.HasBeenNotified()) stream->Cancel();
   connected_at = clock_.Now();

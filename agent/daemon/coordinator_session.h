@@ -26,6 +26,9 @@ class AssignmentHandler {
   virtual void OnAssignment(const v1::Assignment& assignment) = 0;
   virtual void OnCancel(const v1::Cancel& cancel) = 0;
   virtual void OnDrain() = 0;
+  // The agent registered again (the coordinator restarted, or had declared it lost): the
+  // coordinator has already failed or requeued whatever this agent was running, so stop it.
+  virtual void OnReregistered() {}
   // The agent's state for heartbeats: state, current job, point and attempt.
   virtual v1::HeartbeatRequest State() = 0;
 };
