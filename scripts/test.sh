@@ -24,7 +24,7 @@ ctest --preset release -j "$jobs" --timeout 300
 if [ "${MOECAP_SKIP_SANITIZE:-0}" != "1" ]; then
   echo "== unit tests under AddressSanitizer + UBSan"
   cmake --preset debug-asan >/dev/null
-  cmake --build --preset debug-asan -j "$jobs"
+  cmake --build --preset debug-asan -j "$jobs" --target moecap_unit_tests
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --preset debug-asan -j "$jobs" -L unit --timeout 300
 fi
