@@ -46,6 +46,9 @@ struct AgentOptions {
   // How long a report is retried while the coordinator is unreachable (the agent stays busy
   // meanwhile, so this is bounded; a restarted coordinator requeues the point anyway).
   absl::Duration report_retry = absl::Seconds(60);
+  // How long a new assignment waits for the previous run to clear before it is refused as busy:
+  // the coordinator sends the next point as soon as the last one's ReportNode is in.
+  absl::Duration busy_grace = absl::Seconds(10);
   // How often the running assignment's progress is looked at (and reported when it changed).
   absl::Duration progress_interval = absl::Milliseconds(500);
   // A point without a deadline in its assignment gets this one (PointWorkload.timeouts default).

@@ -97,7 +97,7 @@ void AssignmentRunner::OnAssignment(const v1::Assignment& assignment) {
              running.point_index() == assignment.point_index() &&
              running.attempt() == assignment.attempt();
     };
-    mu_.AwaitWithTimeout(absl::Condition(&settled), absl::Seconds(10));
+    mu_.AwaitWithTimeout(absl::Condition(&settled), options_.busy_grace);
     if (current_ != nullptr) {
       const v1::Assignment& running = current_->assignment;
       if (running.job_id() == assignment.job_id() &&

@@ -3,6 +3,8 @@
 // hands the launcher the assignment's global ranks, world, scope and deadline.
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include "absl/synchronization/notification.h"
 #include "agent/daemon/assignment_runner.h"
 #include "tests/unit/agent/daemon/fakes.h"
@@ -176,6 +178,7 @@ TEST_F(AssignmentRunnerTest, AMalformedAssignmentIsASetupFailureAndNothingStarts
 }
 
 TEST_F(AssignmentRunnerTest, BusyRefusesAnotherAndACancelStopsTheRun) {
+  options_.busy_grace = absl::Milliseconds(50);  // refuse job-f without waiting long
   absl::Notification started;
   auto runner = MakeRunner([&](const LaunchOptions& launch, const WorkloadConfig&) {
     started.Notify();
@@ -211,6 +214,23 @@ TEST_F(AssignmentRunnerTest, BusyRefusesAnotherAndACancelStopsTheRun) {
   EXPECT_EQ(runner->State().state(), v1::AGENT_STATE_IDLE);
   runner->OnDrain();
   EXPECT_EQ(runner->State().state(), v1::AGENT_STATE_DRAINING);
+}
+
+TEST_F(AssignmentRunnerTest, TheNextPointWaitsForTheLastRunToClear) {
+  // The coordinator sends the next point as soon as the last one is reported, while the last
+  // run may still hold the runner (here: 200 ms): the next point waits, it is not refused.
+  std::atomic<int> runs{0};
+  auto runner = MakeRunner([&](const LaunchOptions&, const WorkloadConfig&) {
+    if (runs.fetch_add(1) == 0) absl::SleepFor(absl::Milliseconds(200));
+    return absl::StatusOr<std::vector<RankResult>>(std::vector<RankResult>{FakeResult(1, true)});
+  });
+  runner->OnAssignment(TwoRankPoint("job-g", 0));
+  v1::Assignment next = TwoRankPoint("job-g", 0);
+  next.set_point_index(2);
+  runner->OnAssignment(next);
+  ASSERT_TRUE(runner->WaitIdle(absl::Seconds(10)));
+  EXPECT_EQ(runs.load(), 2);
+  client_.Locked([](ScriptedClient& c) { EXPECT_TRUE(c.failures.empty()); });
 }
 
 }  // namespace
