@@ -134,7 +134,7 @@ absl::Status DecodeBandwidthRatio(const SelfCheckOptions& o, const HostInfo& hos
       "decode, batch %d, %d layers of %s (%.2f GB of weights, LLC %.0f MB), 2 ranks x %d "
       "thread(s):\n"
       "  counted %s (mean step %.2f ms, %.0f of %d experts active per layer) vs triad probe %s: "
-      "ratio %.3f (target >= 0.70)\n",
+      "ratio %.3f (target >= 0.70); over the median step %.2f ms: ratio %.3f\n",
       p.batch, c.layers, m.name, layer_bytes * c.layers / 1e9, host.last_level_cache_bytes / 1e6,
       ranks->front().threads, Gb(p.bytes_per_s), p.step.mean * 1e3,
       p.routing.activated_sum / c.layers, m.experts, Gb(triad_bytes_s), p.s_mbu);
