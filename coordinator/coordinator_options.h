@@ -23,9 +23,9 @@ struct CredentialsOptions {
 };
 
 struct CoordinatorOptions {
-  std::string listen = "0.0.0.0:7070";  // HOST:PORT; port 0 picks a free port
-  std::string db_path = "moecap.db";    // SQLite file; empty: jobs kept in memory only
-  bool db_synchronous_full = false;     // fsync every commit (power-loss safe) vs. WAL NORMAL
+  std::string listen = "0.0.0.0:50051";  // HOST:PORT; port 0 picks a free port
+  std::string db_path = "moecap.db";     // SQLite file; empty: jobs kept in memory only
+  bool db_synchronous_full = false;      // fsync every commit (power-loss safe) vs. WAL NORMAL
   absl::Duration lease = absl::Seconds(10);
   std::string metrics_listen;  // HOST:PORT of /metrics; empty: not served
   std::vector<std::string> catalog_dirs;
