@@ -137,7 +137,8 @@ absl::Status DecodeBandwidthRatio(const SelfCheckOptions& o, const HostInfo& hos
       "ratio %.3f (target >= 0.70); over the median step %.2f ms: ratio %.3f\n",
       p.batch, c.layers, m.name, layer_bytes * c.layers / 1e9, host.last_level_cache_bytes / 1e6,
       ranks->front().threads, Gb(p.bytes_per_s), p.step.mean * 1e3,
-      p.routing.activated_sum / c.layers, m.experts, Gb(triad_bytes_s), p.s_mbu);
+      p.routing.activated_sum / c.layers, m.experts, Gb(triad_bytes_s), p.s_mbu, p.step.p50 * 1e3,
+      p.step.p50 > 0 ? p.s_mbu * p.step.mean / p.step.p50 : 0.0);
   return absl::OkStatus();
 }
 
