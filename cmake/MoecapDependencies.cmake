@@ -35,6 +35,14 @@ if(NOT MOECAP_CUDA STREQUAL "OFF")
   find_library(MOECAP_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64)
   if(CMAKE_CUDA_COMPILER AND CUDAToolkit_FOUND AND MOECAP_NCCL_INCLUDE AND MOECAP_NCCL_LIBRARY)
     set(MOECAP_HAVE_CUDA ON)
+    # Hopper (H100/H200) machine code plus its PTX, which newer GPUs JIT-compile; one architecture
+    # keeps nvcc's share of the CI build small.
+    if(NOT CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 90)
+    endif()
+    set(CMAKE_CUDA_STANDARD 17)  # CMake 3.25 knows no CUDA 20 dialect for nvcc 13
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    enable_language(CUDA)
     message(STATUS "moecap: CUDA backend ON (CUDA ${CUDAToolkit_VERSION}, NCCL ${MOECAP_NCCL_LIBRARY})")
   elseif(MOECAP_CUDA STREQUAL "ON")
     message(FATAL_ERROR "moecap: MOECAP_CUDA=ON but the CUDA toolkit or NCCL was not found")

@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -54,6 +55,11 @@ class MappingReader {
       *out = v->as<double>();
     } catch (const YAML::Exception&) {
       return Error(key, absl::StrCat("expected a number, got '", v->Scalar(), "'"));
+    }
+    // YAML spells NaN and infinity (.nan, .inf); no catalog figure may be either: they would
+    // pass every range check and poison the metrics.
+    if (!std::isfinite(*out)) {
+      return Error(key, absl::StrCat("expected a finite number, got '", v->Scalar(), "'"));
     }
     return absl::OkStatus();
   }
@@ -343,6 +349,10 @@ absl::StatusOr<HardwareSpec> ParseHardwareYaml(absl::string_view yaml, absl::str
   }
   hw.memory_bytes = memory_gib * 1024.0 * 1024.0 * 1024.0;
   hw.peak_bandwidth_bytes_s = bandwidth_gb_s * 1e9;
+  if (!std::isfinite(hw.memory_bytes)) return r.Error("memory_gib", "too large");
+  if (!std::isfinite(hw.peak_bandwidth_bytes_s)) {
+    return r.Error("memory_bandwidth_gb_s", "too large");
+  }
 
   absl::StatusOr<MappingReader> peaks = r.Child("peak_tflops", false);
   if (!peaks.ok()) return peaks.status();
@@ -350,6 +360,7 @@ absl::StatusOr<HardwareSpec> ParseHardwareYaml(absl::string_view yaml, absl::str
     const std::string key(DtypeName(dtype));
     double tflops = 0;
     if (absl::Status s = peaks->Double(key, false, &tflops); !s.ok()) return s;
+    if (!std::isfinite(tflops * 1e12)) return peaks->Error(key, "too large");
     if (tflops != 0) hw.peak_flops[dtype] = tflops * 1e12;
   }
   if (absl::Status s = peaks->RejectUnknown(); !s.ok()) return s;

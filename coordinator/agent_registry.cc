@@ -69,7 +69,10 @@ absl::StatusOr<Registration> AgentRegistry::Register(const v1::AgentInfo& info,
       }
     }
     // A live agent of the same name: the same host restarting (take its place) or a clash.
-    for (auto& [id, r] : agents_) {
+    // (A copy: the loop does not change names, but Register below may move this record's.)
+    const std::set<std::string> same_name = ids_by_name_[info.name()];
+    for (const std::string& id : same_name) {
+      Record& r = agents_.at(id);
       if (&r == record || r.agent.info().name() != info.name()) continue;
       if (!IsLive(r.agent.state())) {
         if (record == nullptr) record = &r;  // a lost or gone agent of that name comes back
@@ -102,6 +105,14 @@ absl::StatusOr<Registration> AgentRegistry::Register(const v1::AgentInfo& info,
       losses.push_back({record->agent.id(), info.name(), record->held_job_id,
                         "agent registered again (it restarted or reconnected): its work is lost"});
     }
+    if (record->agent.info().name() != info.name()) {
+      if (auto old = ids_by_name_.find(record->agent.info().name()); old != ids_by_name_.end()) {
+        old->second.erase(record->agent.id());
+        if (old->second.empty()) ids_by_name_.erase(old);
+      }
+      ids_by_name_[info.name()].insert(record->agent.id());
+    }
+    ++version_;
     ++record->incarnation;
     record->held_job_id.clear();
     record->releasing = false;
@@ -144,8 +155,10 @@ absl::StatusOr<absl::Time> AgentRegistry::Heartbeat(absl::string_view agent_id,
   *r.agent.mutable_lease_deadline() = ToProtoTime(r.lease_deadline);
   *r.agent.mutable_usage() = usage;
   if (r.held_job_id.empty()) {
-    r.agent.set_state(state == v1::AGENT_STATE_DRAINING ? v1::AGENT_STATE_DRAINING
-                                                        : v1::AGENT_STATE_IDLE);
+    const v1::AgentState next =
+        state == v1::AGENT_STATE_DRAINING ? v1::AGENT_STATE_DRAINING : v1::AGENT_STATE_IDLE;
+    if (r.agent.state() != next) ++version_;
+    r.agent.set_state(next);
   }
   return r.lease_deadline;
 }
@@ -164,6 +177,7 @@ absl::Status AgentRegistry::Deregister(absl::string_view agent_id, absl::string_
                         absl::StrCat("agent '", r.agent.info().name(), "' deregistered: ",
                                      reason.empty() ? "shutting down" : reason)});
     }
+    ++version_;
     r.held_job_id.clear();
     r.releasing = false;
     r.agent.set_state(v1::AGENT_STATE_GONE);
@@ -182,6 +196,7 @@ int AgentRegistry::ExpireLeases(absl::Time now) {
     for (auto& [id, r] : agents_) {
       if (!IsLive(r.agent.state()) || r.lease_deadline >= now) continue;
       ++expired;
+      ++version_;
       const std::string reason =
           absl::StrCat("agent '", r.agent.info().name(), "' (", r.agent.info().hostname(),
                        ") lost: no heartbeat for ",
@@ -226,6 +241,7 @@ absl::Status AgentRegistry::Hold(absl::string_view agent_id, absl::string_view j
     return absl::FailedPreconditionError(absl::StrCat("agent '", agent_id, "' is not idle"));
   }
   Record& r = it->second;
+  ++version_;
   r.held_job_id = std::string(job_id);
   r.releasing = false;
   r.agent.set_state(v1::AGENT_STATE_BUSY);
@@ -247,6 +263,7 @@ void AgentRegistry::Release(absl::string_view agent_id, absl::string_view job_id
   auto it = agents_.find(std::string(agent_id));
   if (it == agents_.end() || it->second.held_job_id != job_id) return;
   Record& r = it->second;
+  ++version_;
   r.held_job_id.clear();
   r.releasing = false;
   r.agent.clear_current_job_id();
@@ -290,6 +307,13 @@ std::optional<AgentView> AgentRegistry::Find(absl::string_view agent_id) const {
   auto it = agents_.find(std::string(agent_id));
   if (it == agents_.end()) return std::nullopt;
   return ViewOf(it->second);
+}
+
+std::optional<AgentRegistry::HoldState> AgentRegistry::HoldOf(absl::string_view agent_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = agents_.find(std::string(agent_id));
+  if (it == agents_.end()) return std::nullopt;
+  return HoldState{it->second.held_job_id, it->second.releasing};
 }
 
 std::vector<AgentView> AgentRegistry::LiveAgents() const {

@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -106,6 +107,20 @@ class AgentRegistry {
   void FinishRelease(absl::string_view agent_id, absl::string_view job_id);
 
   std::optional<AgentView> Find(absl::string_view agent_id) const;
+  // What a heartbeat needs about the agent's job, without copying its description (Find copies
+  // the whole AgentInfo): nullopt for an unknown agent.
+  struct HoldState {
+    std::string held_job_id;
+    bool releasing = false;
+  };
+  std::optional<HoldState> HoldOf(absl::string_view agent_id) const;
+  // Grows on every change that can make an agent placeable or not (registration, loss,
+  // deregistration, hold, release, DRAINING <-> IDLE), so the scheduler can skip a pass when
+  // nothing changed.
+  int64_t version() const {
+    absl::MutexLock lock(&mu_);
+    return version_;
+  }
   // Live agents (IDLE, BUSY, DRAINING), in registration order.
   std::vector<AgentView> LiveAgents() const;
   // For ListAgents: every agent in `states` (empty: all but GONE), in registration order.
@@ -137,6 +152,9 @@ class AgentRegistry {
   const AgentRegistryOptions options_;
   mutable absl::Mutex mu_;
   std::map<std::string, Record> agents_ ABSL_GUARDED_BY(mu_);  // by id
+  // Ids by agent name (in id order, as agents_ iterates), so Register need not scan every agent.
+  std::map<std::string, std::set<std::string>> ids_by_name_ ABSL_GUARDED_BY(mu_);
+  int64_t version_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t next_order_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::vector<LossListener> listeners_;  // set before serving, then read-only

@@ -46,6 +46,9 @@ class AssignmentStream final : public QueuedWriter<v1::StreamAssignmentsResponse
 grpc::ServerUnaryReactor* AgentServiceImpl::Register(grpc::CallbackServerContext* context,
                                                      const v1::RegisterRequest* request,
                                                      v1::RegisterResponse* response) {
+  if (absl::Status s = auth_.CheckAgentName(*context, request->agent().name()); !s.ok()) {
+    return Done(context, s);
+  }
   absl::StatusOr<Registration> reg =
       registry_.Register(request->agent(), request->previous_agent_id(), context->peer());
   if (!reg.ok()) return Done(context, reg.status());
@@ -62,6 +65,9 @@ grpc::ServerUnaryReactor* AgentServiceImpl::Heartbeat(grpc::CallbackServerContex
                                                       const v1::HeartbeatRequest* request,
                                                       v1::HeartbeatResponse* response) {
   if (absl::Status s = NeedAgentId(request->agent_id()); !s.ok()) return Done(context, s);
+  if (absl::Status s = auth_.CheckAgentId(*context, request->agent_id(), registry_); !s.ok()) {
+    return Done(context, s);
+  }
   absl::StatusOr<absl::Time> deadline =
       registry_.Heartbeat(request->agent_id(), request->state(), request->usage());
   if (!deadline.ok()) return Done(context, deadline.status());
@@ -71,10 +77,11 @@ grpc::ServerUnaryReactor* AgentServiceImpl::Heartbeat(grpc::CallbackServerContex
 }
 
 grpc::ServerWriteReactor<v1::StreamAssignmentsResponse>* AgentServiceImpl::StreamAssignments(
-    grpc::CallbackServerContext* /*context*/, const v1::StreamAssignmentsRequest* request) {
+    grpc::CallbackServerContext* context, const v1::StreamAssignmentsRequest* request) {
   auto stream = std::make_shared<AssignmentStream>(streams_, request->agent_id());
   stream->Own(stream);
   absl::Status live = NeedAgentId(request->agent_id());
+  if (live.ok()) live = auth_.CheckAgentId(*context, request->agent_id(), registry_);
   if (live.ok()) live = registry_.CheckLive(request->agent_id());
   if (!live.ok()) {
     stream->FinishAfterQueue(ToGrpcStatus(live), /*drain=*/false);
@@ -89,6 +96,9 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ReportProgress(grpc::CallbackServerC
                                                            const v1::ReportProgressRequest* request,
                                                            v1::ReportProgressResponse* response) {
   if (absl::Status s = NeedAgentId(request->agent_id()); !s.ok()) return Done(context, s);
+  if (absl::Status s = auth_.CheckAgentId(*context, request->agent_id(), registry_); !s.ok()) {
+    return Done(context, s);
+  }
   absl::StatusOr<bool> cancelled = jobs_.ReportProgress(*request);
   if (!cancelled.ok()) return Done(context, cancelled.status());
   response->set_cancelled(*cancelled);
@@ -101,6 +111,10 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ReportRank(grpc::CallbackServerConte
   if (absl::Status s = NeedAgentId(request->report().agent_id(), "report.agent_id"); !s.ok()) {
     return Done(context, s);
   }
+  if (absl::Status s = auth_.CheckAgentId(*context, request->report().agent_id(), registry_);
+      !s.ok()) {
+    return Done(context, s);
+  }
   return Done(context, jobs_.ReportRank(request->report()));
 }
 
@@ -110,6 +124,10 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ReportNode(grpc::CallbackServerConte
   if (absl::Status s = NeedAgentId(request->report().agent_id(), "report.agent_id"); !s.ok()) {
     return Done(context, s);
   }
+  if (absl::Status s = auth_.CheckAgentId(*context, request->report().agent_id(), registry_);
+      !s.ok()) {
+    return Done(context, s);
+  }
   return Done(context, jobs_.ReportNode(request->report()));
 }
 
@@ -117,6 +135,9 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ReportFailure(grpc::CallbackServerCo
                                                           const v1::ReportFailureRequest* request,
                                                           v1::ReportFailureResponse* /*response*/) {
   if (absl::Status s = NeedAgentId(request->agent_id()); !s.ok()) return Done(context, s);
+  if (absl::Status s = auth_.CheckAgentId(*context, request->agent_id(), registry_); !s.ok()) {
+    return Done(context, s);
+  }
   return Done(context, jobs_.ReportFailure(*request));
 }
 
@@ -124,6 +145,9 @@ grpc::ServerUnaryReactor* AgentServiceImpl::Deregister(grpc::CallbackServerConte
                                                        const v1::DeregisterRequest* request,
                                                        v1::DeregisterResponse* /*response*/) {
   if (absl::Status s = NeedAgentId(request->agent_id()); !s.ok()) return Done(context, s);
+  if (absl::Status s = auth_.CheckAgentId(*context, request->agent_id(), registry_); !s.ok()) {
+    return Done(context, s);
+  }
   absl::Status s = registry_.Deregister(request->agent_id(), request->reason());
   if (s.ok()) streams_.Reset(request->agent_id());
   return Done(context, s);

@@ -8,6 +8,7 @@
 
 #include "coordinator/agent_registry.h"
 #include "coordinator/agent_stream_hub.h"
+#include "coordinator/auth.h"
 #include "coordinator/job_manager.h"
 #include "moecap/v1/agent_service.grpc.pb.h"
 
@@ -15,12 +16,15 @@ namespace moecap::coordinator {
 
 class AgentServiceImpl final : public v1::AgentService::CallbackService {
  public:
+  // `auth` (kept; null: no checks): with mTLS every call needs a verified client certificate
+  // naming the agent it registers as or acts for.
   AgentServiceImpl(AgentRegistry& registry, JobManager& jobs, AgentStreamHub& streams,
-                   std::string coordinator_version)
+                   std::string coordinator_version, const Authorizer* auth = nullptr)
       : registry_(registry),
         jobs_(jobs),
         streams_(streams),
-        version_(std::move(coordinator_version)) {}
+        version_(std::move(coordinator_version)),
+        auth_(auth != nullptr ? *auth : none_) {}
 
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* context,
                                      const v1::RegisterRequest* request,
@@ -51,6 +55,8 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
   JobManager& jobs_;
   AgentStreamHub& streams_;
   const std::string version_;
+  const Authorizer none_;
+  const Authorizer& auth_;
 };
 
 }  // namespace moecap::coordinator

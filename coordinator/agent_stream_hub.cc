@@ -15,6 +15,7 @@ void AgentStreamHub::Attach(absl::string_view agent_id, std::shared_ptr<Sink> si
     Entry& e = agents_[std::string(agent_id)];
     old = std::move(e.sink);
     e.sink = sink;
+    ++version_;
     for (const auto& m : e.outbox) sink->Deliver(m);
     e.outbox.clear();
   }
@@ -24,7 +25,10 @@ void AgentStreamHub::Attach(absl::string_view agent_id, std::shared_ptr<Sink> si
 void AgentStreamHub::Detach(absl::string_view agent_id, const Sink* sink) {
   absl::MutexLock lock(&mu_);
   auto it = agents_.find(std::string(agent_id));
-  if (it != agents_.end() && it->second.sink.get() == sink) it->second.sink.reset();
+  if (it != agents_.end() && it->second.sink.get() == sink) {
+    it->second.sink.reset();
+    ++version_;
+  }
 }
 
 void AgentStreamHub::Send(absl::string_view agent_id,
@@ -47,6 +51,7 @@ void AgentStreamHub::Reset(absl::string_view agent_id) {
     if (it == agents_.end()) return;
     old = std::move(it->second.sink);
     agents_.erase(it);
+    ++version_;
   }
   if (old != nullptr) old->Close(absl::AbortedError("the agent registered again"));
 }

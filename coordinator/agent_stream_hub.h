@@ -6,6 +6,7 @@
 #ifndef MOECAP_COORDINATOR_AGENT_STREAM_HUB_H_
 #define MOECAP_COORDINATOR_AGENT_STREAM_HUB_H_
 
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
@@ -41,6 +42,11 @@ class AgentStreamHub {
   // A new incarnation of the agent: drop what was queued for the old one and close its stream.
   void Reset(absl::string_view agent_id);
   bool IsOpen(absl::string_view agent_id) const;
+  // Grows whenever a stream opens or closes (the scheduler skips a pass when nothing changed).
+  int64_t version() const {
+    absl::MutexLock lock(&mu_);
+    return version_;
+  }
   // Closes every stream (shutdown).
   void CloseAll(const absl::Status& status);
 
@@ -52,6 +58,7 @@ class AgentStreamHub {
   const size_t max_outbox_;
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> agents_ ABSL_GUARDED_BY(mu_);
+  int64_t version_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace moecap::coordinator

@@ -13,13 +13,18 @@
 
 namespace moecap::coordinator {
 
-// Transport security and caller identity (the security issue fills this in; insecure today).
+// Transport security and caller identity (coordinator/auth.h, docs/security.md). Exactly one of
+// `insecure` and TLS (cert + key) must be chosen: the default, neither, does not start.
 struct CredentialsOptions {
-  bool insecure = true;       // plaintext gRPC; the only mode implemented so far
+  bool insecure = false;      // plaintext gRPC, only when asked for (--insecure)
   std::string tls_cert_file;  // PEM: the server's certificate chain
   std::string tls_key_file;   // PEM: its private key
-  std::string tls_ca_file;    // PEM: CAs that sign agent (client) certificates, for mTLS
-  std::string tokens_file;    // bearer tokens of moecapctl users and their roles
+  // PEM: CAs that sign agent (client) certificates. Set: agent calls need a verified
+  // certificate naming the agent (mTLS); unset: agents are not authenticated.
+  std::string tls_ca_file;
+  // `TOKEN ROLE [NAME]` lines: JobService calls need a bearer token (read-only: reads; admin:
+  // also submit and cancel). Empty: no token is checked.
+  std::string tokens_file;
 };
 
 struct CoordinatorOptions {

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/agent_service.h"
+#include "coordinator/auth.h"
 #include "coordinator/in_memory_job_store.h"
 #include "coordinator/job_service.h"
 #include "coordinator/rendezvous_service.h"
@@ -32,10 +33,13 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
 
 absl::Status CoordinatorServer::Init(const Clock* clock) {
   clock_ = clock != nullptr ? clock : &real_clock_;
-  if (!options_.credentials.insecure) {
-    return absl::UnimplementedError(
-        "TLS is not implemented yet: start the coordinator with insecure credentials");
-  }
+  // Transport and caller checks first: a misconfigured server must not start serving at all.
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(options_.credentials);
+  if (!credentials.ok()) return credentials.status();
+  absl::StatusOr<std::unique_ptr<Authorizer>> authorizer = Authorizer::Create(options_.credentials);
+  if (!authorizer.ok()) return authorizer.status();
+  authorizer_ = *std::move(authorizer);
   absl::StatusOr<Catalog> catalog = Catalog::Load(options_.catalog_dirs);
   if (!catalog.ok()) return catalog.status();
   catalog_ = *std::move(catalog);
@@ -68,15 +72,16 @@ absl::Status CoordinatorServer::Init(const Clock* clock) {
   registry_->AddLossListener([this](const AgentLoss& loss) { jobs_->OnAgentLoss(loss); });
   if (absl::Status s = jobs_->Recover(); !s.ok()) return s;
 
-  job_service_ = std::make_unique<JobServiceImpl>(*jobs_, *registry_, *events_);
-  agent_service_ =
-      std::make_unique<AgentServiceImpl>(*registry_, *jobs_, *streams_, options_.version);
-  rendezvous_service_ = std::make_unique<RendezvousServiceImpl>(*rendezvous_, *registry_);
+  job_service_ = std::make_unique<JobServiceImpl>(*jobs_, *registry_, *events_, authorizer_.get());
+  agent_service_ = std::make_unique<AgentServiceImpl>(*registry_, *jobs_, *streams_,
+                                                      options_.version, authorizer_.get());
+  rendezvous_service_ =
+      std::make_unique<RendezvousServiceImpl>(*rendezvous_, *registry_, authorizer_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(options_.listen, *credentials, &port_);
   builder.SetMaxReceiveMessageSize(options_.max_receive_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_send_message_bytes);
   builder.RegisterService(job_service_.get());
@@ -120,9 +125,13 @@ absl::Status CoordinatorServer::Init(const Clock* clock) {
     spdlog::info("metrics on http://{}/metrics", metrics_server_->address());
   }
   maintenance_ = std::thread([this] { MaintenanceLoop(); });
-  spdlog::info("coordinator {} listening on {} (lease {}, database {})", options_.version, address_,
-               absl::FormatDuration(options_.lease),
-               options_.db_path.empty() ? "in memory" : options_.db_path);
+  spdlog::info("coordinator {} listening on {} (lease {}, database {}, {}, {})", options_.version,
+               address_, absl::FormatDuration(options_.lease),
+               options_.db_path.empty() ? "in memory" : options_.db_path,
+               options_.credentials.insecure         ? "plaintext"
+               : authorizer_->agent_certs_required() ? "TLS, agents by certificate"
+                                                     : "TLS, agents not authenticated",
+               authorizer_->tokens_required() ? "moecapctl tokens required" : "no tokens checked");
   return absl::OkStatus();
 }
 

@@ -33,6 +33,7 @@ class Server;
 namespace moecap::coordinator {
 
 class AgentServiceImpl;
+class Authorizer;
 class JobServiceImpl;
 class RendezvousServiceImpl;
 
@@ -77,6 +78,7 @@ class CoordinatorServer {
   std::unique_ptr<AgentStreamHub> streams_;
   std::unique_ptr<JobEventHub> events_;
   std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<Authorizer> authorizer_;  // outlives the services, which keep a reference
   std::unique_ptr<JobServiceImpl> job_service_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<RendezvousServiceImpl> rendezvous_service_;

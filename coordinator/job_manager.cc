@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <iterator>
 #include <tuple>
 #include <utility>
 
@@ -208,9 +209,12 @@ std::string JobManager::PointName(const JobEntry& e, int32_t index) const {
 void JobManager::Enqueue(JobEntry& e) {
   e.queued_since = clock_.Now();
   queue_[{-e.job.priority(), e.seq}] = e.job.id();
+  ++queue_version_;
 }
 
-void JobManager::Dequeue(const JobEntry& e) { queue_.erase({-e.job.priority(), e.seq}); }
+void JobManager::Dequeue(const JobEntry& e) {
+  if (queue_.erase({-e.job.priority(), e.seq}) > 0) ++queue_version_;
+}
 
 void JobManager::UpdateQueuePositions() {
   int position = 1;
@@ -221,6 +225,16 @@ void JobManager::UpdateQueuePositions() {
 
 void JobManager::Schedule(Effects& fx) {
   if (queue_.empty()) return;
+  // A pass costs O(queue x agents): skip it while nothing it depends on changed (the queue,
+  // the agents' states, the open streams), but refresh at least every second for time-based
+  // rules (backfill windows) and the wait reasons.
+  const ScheduleInputs inputs{queue_version_, agents_.version(), streams_.version()};
+  const absl::Time now = clock_.Now();
+  if (inputs == last_schedule_inputs_ && now - last_schedule_time_ < options_.schedule_refresh) {
+    return;
+  }
+  last_schedule_inputs_ = inputs;
+  last_schedule_time_ = now;
   std::vector<QueuedJob> queue;
   for (const auto& [key, id] : queue_) {
     const JobEntry* e = Find(id);
@@ -677,7 +691,12 @@ absl::StatusOr<v1::Job> JobManager::Submit(const PlanSubmission& submission, boo
     } else {
       by_seq_[seq] = id;
       Enqueue(e);
-      UpdateQueuePositions();
+      // Usually the job goes last: only its own position is new (a full pass is O(queue)).
+      if (std::prev(queue_.end())->second == id) {
+        e.job.set_queue_position(static_cast<int32_t>(queue_.size()));
+      } else {
+        UpdateQueuePositions();
+      }
       if (metrics_ != nullptr) metrics_->JobSubmitted();
       out = View(e, v1::JOB_VIEW_FULL);
     }
@@ -852,7 +871,7 @@ void JobManager::OnAgentLoss(const AgentLoss& loss) {
 
 std::vector<v1::AgentCommand> JobManager::OnHeartbeat(const v1::HeartbeatRequest& request) {
   std::vector<v1::AgentCommand> commands;
-  std::optional<AgentView> agent = agents_.Find(request.agent_id());
+  std::optional<AgentRegistry::HoldState> agent = agents_.HoldOf(request.agent_id());
   if (!agent.has_value()) return commands;
   const bool busy = request.state() == v1::AGENT_STATE_BUSY && !request.current_job_id().empty();
   const auto cancel = [&](const std::string& job, int32_t point, int32_t attempt,

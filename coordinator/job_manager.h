@@ -68,6 +68,9 @@ struct JobManagerOptions {
   absl::Duration progress_interval = absl::Milliseconds(250);
   // Restarts a running job survives (requeued each time); one more fails it.
   int max_interruptions = 1;
+  // Tick re-runs placement when the queue, the agents or their streams changed, and at least
+  // this often otherwise (backfill windows, wait reasons).
+  absl::Duration schedule_refresh = absl::Seconds(1);
 };
 
 class JobManager {
@@ -216,6 +219,9 @@ class JobManager {
   const Scheduler scheduler_;
   CoordinatorMetrics* const metrics_;
 
+  // What the last placement pass saw: queue, registry and stream-hub versions.
+  using ScheduleInputs = std::tuple<int64_t, int64_t, int64_t>;
+
   mutable absl::Mutex mu_ ABSL_ACQUIRED_BEFORE(out_mu_);
   absl::Mutex out_mu_;
   std::map<std::string, JobEntry> jobs_ ABSL_GUARDED_BY(mu_);
@@ -223,6 +229,9 @@ class JobManager {
   std::map<std::pair<int32_t, int64_t>, std::string> queue_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, std::string> by_seq_ ABSL_GUARDED_BY(mu_);
   int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t queue_version_ ABSL_GUARDED_BY(mu_) = 0;
+  ScheduleInputs last_schedule_inputs_ ABSL_GUARDED_BY(mu_){-1, -1, -1};
+  absl::Time last_schedule_time_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
 }  // namespace moecap::coordinator

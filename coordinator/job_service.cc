@@ -64,6 +64,8 @@ class WatchStream final : public QueuedWriter<v1::WatchJobResponse>, public JobE
 grpc::ServerUnaryReactor* JobServiceImpl::SubmitPlan(grpc::CallbackServerContext* context,
                                                      const v1::SubmitPlanRequest* request,
                                                      v1::SubmitPlanResponse* response) {
+  absl::StatusOr<std::string> caller = auth_.CheckUser(*context, Role::kAdmin);
+  if (!caller.ok()) return Done(context, caller.status());
   PlanSubmission submission;
   submission.origin = request->origin().empty() ? "plan" : request->origin();
   switch (request->source_case()) {
@@ -77,8 +79,8 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitPlan(grpc::CallbackServerContext
       return Done(context, absl::InvalidArgumentError(
                                "fields 'plan'/'plan_yaml': give the plan, as a message or YAML"));
   }
-  // The caller's identity comes with authentication (tokens, mTLS); empty until then.
-  absl::StatusOr<v1::Job> job = jobs_.Submit(submission, request->dry_run(), /*submitted_by=*/"");
+  // The caller's token name; empty without a tokens file.
+  absl::StatusOr<v1::Job> job = jobs_.Submit(submission, request->dry_run(), *caller);
   if (!job.ok()) return Done(context, job.status());
   response->set_job_id(job->id());
   *response->mutable_job() = *std::move(job);
@@ -88,6 +90,9 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitPlan(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* context,
                                                  const v1::GetJobRequest* request,
                                                  v1::GetJobResponse* response) {
+  if (absl::Status s = auth_.CheckUser(*context, Role::kReadOnly).status(); !s.ok()) {
+    return Done(context, s);
+  }
   if (absl::Status s = NeedJobId(request->job_id()); !s.ok()) return Done(context, s);
   absl::StatusOr<v1::Job> job = jobs_.GetJob(request->job_id(), request->view());
   if (job.ok()) *response->mutable_job() = *std::move(job);
@@ -97,6 +102,9 @@ grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* JobServiceImpl::ListJobs(grpc::CallbackServerContext* context,
                                                    const v1::ListJobsRequest* request,
                                                    v1::ListJobsResponse* response) {
+  if (absl::Status s = auth_.CheckUser(*context, Role::kReadOnly).status(); !s.ok()) {
+    return Done(context, s);
+  }
   absl::StatusOr<v1::ListJobsResponse> list = jobs_.ListJobs(*request);
   if (list.ok()) *response = *std::move(list);
   return Done(context, list.status());
@@ -105,6 +113,9 @@ grpc::ServerUnaryReactor* JobServiceImpl::ListJobs(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext* context,
                                                     const v1::CancelJobRequest* request,
                                                     v1::CancelJobResponse* response) {
+  if (absl::Status s = auth_.CheckUser(*context, Role::kAdmin).status(); !s.ok()) {
+    return Done(context, s);
+  }
   if (absl::Status s = NeedJobId(request->job_id()); !s.ok()) return Done(context, s);
   absl::StatusOr<v1::Job> job = jobs_.Cancel(request->job_id(), request->reason());
   if (job.ok()) *response->mutable_job() = *std::move(job);
@@ -112,10 +123,11 @@ grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext*
 }
 
 grpc::ServerWriteReactor<v1::WatchJobResponse>* JobServiceImpl::WatchJob(
-    grpc::CallbackServerContext* /*context*/, const v1::WatchJobRequest* request) {
+    grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) {
   auto stream = std::make_shared<WatchStream>(events_);
   stream->Own(stream);
-  absl::Status valid = NeedJobId(request->job_id());
+  absl::Status valid = auth_.CheckUser(*context, Role::kReadOnly).status();
+  if (valid.ok()) valid = NeedJobId(request->job_id());
   if (!valid.ok()) {
     stream->FinishAfterQueue(ToGrpcStatus(valid), /*drain=*/false);
     return stream.get();
@@ -133,6 +145,9 @@ grpc::ServerWriteReactor<v1::WatchJobResponse>* JobServiceImpl::WatchJob(
 grpc::ServerUnaryReactor* JobServiceImpl::GetResults(grpc::CallbackServerContext* context,
                                                      const v1::GetResultsRequest* request,
                                                      v1::GetResultsResponse* response) {
+  if (absl::Status s = auth_.CheckUser(*context, Role::kReadOnly).status(); !s.ok()) {
+    return Done(context, s);
+  }
   if (absl::Status s = NeedJobId(request->job_id()); !s.ok()) return Done(context, s);
   absl::StatusOr<v1::GetResultsResponse> results = jobs_.GetResults(request->job_id());
   if (results.ok()) *response = *std::move(results);
@@ -142,6 +157,9 @@ grpc::ServerUnaryReactor* JobServiceImpl::GetResults(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* JobServiceImpl::ListAgents(grpc::CallbackServerContext* context,
                                                      const v1::ListAgentsRequest* request,
                                                      v1::ListAgentsResponse* response) {
+  if (absl::Status s = auth_.CheckUser(*context, Role::kReadOnly).status(); !s.ok()) {
+    return Done(context, s);
+  }
   std::vector<v1::AgentState> states;
   for (int s : request->states()) states.push_back(static_cast<v1::AgentState>(s));
   for (v1::Agent& a : registry_.List(states)) *response->add_agents() = std::move(a);

@@ -5,6 +5,7 @@
 #define MOECAP_COORDINATOR_JOB_SERVICE_H_
 
 #include "coordinator/agent_registry.h"
+#include "coordinator/auth.h"
 #include "coordinator/job_event_hub.h"
 #include "coordinator/job_manager.h"
 #include "moecap/v1/job_service.grpc.pb.h"
@@ -13,8 +14,11 @@ namespace moecap::coordinator {
 
 class JobServiceImpl final : public v1::JobService::CallbackService {
  public:
-  JobServiceImpl(JobManager& jobs, const AgentRegistry& registry, JobEventHub& events)
-      : jobs_(jobs), registry_(registry), events_(events) {}
+  // `auth` (kept; null: no checks) decides who may call: reads need a read-only token, Submit
+  // and Cancel an admin one.
+  JobServiceImpl(JobManager& jobs, const AgentRegistry& registry, JobEventHub& events,
+                 const Authorizer* auth = nullptr)
+      : jobs_(jobs), registry_(registry), events_(events), auth_(auth != nullptr ? *auth : none_) {}
 
   grpc::ServerUnaryReactor* SubmitPlan(grpc::CallbackServerContext* context,
                                        const v1::SubmitPlanRequest* request,
@@ -41,6 +45,8 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
   JobManager& jobs_;
   const AgentRegistry& registry_;
   JobEventHub& events_;
+  const Authorizer none_;
+  const Authorizer& auth_;
 };
 
 }  // namespace moecap::coordinator

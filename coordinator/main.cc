@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "coordinator/auth.h"
 #include "coordinator/coordinator_server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -53,6 +54,18 @@ int main(int argc, char** argv) {
   app.add_option("--shutdown-grace-s", grace_s, "seconds in-flight calls get at shutdown")
       ->check(CLI::Range(0.0, 600.0))
       ->capture_default_str();
+  // Transport security: TLS or an explicit --insecure (docs/security.md).
+  moecap::coordinator::CredentialsOptions& creds = options.credentials;
+  app.add_option("--tls-cert", creds.tls_cert_file, "PEM certificate chain of this server (TLS)");
+  app.add_option("--tls-key", creds.tls_key_file, "PEM private key of --tls-cert");
+  app.add_option("--tls-ca", creds.tls_ca_file,
+                 "PEM CA bundle that signs agent certificates: agents must then present one "
+                 "naming them (mTLS)");
+  app.add_flag("--insecure", creds.insecure,
+               "serve plaintext gRPC without TLS (trusted networks only; logs a warning)");
+  app.add_option("--tokens-file", creds.tokens_file,
+                 "moecapctl bearer tokens, lines 'TOKEN ROLE [NAME]', ROLE read-only or admin "
+                 "(default: no token checked)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
@@ -71,6 +84,22 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  if (absl::Status s = moecap::coordinator::ValidateCredentials(creds); !s.ok()) {
+    spdlog::error("{}", std::string(s.message()));
+    return EXIT_FAILURE;
+  }
+  if (creds.insecure) {
+    spdlog::warn(
+        "--insecure: gRPC is plaintext and agents are not authenticated; anyone who reaches {} "
+        "can act as an agent{}",
+        options.listen, creds.tokens_file.empty() ? " and submit or cancel jobs" : "");
+  } else if (creds.tls_ca_file.empty()) {
+    spdlog::warn("TLS without --tls-ca: agents are not authenticated by certificate");
+  }
+  if (creds.tokens_file.empty() && !creds.insecure) {
+    spdlog::warn("no --tokens-file: moecapctl calls are not authenticated");
+  }
 
   absl::StatusOr<std::unique_ptr<moecap::coordinator::CoordinatorServer>> server =
       moecap::coordinator::CoordinatorServer::Start(options);

@@ -39,10 +39,12 @@ absl::StatusOr<absl::Duration> Seconds(double s, absl::string_view field) {
   return absl::Seconds(s);
 }
 
-absl::Status Caller(const AgentRegistry& registry, const std::string& agent_id,
+absl::Status Caller(const grpc::CallbackServerContext& context, const Authorizer& auth,
+                    const AgentRegistry& registry, const std::string& agent_id,
                     const std::string& scope) {
   if (agent_id.empty()) return absl::InvalidArgumentError("field 'agent_id': empty");
   if (scope.empty()) return absl::InvalidArgumentError("field 'scope': empty");
+  if (absl::Status s = auth.CheckAgentId(context, agent_id, registry); !s.ok()) return s;
   return registry.CheckLive(agent_id);
 }
 
@@ -51,7 +53,8 @@ absl::Status Caller(const AgentRegistry& registry, const std::string& agent_id,
 grpc::ServerUnaryReactor* RendezvousServiceImpl::Set(grpc::CallbackServerContext* context,
                                                      const v1::RendezvousSetRequest* request,
                                                      v1::RendezvousSetResponse* /*response*/) {
-  if (absl::Status s = Caller(registry_, request->agent_id(), request->scope()); !s.ok()) {
+  if (absl::Status s = Caller(*context, auth_, registry_, request->agent_id(), request->scope());
+      !s.ok()) {
     return Done(context, s);
   }
   return Done(context,
@@ -61,7 +64,8 @@ grpc::ServerUnaryReactor* RendezvousServiceImpl::Set(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* RendezvousServiceImpl::Get(grpc::CallbackServerContext* context,
                                                      const v1::RendezvousGetRequest* request,
                                                      v1::RendezvousGetResponse* response) {
-  if (absl::Status s = Caller(registry_, request->agent_id(), request->scope()); !s.ok()) {
+  if (absl::Status s = Caller(*context, auth_, registry_, request->agent_id(), request->scope());
+      !s.ok()) {
     return Done(context, s);
   }
   absl::StatusOr<absl::Duration> wait = Seconds(request->wait_seconds(), "wait_seconds");
@@ -82,7 +86,8 @@ grpc::ServerUnaryReactor* RendezvousServiceImpl::Get(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* RendezvousServiceImpl::Wait(grpc::CallbackServerContext* context,
                                                       const v1::RendezvousWaitRequest* request,
                                                       v1::RendezvousWaitResponse* /*response*/) {
-  if (absl::Status s = Caller(registry_, request->agent_id(), request->scope()); !s.ok()) {
+  if (absl::Status s = Caller(*context, auth_, registry_, request->agent_id(), request->scope());
+      !s.ok()) {
     return Done(context, s);
   }
   absl::StatusOr<absl::Duration> timeout = Seconds(request->timeout_seconds(), "timeout_seconds");
@@ -100,7 +105,8 @@ grpc::ServerUnaryReactor* RendezvousServiceImpl::Wait(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* RendezvousServiceImpl::Add(grpc::CallbackServerContext* context,
                                                      const v1::RendezvousAddRequest* request,
                                                      v1::RendezvousAddResponse* response) {
-  if (absl::Status s = Caller(registry_, request->agent_id(), request->scope()); !s.ok()) {
+  if (absl::Status s = Caller(*context, auth_, registry_, request->agent_id(), request->scope());
+      !s.ok()) {
     return Done(context, s);
   }
   absl::StatusOr<int64_t> value =
@@ -114,7 +120,8 @@ grpc::ServerUnaryReactor* RendezvousServiceImpl::DeleteScope(
     v1::RendezvousDeleteScopeResponse* response) {
   // Only agents of the scope's attempt may delete it over the API; the coordinator deletes
   // scopes itself when attempts end.
-  if (absl::Status s = Caller(registry_, request->agent_id(), request->scope()); !s.ok()) {
+  if (absl::Status s = Caller(*context, auth_, registry_, request->agent_id(), request->scope());
+      !s.ok()) {
     return Done(context, s);
   }
   absl::StatusOr<int64_t> deleted =

@@ -5,6 +5,7 @@
 #define MOECAP_COORDINATOR_RENDEZVOUS_SERVICE_H_
 
 #include "coordinator/agent_registry.h"
+#include "coordinator/auth.h"
 #include "coordinator/rendezvous_store.h"
 #include "moecap/v1/rendezvous_service.grpc.pb.h"
 
@@ -12,8 +13,11 @@ namespace moecap::coordinator {
 
 class RendezvousServiceImpl final : public v1::RendezvousService::CallbackService {
  public:
-  RendezvousServiceImpl(RendezvousStore& store, const AgentRegistry& registry)
-      : store_(store), registry_(registry) {}
+  // `auth` (kept; null: no checks): with mTLS the rank workers present their agent's
+  // certificate, which must name the agent of `agent_id`.
+  RendezvousServiceImpl(RendezvousStore& store, const AgentRegistry& registry,
+                        const Authorizer* auth = nullptr)
+      : store_(store), registry_(registry), auth_(auth != nullptr ? *auth : none_) {}
 
   grpc::ServerUnaryReactor* Set(grpc::CallbackServerContext* context,
                                 const v1::RendezvousSetRequest* request,
@@ -34,6 +38,8 @@ class RendezvousServiceImpl final : public v1::RendezvousService::CallbackServic
  private:
   RendezvousStore& store_;
   const AgentRegistry& registry_;
+  const Authorizer none_;
+  const Authorizer& auth_;
 };
 
 }  // namespace moecap::coordinator

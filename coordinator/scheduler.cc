@@ -2,7 +2,9 @@
 #include "coordinator/scheduler.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "common/catalog.h"
@@ -64,6 +66,13 @@ ScheduleDecision Scheduler::Schedule(std::vector<QueuedJob> queue,
   });
   ScheduleDecision decision;
   std::set<std::string> taken;  // agents placed in this pass
+  // Per (backend, hardware, memory, devices per node): how many agents match (live) and the
+  // free ones among them with their first matching devices, in the agents' order.
+  struct Matches {
+    int live = 0;
+    std::vector<NodePlacement> free;
+  };
+  std::map<std::tuple<int, std::string, uint64_t, int32_t>, Matches> matches;
   const QueuedJob* reserving = nullptr;
   for (const QueuedJob& job : queue) {
     if (reserving != nullptr) {
@@ -78,19 +87,30 @@ ScheduleDecision Scheduler::Schedule(std::vector<QueuedJob> queue,
     int best_live = 0;
     int best_free = 0;
     for (v1::Backend backend : Backends(job.spec)) {
-      std::vector<NodePlacement> nodes;
-      int live = 0;
-      int free = 0;
-      for (const SchedulableAgent& a : agents) {
-        std::vector<int32_t> devices = MatchingDevices(a, job.spec, backend);
-        if (static_cast<int32_t>(devices.size()) < dpn) continue;
-        ++live;
-        if (!a.free || taken.count(a.agent_id) > 0) continue;
-        ++free;
-        if (static_cast<int32_t>(nodes.size()) < job.spec.nodes) {
+      // Which agents match depends only on the spec: computed once per distinct spec, so a
+      // pass is O(jobs + agents x specs), not O(jobs x agents).
+      const auto key = std::make_tuple(static_cast<int>(backend), job.spec.hardware,
+                                       job.spec.min_device_memory_bytes, dpn);
+      auto cached = matches.find(key);
+      if (cached == matches.end()) {
+        Matches m;
+        for (const SchedulableAgent& a : agents) {
+          std::vector<int32_t> devices = MatchingDevices(a, job.spec, backend);
+          if (static_cast<int32_t>(devices.size()) < dpn) continue;
+          ++m.live;
+          if (!a.free) continue;
           devices.resize(static_cast<size_t>(dpn));
-          nodes.push_back({a.agent_id, std::move(devices)});
+          m.free.push_back({a.agent_id, std::move(devices)});
         }
+        cached = matches.emplace(key, std::move(m)).first;
+      }
+      std::vector<NodePlacement> nodes;
+      const int live = cached->second.live;
+      int free = 0;
+      for (const NodePlacement& a : cached->second.free) {
+        if (taken.count(a.agent_id) > 0) continue;
+        ++free;
+        if (static_cast<int32_t>(nodes.size()) < job.spec.nodes) nodes.push_back(a);
       }
       if (static_cast<int32_t>(nodes.size()) == job.spec.nodes) {
         for (const NodePlacement& n : nodes) taken.insert(n.agent_id);

@@ -1,6 +1,7 @@
 // moecapctl's connection to the coordinator's JobService: the address (--coordinator or
-// $MOECAP_COORDINATOR), deadlines, and gRPC errors turned into absl::Status messages that say
-// which coordinator was asked and what it answered.
+// $MOECAP_COORDINATOR), transport security and bearer token (docs/security.md), deadlines, and
+// gRPC errors turned into absl::Status messages that say which coordinator was asked and what it
+// answered.
 #ifndef MOECAP_CTL_COORDINATOR_CLIENT_H_
 #define MOECAP_CTL_COORDINATOR_CLIENT_H_
 
@@ -22,7 +23,25 @@ inline constexpr char kDefaultCoordinator[] = "127.0.0.1:50051";
 struct ClientOptions {
   std::string address;  // HOST:PORT; empty: $MOECAP_COORDINATOR, else kDefaultCoordinator
   absl::Duration timeout = absl::Seconds(30);  // per unary call
+  // Transport: TLS when tls_ca_file is set (also $MOECAP_TLS_CA), verifying the server against
+  // it; plaintext otherwise. tls_cert_file/tls_key_file: an optional client certificate.
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_server_name;  // the name to expect in the server certificate (default: host)
+  bool insecure = false;        // plaintext, and allows sending a token to a non-local address
+  // Bearer token (a tokens file entry on the coordinator): token, else the first line of
+  // token_file, else $MOECAP_TOKEN; none: no authorization metadata.
+  std::string token;
+  std::string token_file;
 };
+
+// The token a client with these options sends ("" for none); InvalidArgument when the token file
+// cannot be read or is empty.
+absl::StatusOr<std::string> ResolveToken(const ClientOptions& options);
+
+// Whether `address` (HOST:PORT, unix:...) is on this host: plaintext there exposes nothing.
+bool IsLocalAddress(const std::string& address);
 
 // The address a client with these options connects to.
 std::string ResolveCoordinatorAddress(const ClientOptions& options);
@@ -36,6 +55,9 @@ class CoordinatorClient {
   explicit CoordinatorClient(ClientOptions options);
 
   const std::string& address() const { return address_; }
+  // Why the client cannot make calls (unreadable credential files, a token refused to be sent
+  // in plaintext); every call returns it.
+  const absl::Status& setup_status() const { return setup_; }
 
   absl::StatusOr<v1::SubmitPlanResponse> SubmitPlan(const v1::SubmitPlanRequest& request);
   absl::StatusOr<v1::GetJobResponse> GetJob(const v1::GetJobRequest& request);
@@ -54,6 +76,8 @@ class CoordinatorClient {
 
   ClientOptions options_;
   std::string address_;
+  absl::Status setup_;
+  std::string token_;
   std::unique_ptr<v1::JobService::Stub> stub_;
 };
 

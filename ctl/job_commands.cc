@@ -25,6 +25,19 @@ void AddClusterFlags(CLI::App* cmd, ClusterOptions& o) {
                                kDefaultCoordinator, ")"));
   cmd->add_option("--timeout-s", o.timeout_s, "seconds to wait for each request")
       ->capture_default_str();
+  cmd->add_option("--token", o.token,
+                  "bearer token from the coordinator's --tokens-file (default $MOECAP_TOKEN)");
+  cmd->add_option("--token-file", o.token_file, "file whose first line is the bearer token");
+  cmd->add_option("--tls-ca", o.tls_ca,
+                  "PEM CA of the coordinator's certificate: connect with TLS (default "
+                  "$MOECAP_TLS_CA; without it: plaintext)");
+  cmd->add_option("--tls-cert", o.tls_cert, "PEM client certificate (optional, with --tls-ca)");
+  cmd->add_option("--tls-key", o.tls_key, "PEM key of --tls-cert");
+  cmd->add_option(
+      "--tls-server-name", o.tls_server_name,
+      "name expected in the coordinator's certificate (default: the --coordinator host)");
+  cmd->add_flag("--insecure", o.insecure,
+                "plaintext, even when sending a token to a non-local coordinator");
 }
 
 absl::Status RequireJobId(const std::string& job_id) {
@@ -124,6 +137,13 @@ ClientOptions ClusterOptions::ToClientOptions() const {
   ClientOptions o;
   o.address = coordinator;
   o.timeout = absl::Seconds(timeout_s);
+  o.token = token;
+  o.token_file = token_file;
+  o.tls_ca_file = tls_ca;
+  o.tls_cert_file = tls_cert;
+  o.tls_key_file = tls_key;
+  o.tls_server_name = tls_server_name;
+  o.insecure = insecure;
   return o;
 }
 

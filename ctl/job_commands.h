@@ -16,6 +16,15 @@ namespace moecap::ctl {
 struct ClusterOptions {
   std::string coordinator;  // --coordinator HOST:PORT (default $MOECAP_COORDINATOR)
   double timeout_s = 30;    // per request
+  // Security (docs/security.md): --token/--token-file/$MOECAP_TOKEN, --tls-ca/$MOECAP_TLS_CA,
+  // --tls-cert, --tls-key, --tls-server-name, --insecure.
+  std::string token;
+  std::string token_file;
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_server_name;
+  bool insecure = false;
   ClientOptions ToClientOptions() const;
 };
 

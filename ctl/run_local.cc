@@ -229,6 +229,9 @@ absl::Status RunRunCommand(const RunLocalOptions& o, const GlobalOptions& global
   spdlog::set_level(spdlog::level::warn);
   coordinator::CoordinatorOptions options;
   options.listen = "127.0.0.1:0";
+  // Plaintext on purpose: the embedded coordinator listens on loopback only, for agents this
+  // command starts itself; nothing off this host can reach it.
+  options.credentials.insecure = true;
   options.db_path = o.db_path;
   options.catalog_dirs = global.catalog_dirs;
   absl::StatusOr<std::unique_ptr<coordinator::CoordinatorServer>> server =
@@ -250,6 +253,8 @@ absl::Status RunRunCommand(const RunLocalOptions& o, const GlobalOptions& global
                                      "--backend", "cpu", "--data-address", "127.0.0.1", "--devices",
                                      absl::StrCat(o.devices_per_agent), "--work-dir",
                                      agent_dir.string(), "--log-level", "warn",
+                                     // Loopback, to the embedded plaintext coordinator.
+                                     "--insecure",
                                      // All local ranks share this host's cores: one BLAS pool
                                      // each of its fair share, not one of all cores per rank.
                                      "--threads-per-rank", absl::StrCat(threads_per_rank)};

@@ -29,6 +29,11 @@
 #include "common/catalog.h"
 #include "common/hardware.h"
 
+#ifdef MOECAP_HAVE_CUDA
+#include "agent/bench/cuda_bench.h"
+#include "agent/comm/nccl/nccl_rank.h"
+#endif
+
 namespace moecap {
 namespace {
 
@@ -62,7 +67,18 @@ struct BenchFlags {
   std::string output_file;
   bool keep_job_dir = false;
   bool self_check_perf = false;
+  std::string backend = "cpu";
 };
+
+// Why `--backend cuda` cannot run in this build (empty when it can).
+std::string CudaUnavailableReason() {
+#ifdef MOECAP_HAVE_CUDA
+  return "";
+#else
+  return "--backend cuda: this moecap-bench was built without the GPU backend (CMake found no "
+         "CUDA toolkit and NCCL, or MOECAP_CUDA=OFF); rebuild with CUDA, or use --backend cpu";
+#endif
+}
 
 std::string SelfExecutable() {
   char path[PATH_MAX] = {};
@@ -230,12 +246,30 @@ int RunBench(const BenchFlags& f, const std::string& command_line) {
   if (!config.ok()) return Fail(config.status());
   // Everything that can be refused is refused before the probes and before any rank starts.
   if (absl::Status s = ValidateWorkload(*config, f.ranks); !s.ok()) return Fail(s);
-  if (absl::Status s = CpuBackend(1).CheckDtype(config->dtype); !s.ok()) return Fail(s);
+  const bool cuda = f.backend == "cuda";
   const MemoryEstimate memory = EstimateMemory(*config, f.ranks, f.ranks);
-  if (absl::StatusOr<int64_t> available = MemAvailableBytes(); available.ok()) {
-    if (absl::Status s = CheckMemoryFits(*config, memory, *available); !s.ok()) return Fail(s);
+  absl::StatusOr<Peaks> peaks;
+  if (cuda) {
+#ifdef MOECAP_HAVE_CUDA
+    // The device memory check is each rank's (RunCudaRank), against its GPU's free memory.
+    if (absl::Status s = CheckCudaRun(*config, f.ranks); !s.ok()) return Fail(s);
+    GpuPeakRequest request;
+    request.hardware = f.hardware;
+    request.peak_bandwidth_gb_s = f.peak_bandwidth_gb_s;
+    request.peak_tflops = f.peak_tflops;
+    request.dtype = config->dtype;
+    request.ranks = f.ranks;
+    peaks = GpuPeaks(*catalog, request);
+#else
+    return Fail(absl::FailedPreconditionError(CudaUnavailableReason()));
+#endif
+  } else {
+    if (absl::Status s = CpuBackend(1).CheckDtype(config->dtype); !s.ok()) return Fail(s);
+    if (absl::StatusOr<int64_t> available = MemAvailableBytes(); available.ok()) {
+      if (absl::Status s = CheckMemoryFits(*config, memory, *available); !s.ok()) return Fail(s);
+    }
+    peaks = GetPeaks(f, *catalog, config->dtype, f.ranks);
   }
-  absl::StatusOr<Peaks> peaks = GetPeaks(f, *catalog, config->dtype, f.ranks);
   if (!peaks.ok()) return Fail(peaks.status());
 
   LaunchOptions launch;
@@ -245,6 +279,7 @@ int RunBench(const BenchFlags& f, const std::string& command_line) {
   launch.timeout = absl::Seconds(f.timeout_s);
   launch.keep_work_dir = f.keep_job_dir;
   launch.hostname = f.hostname;
+  launch.backend = f.backend;  // cuda: rank r on GPU r
   absl::StatusOr<std::vector<RankResult>> ranks = LocalLauncher(launch).Run(*config);
   if (!ranks.ok()) return Fail(ranks.status());
   absl::StatusOr<std::vector<PointReport>> points = AggregateRanks(*config, *ranks, *peaks);
@@ -283,7 +318,9 @@ int RunBench(const BenchFlags& f, const std::string& command_line) {
         " (d=", scaled.hidden_size, ", f_e=", scaled.expert_ffn_size, ", E=", scaled.experts,
         ", k=", scaled.experts_per_token, "), ", config->layers, " layer(s), ",
         DtypeName(config->dtype), ", ", f.ranks, " rank(s) x ", ranks->front().threads,
-        " thread(s), routing ", RoutingModeName(config->routing.mode), "\n",
+        " thread(s), routing ", RoutingModeName(config->routing.mode), "\n", "# backend ",
+        ranks->front().backend, " (", ranks->front().library, "), communicator ",
+        ranks->front().communicator, "\n",
         absl::StrFormat("# peaks per device: %.2f GB/s, %.1f GFLOP/s; %g device(s) (%s)\n",
                         peaks->bandwidth_bytes_s / 1e9, peaks->flops / 1e9, peaks->devices,
                         peaks->source),
@@ -356,8 +393,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--output-file", f.output_file, "write the output here instead of stdout");
   app.add_flag("--keep-job-dir", f.keep_job_dir, "keep the job directory (logs, rank results)");
+  app.add_option("--backend", f.backend,
+                 "cpu (OpenBLAS + Gloo, host memory) or cuda (cuBLAS + NCCL, rank r on GPU r; "
+                 "needs a build with CUDA and one GPU per rank)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
   app.add_flag("--self-check-perf", f.self_check_perf,
-               "print the workload's efficiency against raw OpenBLAS, STREAM-like and TCP probes");
+               "print the workload's efficiency against raw probes: cpu: OpenBLAS, STREAM-like and "
+               "TCP; cuda: one GPU's copy bandwidth and cuBLAS bf16 GEMM vs a Mixtral-8x7B layer "
+               "stack in decode (batch 1, 8, 32, 64) and prefill (-o json: JSON)");
   bool worker = false;
   int worker_rank = -1;
   int worker_world = 0;
@@ -368,7 +412,16 @@ int main(int argc, char** argv) {
   app.add_option("--worker-dir", worker_dir)->group("");
   CLI11_PARSE(app, argc, argv);
 
-  if (worker) return moecap::RunLocalWorker(worker_rank, worker_world, worker_dir);
+  if (worker) {
+    moecap::WorkerHooks hooks;
+#ifdef MOECAP_HAVE_CUDA
+    hooks.run_rank = moecap::RunRankOnBackend;  // job.json "backend": cpu or cuda
+#endif
+    return moecap::RunLocalWorker(worker_rank, worker_world, worker_dir, hooks);
+  }
+  if (f.backend == "cuda" && !moecap::CudaUnavailableReason().empty()) {
+    return moecap::Fail(absl::FailedPreconditionError(moecap::CudaUnavailableReason()));
+  }
   if (f.self_check_perf) {
     absl::StatusOr<moecap::Catalog> catalog = moecap::Catalog::Load(f.catalog_dirs);
     if (!catalog.ok()) return moecap::Fail(catalog.status());
@@ -379,6 +432,14 @@ int main(int argc, char** argv) {
     if (f.scale > 1) options.scale = f.scale;
     options.executable = moecap::SelfExecutable();
     options.hostname = f.hostname;
+#ifdef MOECAP_HAVE_CUDA
+    if (f.backend == "cuda") {
+      options.scale = f.scale;  // full size unless --scale says otherwise
+      options.layers = f.layers > 1 ? f.layers : 0;
+      options.json = f.output == "json";
+      return moecap::RunCudaSelfCheckPerf(options);
+    }
+#endif
     return moecap::RunSelfCheckPerf(options);
   }
   std::string command_line;

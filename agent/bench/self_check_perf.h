@@ -17,6 +17,11 @@ struct SelfCheckOptions {
   int64_t scale = 4;       // shrinks d and f_e (defaults keep a run to about a minute here)
   std::string executable;  // moecap-bench itself, for the rank processes
   std::string hostname = "127.0.0.1";
+  // The GPU self-check (`--backend cuda`, agent/bench/cuda_bench.h): its device, layers (0: 4)
+  // and whether it prints JSON instead of lines.
+  int device = 0;
+  int64_t layers = 0;
+  bool json = false;
 };
 
 // Prints the figures to stdout; returns the process exit status (0, or 1 on an error).

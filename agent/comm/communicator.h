@@ -1,7 +1,9 @@
 // The collectives the expert-parallel workload needs, behind one interface: Gloo over TCP for the
 // CPU backend (GlooCommunicator), NCCL for the GPU backend (issue 6), and a one-rank
-// LocalCommunicator. Buffers are in the memory the backend computes in (host memory for Gloo,
-// device memory for NCCL). Every call is collective: all ranks call it, in the same order.
+// LocalCommunicator. AllToAllV's buffers are in the memory the backend computes in (host memory
+// for Gloo, device memory for NCCL); the other calls always take host memory (counts, histograms,
+// statistics), which NCCL stages through the device (agent/comm/nccl/nccl_communicator.h). Every
+// call is collective: all ranks call it, in the same order.
 #ifndef MOECAP_AGENT_COMM_COMMUNICATOR_H_
 #define MOECAP_AGENT_COMM_COMMUNICATOR_H_
 

@@ -13,6 +13,17 @@ namespace moecap::agentd {
 
 enum class BackendChoice { kCpu, kCuda, kAuto };
 
+// How the agent and its rank workers reach the coordinator (docs/security.md): TLS with this
+// host's certificate (mTLS: the coordinator takes the agent's identity from it), or plaintext
+// when `insecure` says so. Paths are absolute (the workers run in other directories).
+struct CoordinatorSecurity {
+  bool insecure = false;
+  std::string ca_file;      // PEM CA that signed the coordinator's certificate
+  std::string cert_file;    // PEM certificate naming this agent (CN or DNS SAN = --name)
+  std::string key_file;     // its key
+  std::string server_name;  // name expected in the coordinator's certificate (default: host)
+};
+
 // The host's hardware as the agent offers it.
 struct InventoryOptions {
   BackendChoice backend = BackendChoice::kAuto;
@@ -28,7 +39,8 @@ struct InventoryOptions {
 };
 
 struct AgentOptions {
-  std::string coordinator;                 // HOST:PORT of the coordinator's gRPC endpoint
+  std::string coordinator;  // HOST:PORT of the coordinator's gRPC endpoint
+  CoordinatorSecurity security;
   std::string name;                        // unique among live agents; default: the hostname
   std::string data_address = "127.0.0.1";  // where peers reach this host's ranks
   std::string work_dir;                    // job directories (logs, rank results) go below it

@@ -22,8 +22,10 @@
 namespace moecap::agentd {
 namespace {
 
-// Gloo's keys inside the assignment's rendezvous scope (the scope already isolates attempts).
+// Gloo's (cpu) or NCCL's (cuda) keys inside the assignment's rendezvous scope (the scope already
+// isolates attempts).
 constexpr char kGlooKeyPrefix[] = "gloo";
+constexpr char kNcclKeyPrefix[] = "nccl";
 
 // How long a report answered NOT_FOUND is retried (the session registers again meanwhile).
 constexpr absl::Duration kRegisterAgainWindow = absl::Seconds(10);
@@ -259,7 +261,25 @@ absl::StatusOr<WorkloadConfig> AssignmentRunner::PrepareConfig(const v1::Assignm
   absl::StatusOr<WorkloadConfig> config = WorkloadConfigFromPoint(w, *deps_.catalog, threads);
   if (!config.ok()) return config.status();
   if (absl::Status s = ValidateWorkload(*config, a.world_size()); !s.ok()) return s;
-  if (absl::Status s = CpuBackend(1).CheckDtype(config->dtype); !s.ok()) return s;
+  if (w.backend() == v1::BACKEND_CUDA && info_.backend() != v1::BACKEND_CUDA) {
+    return absl::FailedPreconditionError(
+        "workload.backend: cuda, but this agent runs the CPU backend (start it with --backend "
+        "cuda on a GPU host, with a moecap-agent built with CUDA)");
+  }
+  if (w.backend() == v1::BACKEND_CPU && info_.backend() == v1::BACKEND_CUDA) {
+    return absl::FailedPreconditionError(
+        "workload.backend: cpu, but this agent runs the cuda backend (start a CPU agent, or ask "
+        "for backend any)");
+  }
+  if (info_.backend() == v1::BACKEND_CUDA) {
+    // The GPU engine runs fp32 and bf16 (its rank checks again, with the device's free memory).
+    if (config->dtype != Dtype::kFp32 && config->dtype != Dtype::kBf16) {
+      return absl::UnimplementedError(absl::StrCat("workload dtype ", DtypeName(config->dtype),
+                                                   ": the cuda backend runs fp32 and bf16"));
+    }
+  } else if (absl::Status s = CpuBackend(1).CheckDtype(config->dtype); !s.ok()) {
+    return s;
+  }
   return config;
 }
 
@@ -271,6 +291,14 @@ LaunchOptions AssignmentRunner::MakeLaunchOptions(const v1::Assignment& a,
   for (const v1::RankAssignment& r : a.ranks()) launch.rank_ids.push_back(r.rank());
   std::sort(launch.rank_ids.begin(), launch.rank_ids.end());
   launch.ranks = static_cast<int>(launch.rank_ids.size());
+  const bool cuda = info_.backend() == v1::BACKEND_CUDA;
+  launch.backend = cuda ? "cuda" : "cpu";
+  // Each rank runs on its slot: on a GPU agent the slot index is the GPU's CUDA ordinal.
+  for (int rank : launch.rank_ids) {
+    for (const v1::RankAssignment& r : a.ranks()) {
+      if (r.rank() == rank) launch.devices.push_back(r.device_index());
+    }
+  }
   launch.world_size = a.world_size();
   const absl::Time now = deps_.clock->Now();
   const std::optional<absl::Time> deadline = FromProtoTime(a.deadline());
@@ -281,11 +309,11 @@ LaunchOptions AssignmentRunner::MakeLaunchOptions(const v1::Assignment& a,
   launch.work_dir = absl::StrCat(options_.work_dir, "/", DirName(a.job_id()), "-p", a.point_index(),
                                  "-a", a.attempt());
   launch.hostname = options_.data_address;
-  launch.key_prefix = kGlooKeyPrefix;
+  launch.key_prefix = cuda ? kNcclKeyPrefix : kGlooKeyPrefix;
   // Without a scope (a one-rank point) the ranks meet in the job directory instead.
   if (!a.rendezvous_prefix().empty()) {
-    launch.store =
-        GrpcStoreDescription(options_.coordinator, deps_.agent_id(), a.rendezvous_prefix());
+    launch.store = GrpcStoreDescription(options_.coordinator, deps_.agent_id(),
+                                        a.rendezvous_prefix(), options_.security);
   }
   launch.cancel = &cancel;
   return launch;

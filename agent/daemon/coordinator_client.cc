@@ -6,12 +6,27 @@
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
 
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/comm/grpc_kv_store.h"
 
 namespace moecap::agentd {
 namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": cannot read it"));
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!absl::StrContains(text.str(), "-----BEGIN ")) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": not a PEM file"));
+  }
+  return text.str();
+}
 
 class GrpcAssignmentStream : public AssignmentStream {
  public:
@@ -84,8 +99,34 @@ class GrpcCoordinatorClient : public CoordinatorClient {
 
 }  // namespace
 
-std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(const std::string& target,
-                                                      absl::Duration max_reconnect) {
+absl::Status ValidateSecurity(const CoordinatorSecurity& security) {
+  const bool any_tls =
+      !security.ca_file.empty() || !security.cert_file.empty() || !security.key_file.empty();
+  if (security.insecure && any_tls) {
+    return absl::InvalidArgumentError(
+        "--insecure and --tls-ca/--tls-cert/--tls-key exclude each other: pass one of them");
+  }
+  if (!security.insecure && !any_tls) {
+    return absl::InvalidArgumentError(
+        "no transport security chosen: pass --tls-ca FILE --tls-cert FILE --tls-key FILE (mTLS; "
+        "the certificate names this agent) or --insecure (plaintext, for a coordinator started "
+        "with --insecure)");
+  }
+  if (any_tls && security.ca_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls-ca: required with --tls-cert/--tls-key (the CA that signed the coordinator)");
+  }
+  if (security.cert_file.empty() != security.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls-cert and --tls-key: give both (this agent's certificate and its key); a "
+        "coordinator started with --tls-ca refuses agents without them");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeCoordinatorChannel(
+    const std::string& target, absl::Duration max_reconnect, const CoordinatorSecurity& security) {
+  if (absl::Status s = ValidateSecurity(security); !s.ok()) return s;
   grpc::ChannelArguments args;
   // Pings find a silently dead connection (a network cut); a killed coordinator closes its
   // sockets and is noticed at once. Not more often: servers answer frequent pings on idle
@@ -94,11 +135,29 @@ std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(const std::string& target,
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  // gRPC takes its minimum connect timeout from this argument: one attempt (TCP connect and the
+  // TLS handshake) gets this long. 100 ms timed TLS handshakes out on a loaded host; a refused
+  // connection (coordinator down) still fails at once, and retries start after 100 ms.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
               static_cast<int>(absl::ToInt64Milliseconds(max_reconnect)));
-  // TODO(issue 7): TLS credentials (--tls-cert/--tls-key/--tls-ca) replace these.
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  if (security.insecure) {
+    return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  }
+  grpc::SslCredentialsOptions ssl;
+  absl::StatusOr<std::string> ca = ReadPem(security.ca_file, "--tls-ca");
+  if (!ca.ok()) return ca.status();
+  ssl.pem_root_certs = *std::move(ca);
+  if (!security.cert_file.empty()) {
+    absl::StatusOr<std::string> cert = ReadPem(security.cert_file, "--tls-cert");
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key = ReadPem(security.key_file, "--tls-key");
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *std::move(cert);
+    ssl.pem_private_key = *std::move(key);
+  }
+  if (!security.server_name.empty()) args.SetSslTargetNameOverride(security.server_name);
+  return grpc::CreateCustomChannel(target, grpc::SslCredentials(ssl), args);
 }
 
 std::unique_ptr<CoordinatorClient> MakeGrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel,

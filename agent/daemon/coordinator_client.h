@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "agent/daemon/agent_options.h"
 #include "moecap/v1/agent_service.grpc.pb.h"
 
 namespace moecap::agentd {
@@ -42,11 +43,16 @@ class CoordinatorClient {
   virtual absl::Status Deregister(const v1::DeregisterRequest& request) = 0;
 };
 
+// The startup check of the agent's transport flags: TLS (--tls-ca, --tls-cert and --tls-key
+// together) or --insecure, exactly one. InvalidArgument says what to pass.
+absl::Status ValidateSecurity(const CoordinatorSecurity& security);
+
 // A channel to the coordinator at `target` (HOST:PORT) that notices a dead peer (keepalive
 // pings) and retries its connection at most about every `max_reconnect`; calls fail fast
 // (UNAVAILABLE) while it is down, so the agent's own backoff decides when to try again.
-std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(const std::string& target,
-                                                      absl::Duration max_reconnect);
+// TLS per `security` (its PEM files are read now: InvalidArgument names an unreadable one).
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeCoordinatorChannel(
+    const std::string& target, absl::Duration max_reconnect, const CoordinatorSecurity& security);
 
 // Each unary call gets `rpc_timeout`.
 std::unique_ptr<CoordinatorClient> MakeGrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel,

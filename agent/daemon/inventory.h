@@ -6,16 +6,24 @@
 #ifndef MOECAP_AGENT_DAEMON_INVENTORY_H_
 #define MOECAP_AGENT_DAEMON_INVENTORY_H_
 
+#include <map>
+
 #include "absl/status/statusor.h"
+#include "agent/compute/gpu_discovery.h"
 #include "agent/daemon/agent_options.h"
 #include "common/catalog.h"
 #include "moecap/v1/agent.pb.h"
 
 namespace moecap::agentd {
 
-// auto: the CUDA backend when one is built in and a device exists, else the CPU backend. This
-// build has no GPU backend (issue 6), so cuda is refused (FailedPrecondition) and auto is cpu.
-absl::StatusOr<v1::Backend> ResolveBackend(BackendChoice choice);
+// Whether this moecap-agent was built with the GPU backend (CUDA, cuBLAS, NCCL).
+bool CudaBackendBuiltIn();
+
+// auto: the CUDA backend when one is built in and `gpus` lists a device, else the CPU backend
+// (logging why: "no GPU: NVML not found ..."). cuda without the backend built in, or without a
+// GPU, is refused (FailedPrecondition naming the reason).
+absl::StatusOr<v1::Backend> ResolveBackend(BackendChoice choice, bool cuda_built_in,
+                                           const GpuDiscovery& gpus);
 
 // The host's peaks, whole host.
 struct HostPeaks {
@@ -32,6 +40,21 @@ absl::StatusOr<HostPeaks> MeasureHostPeaks(const InventoryOptions& options);
 // slots' hardware id ("cpu" when the catalog has that entry).
 absl::StatusOr<v1::HardwareInventory> CpuInventory(const InventoryOptions& options,
                                                    const HostPeaks& peaks, const Catalog& catalog);
+
+// A GPU's peaks measured by the device probes (copy bandwidth, cuBLAS GEMMs); 0: not measured.
+struct MeasuredGpuPeaks {
+  double bandwidth_bytes_per_s = 0;
+  double bf16_flops_per_s = 0;
+  double fp32_flops_per_s = 0;
+};
+
+// The inventory of a GPU host: one device (rank slot) per GPU with its NVML name, memory, PCI bus
+// id and the catalog's peaks (source CATALOG), or the operator's (GIVEN, options' peaks are per
+// GPU here), or `measured` ones (MEASURED; filled by the caller's probes for a GPU the catalog
+// does not know, keyed by GPU index; a GPU with neither keeps zeros). Host facts as CpuInventory.
+absl::StatusOr<v1::HardwareInventory> GpuInventory(const InventoryOptions& options,
+                                                   const GpuDiscovery& gpus,
+                                                   const std::map<int, MeasuredGpuPeaks>& measured);
 
 // Everything the agent registers with (name, hostname, data-plane address, backend, inventory,
 // version, labels).

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -17,6 +18,7 @@
 #include "absl/strings/str_split.h"
 #include "agent/compute/host_probe.h"
 #include "agent/daemon/agent.h"
+#include "agent/daemon/coordinator_client.h"
 #include "agent/daemon/worker.h"
 #include "common/telemetry/metrics_server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -126,9 +128,22 @@ int main(int argc, char** argv) {
   app.add_option("--coordinator", options.coordinator,
                  "coordinator HOST:PORT (default: $MOECAP_COORDINATOR)");
   app.add_option("--name", options.name, "agent name, unique in the cluster (default: hostname)");
+  // Transport security: mTLS or an explicit --insecure (docs/security.md).
+  app.add_option("--tls-ca", options.security.ca_file,
+                 "PEM CA that signed the coordinator's certificate (TLS)");
+  app.add_option("--tls-cert", options.security.cert_file,
+                 "PEM certificate of this agent: its CN or a DNS SAN is the agent's --name");
+  app.add_option("--tls-key", options.security.key_file, "PEM private key of --tls-cert");
+  app.add_option("--tls-server-name", options.security.server_name,
+                 "name expected in the coordinator's certificate (default: the --coordinator "
+                 "host)");
+  app.add_flag("--insecure", options.security.insecure,
+               "plaintext gRPC to a coordinator started with --insecure (logs a warning)");
   app.add_option("--backend", backend,
-                 "cpu, cuda or auto (cuda when a GPU backend is built in and a GPU exists; this "
-                 "build has none, so auto means cpu and cuda is refused)")
+                 "cpu, cuda or auto. cuda: one rank slot per GPU (found through NVML, peaks from "
+                 "the hardware catalog by GPU name, else probed), ranks on cuBLAS + NCCL; needs a "
+                 "build with CUDA and an NVIDIA driver. auto: cuda when both are there, else cpu "
+                 "(the log says why)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
   app.add_option("--data-address", options.data_address,
@@ -136,15 +151,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--devices", options.inventory.devices,
                  "CPU backend: rank slots this agent offers (the host's cores and peaks are split "
-                 "evenly)")
+                 "evenly); the cuda backend offers one slot per GPU")
       ->capture_default_str();
   app.add_option("--threads-per-rank", options.threads_per_rank,
                  "BLAS threads per rank (0: the cores of the rank's slot)")
       ->capture_default_str();
   app.add_option("--peak-bandwidth-gb-s", options.inventory.peak_bandwidth_gb_s,
-                 "the host's peak memory bandwidth, GB/s (0: probe it at start)");
+                 "the host's peak memory bandwidth, GB/s (cuda: per GPU) (0: catalog or probe)");
   app.add_option("--peak-gflops", options.inventory.peak_gflops,
-                 "the host's peak fp32 GFLOP/s (0: probe it at start)");
+                 "the host's peak fp32 GFLOP/s (cuda: per GPU) (0: catalog or probe)");
   app.add_option("--catalog", options.inventory.catalog_dirs,
                  "extra catalog directory (models/, hardware/)");
   app.add_option("--label", labels, "KEY=VALUE label reported with the agent (repeatable)");
@@ -172,10 +187,23 @@ int main(int argc, char** argv) {
     return moecap::agentd::RunAgentWorker(worker_rank, worker_world, worker_dir);
   }
 
+  if (absl::Status s = moecap::agentd::ValidateSecurity(options.security); !s.ok()) {
+    std::cerr << "moecap-agent: " << s.message() << std::endl;
+    return 1;
+  }
+  // The rank workers run in job directories: give them absolute paths.
+  for (std::string* path :
+       {&options.security.ca_file, &options.security.cert_file, &options.security.key_file}) {
+    if (!path->empty()) *path = std::filesystem::absolute(*path).string();
+  }
+
   auto logger = spdlog::stderr_color_mt("moecap-agent");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(log_level));
   if (options.name.empty()) options.name = moecap::GetHostInfo().hostname;
+  if (options.security.insecure) {
+    spdlog::warn("--insecure: plaintext gRPC to the coordinator; this agent is not authenticated");
+  }
   spdlog::set_pattern(absl::StrCat("[%Y-%m-%dT%H:%M:%S.%e] [%l] [", options.name, "] %v"));
 
   options.inventory.backend = backend == "cpu"    ? BackendChoice::kCpu

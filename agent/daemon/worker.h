@@ -11,13 +11,16 @@
 
 #include "absl/status/statusor.h"
 #include "agent/comm/kv_store.h"
+#include "agent/daemon/agent_options.h"
 
 namespace moecap::agentd {
 
 // The store description an agent writes into job.json (LaunchOptions::store):
-// {"kind": "grpc", "target": "HOST:PORT", "agent_id": ..., "scope": ...}.
+// {"kind": "grpc", "target": "HOST:PORT", "agent_id": ..., "scope": ...}, plus
+// "tls": {"ca": PATH, "cert": PATH, "key": PATH, "server_name": NAME} unless `security` is
+// insecure: the workers connect with the agent's own certificate (paths only, never the key).
 nlohmann::json GrpcStoreDescription(const std::string& target, const std::string& agent_id,
-                                    const std::string& scope);
+                                    const std::string& scope, const CoordinatorSecurity& security);
 
 // The store a description names. InvalidArgument names the missing or wrong field.
 absl::StatusOr<std::unique_ptr<KvStore>> MakeStoreFromDescription(const nlohmann::json& store);

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/compute/host_probe.h"
 #include "agent/workload/memory.h"
+#include "agent/workload/moe_layer.h"
 #include "agent/workload/router.h"
 #include "agent/workload/weights.h"
 
@@ -26,10 +27,9 @@ absl::Status Annotate(const absl::Status& status, absl::string_view where) {
 
 // One point (phase × batch) on this rank.
 absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const ModelSpec& scaled,
-                                         const MoeWeights& weights, ExpertParallelMoe& moe,
-                                         Communicator& comm, ComputeBackend& backend,
-                                         ServingPhase phase, int64_t batch,
-                                         const RankContext& context) {
+                                         MoeEngine& engine, Communicator& comm,
+                                         const ReferenceModel& reference, ServingPhase phase,
+                                         int64_t batch, const RankContext& context) {
   RankPointResult point;
   point.phase = phase;
   point.batch = batch;
@@ -43,7 +43,6 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
   };
 
   std::vector<float> input(static_cast<size_t>(own.count * d));
-  std::vector<float> output(input.size());
   FillInputRows(config.seed, point.tokens, own.begin, own.count, d, input.data());
   std::vector<std::vector<int32_t>> overrides;
   if (config.routing.mode != RoutingMode::kGate) {
@@ -53,21 +52,28 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
                           scaled.experts_per_token, config.seed, l, point.tokens, own));
     }
   }
-  if (absl::Status s = moe.Prepare(own.count, point.tokens, overrides); !s.ok()) return s;
+  if (absl::Status s = engine.Prepare(own.count, point.tokens, overrides, input.data()); !s.ok()) {
+    return s;
+  }
 
   // The first step is untimed: it yields the routing (fixed for the point) and feeds the check.
   if (absl::Status s = comm.Barrier(); !s.ok()) return s;
   RoutingRecord record;
-  if (absl::Status s = moe.Step(input.data(), output.data(), nullptr, &point.tally, &record);
+  if (absl::Status s = engine.Step(nullptr, &point.tally, config.check ? &record : nullptr);
       !s.ok()) {
     return s;
   }
   if (config.check) {
+    if (reference.backend == nullptr || reference.weights == nullptr) {
+      return absl::InvalidArgumentError("the check needs a reference backend and weights");
+    }
+    std::vector<float> output(input.size());
+    if (absl::Status s = engine.ReadOutput(output.data()); !s.ok()) return s;
     const double tolerance =
         config.tolerance > 0 ? config.tolerance : DefaultTolerance(config.dtype);
     absl::StatusOr<CheckResult> check =
-        CheckAgainstReference(backend, scaled, weights, config.seed, input.data(), own.count,
-                              overrides, record, output.data(), tolerance);
+        CheckAgainstReference(*reference.backend, scaled, *reference.weights, config.seed,
+                              input.data(), own.count, overrides, record, output.data(), tolerance);
     if (!check.ok()) return check.status();
     point.check = *check;
     progress(absl::StrCat("check ", check->passed ? "passed" : "FAILED", " (max abs ",
@@ -86,10 +92,7 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
 
   for (int i = 0; i < config.warmup; ++i) {
     if (absl::Status s = comm.Barrier(); !s.ok()) return s;
-    if (absl::Status s = moe.Step(input.data(), output.data(), nullptr, nullptr, nullptr);
-        !s.ok()) {
-      return s;
-    }
+    if (absl::Status s = engine.Step(nullptr, nullptr, nullptr); !s.ok()) return s;
   }
   PhaseSamples& samples = point.samples;
   const Clock::time_point loop_start = Clock::now();
@@ -97,9 +100,7 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
     if (absl::Status s = comm.Barrier(); !s.ok()) return s;
     PhaseTimes times;
     const Clock::time_point start = Clock::now();
-    if (absl::Status s = moe.Step(input.data(), output.data(), &times, nullptr, nullptr); !s.ok()) {
-      return s;
-    }
+    if (absl::Status s = engine.Step(&times, nullptr, nullptr); !s.ok()) return s;
     samples.step.push_back(Since(start));
     samples.gate.push_back(times.gate);
     samples.dispatch.push_back(times.dispatch);
@@ -132,12 +133,34 @@ nlohmann::json CheckToJson(const CheckResult& c) {
 
 }  // namespace
 
+absl::Status FailRank(Communicator& comm, const absl::Status& status, absl::string_view where) {
+  comm.Abort();
+  return Annotate(status, absl::StrCat("rank ", comm.rank(), " of ", comm.size(), where));
+}
+
+absl::Status RunPoints(const WorkloadConfig& config, const RankContext& context, Communicator& comm,
+                       MoeEngine& engine, const ReferenceModel& reference, RankResult& result) {
+  const ModelSpec scaled = ScaledModel(config.model, config.scale);
+  for (ServingPhase phase : config.phases) {
+    for (int64_t batch : config.batches) {
+      absl::StatusOr<RankPointResult> point =
+          RunPoint(config, scaled, engine, comm, reference, phase, batch, context);
+      if (!point.ok()) {
+        return FailRank(comm, point.status(),
+                        absl::StrCat(", ", ServingPhaseName(phase), " batch ", batch));
+      }
+      result.points.push_back(*std::move(point));
+    }
+  }
+  // Nobody leaves before everyone is done, so no peer sees a closed connection as a failure.
+  if (absl::Status s = comm.Barrier(); !s.ok()) return FailRank(comm, s, ": final barrier");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<RankResult> RunRank(const WorkloadConfig& config, const RankContext& context,
                                    Communicator& comm, ComputeBackend& backend) {
-  const std::string who = absl::StrCat("rank ", comm.rank(), " of ", comm.size());
   const auto fail = [&](const absl::Status& status, absl::string_view where) {
-    comm.Abort();
-    return Annotate(status, absl::StrCat(who, where));
+    return FailRank(comm, status, where);
   };
   if (absl::Status s = ValidateWorkload(config, comm.size()); !s.ok()) return fail(s, "");
   if (absl::Status s = backend.CheckDtype(config.dtype); !s.ok()) return fail(s, "");
@@ -175,18 +198,8 @@ absl::StatusOr<RankResult> RunRank(const WorkloadConfig& config, const RankConte
   }
 
   ExpertParallelMoe moe(scaled, *weights, backend, comm);
-  for (ServingPhase phase : config.phases) {
-    for (int64_t batch : config.batches) {
-      absl::StatusOr<RankPointResult> point =
-          RunPoint(config, scaled, *weights, moe, comm, backend, phase, batch, context);
-      if (!point.ok()) {
-        return fail(point.status(), absl::StrCat(", ", ServingPhaseName(phase), " batch ", batch));
-      }
-      result.points.push_back(*std::move(point));
-    }
-  }
-  // Nobody leaves before everyone is done, so no peer sees a closed connection as a failure.
-  if (absl::Status s = comm.Barrier(); !s.ok()) return fail(s, ": final barrier");
+  const ReferenceModel reference{&backend, &*weights};
+  if (absl::Status s = RunPoints(config, context, comm, moe, reference, result); !s.ok()) return s;
   return result;
 }
 

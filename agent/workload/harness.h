@@ -1,8 +1,9 @@
 // The measurement harness, written once (nccl-tests style): for every point (phase × batch) it
 // prepares inputs and routing, runs one untimed step (routing histogram, check against the
 // reference), warm-up steps, then measured steps each after a barrier, and returns the rank's
-// samples and counts. RunRank is the entry point of one rank, whoever starts it (moecap-bench's
-// launcher, the agent daemon).
+// samples and counts. It drives a MoeEngine, so the host and GPU engines share it (and the
+// counting). RunRank is the entry point of one host rank, whoever starts it (moecap-bench's
+// launcher, the agent daemon); RunCudaRank (workload/cuda) is the GPU one.
 #ifndef MOECAP_AGENT_WORKLOAD_HARNESS_H_
 #define MOECAP_AGENT_WORKLOAD_HARNESS_H_
 
@@ -17,8 +18,9 @@
 #include "agent/compute/compute_backend.h"
 #include "agent/workload/config.h"
 #include "agent/workload/counting.h"
-#include "agent/workload/moe_layer.h"
+#include "agent/workload/moe_engine.h"
 #include "agent/workload/reference.h"
+#include "agent/workload/weights.h"
 
 namespace moecap {
 
@@ -70,6 +72,23 @@ struct RankResult {
 // is in the result (the caller decides the exit status).
 absl::StatusOr<RankResult> RunRank(const WorkloadConfig& config, const RankContext& context,
                                    Communicator& comm, ComputeBackend& backend);
+
+// What the check recomputes the stack with: a host backend and this rank's weights in host memory
+// (the reference regenerates the other ranks' experts from the seed). Both null without a check.
+struct ReferenceModel {
+  ComputeBackend* backend = nullptr;
+  const MoeWeights* weights = nullptr;
+};
+
+// Runs every point (phases × batches) of `config` on `engine`, appending to `result.points`, then
+// the final barrier. The caller validated the plan and filled the rest of `result`. A failure
+// aborts the communicator and comes back as FailRank's error naming the point.
+absl::Status RunPoints(const WorkloadConfig& config, const RankContext& context, Communicator& comm,
+                       MoeEngine& engine, const ReferenceModel& reference, RankResult& result);
+
+// Aborts `comm` (so the peers fail fast) and returns `status` prefixed with "rank r of n" and
+// `where`.
+absl::Status FailRank(Communicator& comm, const absl::Status& status, absl::string_view where);
 
 nlohmann::json RankResultToJson(const RankResult& result);
 absl::StatusOr<RankResult> RankResultFromJson(const nlohmann::json& json);

@@ -134,9 +134,15 @@ absl::StatusOr<std::vector<RankResult>> LocalLauncher::Run(const WorkloadConfig&
   const int ranks = static_cast<int>(ids.size());
   const int world = options_.world_size > 0 ? options_.world_size : ranks;
   if (absl::Status s = ValidateWorkload(config, world); !s.ok()) return s;
-  const MemoryEstimate estimate = EstimateMemory(config, world, ranks);
-  if (absl::StatusOr<int64_t> available = MemAvailableBytes(); available.ok()) {
-    if (absl::Status s = CheckMemoryFits(config, estimate, *available); !s.ok()) return s;
+  if (options_.backend == "cpu") {
+    const MemoryEstimate estimate = EstimateMemory(config, world, ranks);
+    if (absl::StatusOr<int64_t> available = MemAvailableBytes(); available.ok()) {
+      if (absl::Status s = CheckMemoryFits(config, estimate, *available); !s.ok()) return s;
+    }
+  }
+  if (!options_.devices.empty() && static_cast<int>(options_.devices.size()) != ranks) {
+    return absl::InvalidArgumentError(absl::StrCat("launcher: ", options_.devices.size(),
+                                                   " devices given for ", ranks, " ranks"));
   }
   if (options_.executable.empty()) {
     return absl::InvalidArgumentError("launcher: no worker executable given");
@@ -167,10 +173,16 @@ absl::StatusOr<std::vector<RankResult>> LocalLauncher::Run(const WorkloadConfig&
     std::error_code ignored;
     std::filesystem::remove_all(dir, ignored);
   };
+  nlohmann::json devices = nlohmann::json::object();  // global rank -> device
+  for (int r = 0; r < ranks; ++r) {
+    devices[absl::StrCat(ids[r])] = options_.devices.empty() ? r : options_.devices[r];
+  }
   const nlohmann::json job = {
       {"config", WorkloadToJson(config)},
       {"hostname", options_.hostname},
       {"ranks_on_host", ranks},
+      {"backend", options_.backend},
+      {"devices", devices},
       {"key_prefix", options_.key_prefix.empty() ? absl::StrCat("moecap-bench/", getpid())
                                                  : options_.key_prefix}};
   nlohmann::json job_with_store = job;
@@ -380,7 +392,18 @@ int RunLocalWorker(int rank, int world, const std::string& job_dir, const Worker
   options.progress = [rank](const std::string& line) {
     std::cerr << "rank " << rank << ": " << line << std::endl;
   };
-  absl::StatusOr<RankResult> result = ConnectAndRunRank(*config, rank, world, *store, options);
+  options.backend = job.value("backend", "cpu");
+  options.device = rank;
+  if (job.contains("devices") && job["devices"].is_object()) {
+    options.device = job["devices"].value(absl::StrCat(rank), rank);
+  }
+  absl::StatusOr<RankResult> result =
+      hooks.run_rank ? hooks.run_rank(*config, rank, world, *store, options)
+      : options.backend == "cpu"
+          ? ConnectAndRunRank(*config, rank, world, *store, options)
+          : absl::StatusOr<RankResult>(absl::FailedPreconditionError(absl::StrCat(
+                "job.json backend '", options.backend,
+                "': this worker binary runs only the cpu backend (built without CUDA?)")));
   if (!result.ok()) return report_error(result.status());
   if (absl::Status s = WriteFileAtomically(
           result_path, nlohmann::json{{"result", RankResultToJson(*result)}}.dump());

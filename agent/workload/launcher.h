@@ -45,6 +45,13 @@ struct LaunchOptions {
   nlohmann::json store;
   // When set and it turns true, the ranks are killed (bounded) and Run returns Cancelled.
   const std::atomic<bool>* cancel = nullptr;
+  // The compute backend the ranks run on, written to job.json as "backend": "cpu" (Gloo, host
+  // memory) or "cuda" (NCCL, one GPU per rank; the worker binary's WorkerHooks::run_rank must
+  // know it). A non-cpu backend skips the host-memory check (the weights live on the devices).
+  std::string backend = "cpu";
+  // The device of each rank started here, parallel to rank_ids (or to 0..ranks-1); empty: the
+  // rank's position among the ranks started here. Written to job.json as "devices".
+  std::vector<int> devices;
 };
 
 class LocalLauncher {
@@ -67,6 +74,8 @@ struct RankJoinOptions {
   std::string key_prefix = "moecap";
   int ranks_on_host = 1;
   std::function<void(const std::string&)> progress;  // may be empty
+  std::string backend = "cpu";                       // job.json "backend"
+  int device = 0;                                    // the rank's device (GPU ordinal) on this host
 };
 
 // Joins the rendezvous in `store` (Gloo over TCP, bounded by config.comm_timeout_s), runs the
@@ -80,6 +89,12 @@ struct WorkerHooks {
   // Builds the store job.json's "store" describes; unset, or no "store" in job.json: a
   // FileKvStore in DIR/store.
   std::function<absl::StatusOr<std::unique_ptr<KvStore>>(const nlohmann::json& store)> make_store;
+  // Runs the rank once the store exists (options.backend says which backend the job wants);
+  // unset: ConnectAndRunRank for "cpu", any other backend refused. Keeps moecap_workload free of
+  // CUDA: the binaries built with the GPU backend route "cuda" to it here.
+  std::function<absl::StatusOr<RankResult>(const WorkloadConfig& config, int rank, int world,
+                                           KvStore& store, const RankJoinOptions& options)>
+      run_rank;
 };
 
 // The worker side: reads the job directory (DIR/job.json), joins the rendezvous (a FileKvStore in

@@ -38,7 +38,7 @@ int64_t ExpertParallelMoe::WorkBytes(const ModelSpec& scaled, Dtype dtype, int64
   const int64_t p = static_cast<int64_t>(DtypeBytes(dtype));
   const int64_t local = s.experts / world_size;
   const int64_t rows_max = global_tokens * std::min(s.top_k, local);
-  int64_t bytes = own_tokens * s.hidden * 4 * 4;                  // hidden ×2, normed, shared_out
+  int64_t bytes = own_tokens * s.hidden * 4 * 5;  // input, hidden ×2, normed, shared_out
   if (dtype != Dtype::kFp32) bytes += own_tokens * s.hidden * p;  // act
   bytes += own_tokens * s.experts * 4;                            // logits
   bytes += 2 * own_tokens * s.top_k * s.hidden * p;               // send, combined
@@ -58,7 +58,8 @@ absl::Status ExpertParallelMoe::Grow(Buffer& buffer, size_t bytes) {
 }
 
 absl::Status ExpertParallelMoe::Prepare(int64_t own_tokens, int64_t global_tokens,
-                                        std::vector<std::vector<int32_t>> overrides) {
+                                        std::vector<std::vector<int32_t>> overrides,
+                                        const float* input) {
   if (!overrides.empty() && static_cast<int64_t>(overrides.size()) != weights_.layers()) {
     return absl::InvalidArgumentError(absl::StrCat("routing overrides for ", overrides.size(),
                                                    " layers, expected ", weights_.layers()));
@@ -70,9 +71,11 @@ absl::Status ExpertParallelMoe::Prepare(int64_t own_tokens, int64_t global_token
   const size_t k = static_cast<size_t>(shape_.top_k);
   const size_t rows_max =
       static_cast<size_t>(global_tokens) * std::min<size_t>(k, static_cast<size_t>(local_experts_));
-  for (Buffer* b : {&hidden_[0], &hidden_[1], &normed_, &shared_out_}) {
+  for (Buffer* b : {&input_, &hidden_[0], &hidden_[1], &normed_, &shared_out_}) {
     if (absl::Status s = Grow(*b, t * d * sizeof(float)); !s.ok()) return s;
   }
+  if (t > 0) std::memcpy(input_.data(), input, t * d * sizeof(float));
+  stepped_ = false;
   if (dtype_ != Dtype::kFp32) {
     if (absl::Status s = Grow(act_, t * row_bytes_); !s.ok()) return s;
   }
@@ -97,22 +100,25 @@ absl::Status ExpertParallelMoe::Prepare(int64_t own_tokens, int64_t global_token
   return absl::OkStatus();
 }
 
-absl::Status ExpertParallelMoe::Step(const float* input, float* output, PhaseTimes* times,
-                                     StepTally* tally, RoutingRecord* record) {
-  if (tally != nullptr) {
-    *tally = StepTally{};
-    tally->own_tokens = own_tokens_;
-    tally->histogram.assign(static_cast<size_t>(weights_.layers()),
-                            std::vector<int64_t>(static_cast<size_t>(shape_.experts), 0));
-  }
-  if (record != nullptr) record->chosen.assign(static_cast<size_t>(weights_.layers()), {});
+absl::Status ExpertParallelMoe::Step(PhaseTimes* times, StepTally* tally, RoutingRecord* record) {
   const int64_t layers = weights_.layers();
-  const float* x = input;
+  if (tally != nullptr) *tally = StartTally(own_tokens_, layers, shape_.experts);
+  if (record != nullptr) record->chosen.assign(static_cast<size_t>(layers), {});
+  const float* x = input_.as<float>();
   for (int64_t l = 0; l < layers; ++l) {
-    float* out = l + 1 == layers ? output : hidden_[l % 2].as<float>();
+    float* out = hidden_[l % 2].as<float>();
     if (absl::Status s = Layer(l, x, out, times, tally, record); !s.ok()) return s;
     x = out;
   }
+  stepped_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status ExpertParallelMoe::ReadOutput(float* output) {
+  if (!stepped_) return absl::FailedPreconditionError("ReadOutput before a step");
+  const int64_t layers = weights_.layers();
+  const size_t bytes = static_cast<size_t>(own_tokens_ * shape_.hidden) * sizeof(float);
+  if (bytes > 0) std::memcpy(output, hidden_[(layers - 1) % 2].data(), bytes);
   return absl::OkStatus();
 }
 
@@ -123,7 +129,6 @@ absl::Status ExpertParallelMoe::Layer(int64_t l, const float* x, float* out, Pha
   const int64_t k = shape_.top_k;
   const int64_t experts = shape_.experts;
   const int64_t local = local_experts_;
-  const int rank = comm_.rank();
   const size_t rb = row_bytes_;
 
   // Gate.
@@ -162,16 +167,9 @@ absl::Status ExpertParallelMoe::Layer(int64_t l, const float* x, float* out, Pha
   for (int64_t i = 0; i < t_own * k; ++i) {
     std::memcpy(send + slot_[i] * rb, xa_bytes + (i / k) * rb, rb);
   }
-  std::vector<int64_t> send_bytes(static_cast<size_t>(world_), 0);
-  std::vector<int64_t> recv_bytes(static_cast<size_t>(world_), 0);
-  int64_t received_rows = 0;
-  for (int q = 0; q < world_; ++q) {
-    for (int64_t j = 0; j < local; ++j) {
-      send_bytes[q] += send_counts_[q * local + j] * static_cast<int64_t>(rb);
-      recv_bytes[q] += recv_counts_[q * local + j] * static_cast<int64_t>(rb);
-      received_rows += recv_counts_[q * local + j];
-    }
-  }
+  std::vector<int64_t> send_bytes;
+  std::vector<int64_t> recv_bytes;
+  PeerBytes(send_counts_, recv_counts_, world_, rb, send_bytes, recv_bytes);
   if (absl::Status s = comm_.AllToAllV(send, send_bytes, received_.data(), recv_bytes); !s.ok()) {
     return s;
   }
@@ -190,12 +188,10 @@ absl::Status ExpertParallelMoe::Layer(int64_t l, const float* x, float* out, Pha
       }
     }
   }
-  int64_t local_activated = 0;
   for (int64_t j = 0; j < local; ++j) {
     int64_t rows = 0;
     for (int q = 0; q < world_; ++q) rows += recv_counts_[q * local + j];
     if (rows == 0) continue;  // an expert without tokens reads no weights
-    ++local_activated;
     // Calls fn(row in received_/results_, expert-row index, count) for each contiguous piece of
     // the expert's rows [first, first + count).
     const auto for_pieces = [&](int64_t first, int64_t count, auto&& fn) {
@@ -284,17 +280,7 @@ absl::Status ExpertParallelMoe::Layer(int64_t l, const float* x, float* out, Pha
   if (times != nullptr) times->combine += Since(start);
 
   if (tally != nullptr) {
-    std::vector<int64_t>& hist = tally->histogram[l];
-    for (int64_t e = 0; e < experts; ++e) hist[e] += send_counts_[e];
-    int64_t to_self = 0;
-    for (int64_t j = 0; j < local; ++j) to_self += send_counts_[rank * local + j];
-    tally->pairs_computed += received_rows;
-    tally->local_activated_sum += local_activated;
-    tally->dispatch_rows_sent += t_own * k;
-    tally->dispatch_rows_to_self += to_self;
-    tally->combine_rows_sent += received_rows;
-    tally->combine_rows_to_self += to_self;
-    tally->count_exchange_bytes += experts * static_cast<int64_t>(sizeof(int64_t));
+    TallyLayer(l, comm_.rank(), world_, t_own, k, send_counts_, recv_counts_, *tally);
   }
   if (record != nullptr) record->chosen[l] = chosen_;
   return absl::OkStatus();

@@ -13,59 +13,26 @@
 #include "agent/comm/communicator.h"
 #include "agent/compute/compute_backend.h"
 #include "agent/workload/layer_math.h"
+#include "agent/workload/moe_engine.h"
 #include "agent/workload/weights.h"
 #include "common/model.h"
 
 namespace moecap {
 
-// Seconds per phase, summed over the layers of a step.
-struct PhaseTimes {
-  double gate = 0;
-  double dispatch = 0;
-  double experts = 0;
-  double combine = 0;
-};
-
-// What one rank did in one step, summed over layers. Routing is fixed within a point, so every
-// step of a point has the same tally.
-struct StepTally {
-  int64_t own_tokens = 0;
-  int64_t pairs_computed = 0;       // token-expert pairs its experts processed
-  int64_t local_activated_sum = 0;  // Σ_l its experts that received at least one pair
-  int64_t dispatch_rows_sent = 0;   // rows it sent in dispatch, to itself included
-  int64_t dispatch_rows_to_self = 0;
-  int64_t combine_rows_sent = 0;  // rows it sent back in combine (= rows it received)
-  int64_t combine_rows_to_self = 0;
-  int64_t count_exchange_bytes = 0;  // bytes it sent in the count all-to-alls
-  // [layer][expert]: pairs of this rank's own tokens per expert; summed over ranks, the global
-  // routing histogram.
-  std::vector<std::vector<int64_t>> histogram;
-};
-
-// The experts each of this rank's tokens went to, per layer ([layer][token·k + j]), for the check.
-struct RoutingRecord {
-  std::vector<std::vector<int32_t>> chosen;
-};
-
-class ExpertParallelMoe {
+// The host engine: computes with a host ComputeBackend, exchanges rows through a Communicator on
+// host memory (Gloo, local).
+class ExpertParallelMoe : public MoeEngine {
  public:
   // `scaled` is the model shape that runs; `weights` the rank's weights of it. All must outlive
   // this object.
   ExpertParallelMoe(const ModelSpec& scaled, const MoeWeights& weights, ComputeBackend& backend,
                     Communicator& comm);
 
-  // Readies the buffers for steps of `own_tokens` tokens on this rank out of `global_tokens`
-  // (each rank receives at most global_tokens·min(k, local experts) rows). `overrides`: per
-  // layer, the override's choices for the rank's tokens (own_tokens·k ids), or empty for the
-  // gate's own routing.
+  // Each rank receives at most global_tokens·min(k, local experts) rows: the buffers' size.
   absl::Status Prepare(int64_t own_tokens, int64_t global_tokens,
-                       std::vector<std::vector<int32_t>> overrides);
-
-  // Runs every layer once: `input` (own_tokens × d, fp32) in, `output` (same shape) out.
-  // `times` accumulates each phase; `tally` and `record` (may be null) receive the step's counts
-  // and routing.
-  absl::Status Step(const float* input, float* output, PhaseTimes* times, StepTally* tally,
-                    RoutingRecord* record);
+                       std::vector<std::vector<int32_t>> overrides, const float* input) override;
+  absl::Status Step(PhaseTimes* times, StepTally* tally, RoutingRecord* record) override;
+  absl::Status ReadOutput(float* output) override;
 
   // The bytes Prepare allocates (for the memory estimate).
   static int64_t WorkBytes(const ModelSpec& scaled, Dtype dtype, int64_t own_tokens,
@@ -88,8 +55,10 @@ class ExpertParallelMoe {
 
   int64_t own_tokens_ = 0;
   std::vector<std::vector<int32_t>> overrides_;
+  bool stepped_ = false;  // whether hidden_ holds a step's output
 
-  Buffer hidden_[2];   // own × d fp32: layer outputs, ping-pong
+  Buffer input_;       // own × d fp32: the prepared input
+  Buffer hidden_[2];   // own × d fp32: layer outputs, ping-pong; the last layer's is the output
   Buffer normed_;      // own × d fp32
   Buffer act_;         // own × d dtype (bf16 only; fp32 uses normed_)
   Buffer logits_;      // own × E fp32

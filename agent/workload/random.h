@@ -7,10 +7,18 @@
 #include <cstdint>
 #include <initializer_list>
 
+// Mix64 and the uniforms also run in CUDA kernels (the GPU backend regenerates the same weights
+// on the device), so under nvcc they are host-and-device functions.
+#if defined(__CUDACC__)
+#define MOECAP_HOST_DEVICE __host__ __device__
+#else
+#define MOECAP_HOST_DEVICE
+#endif
+
 namespace moecap {
 
 // SplitMix64's finaliser: a bijective mix with good avalanche.
-inline uint64_t Mix64(uint64_t x) {
+MOECAP_HOST_DEVICE inline uint64_t Mix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
@@ -25,12 +33,12 @@ inline uint64_t StreamKey(std::initializer_list<uint64_t> parts) {
 }
 
 // Uniform in [0, 1) with 24 random bits (exact in float).
-inline float Uniform01(uint64_t key, uint64_t index) {
+MOECAP_HOST_DEVICE inline float Uniform01(uint64_t key, uint64_t index) {
   return static_cast<float>(Mix64(key + index * 0x9e3779b97f4a7c15ULL) >> 40) * 0x1.0p-24f;
 }
 
 // Uniform in (0, 1): never 0, so its logarithm is finite.
-inline double UniformOpen01(uint64_t key, uint64_t index) {
+MOECAP_HOST_DEVICE inline double UniformOpen01(uint64_t key, uint64_t index) {
   return (static_cast<double>(Mix64(key + index * 0x9e3779b97f4a7c15ULL) >> 11) + 0.5) * 0x1.0p-53;
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -638,7 +639,12 @@ void ApplyPlanDefaults(v1::Plan* plan) {
   v1::Parallelism* par = plan->mutable_parallelism();
   if (!par->has_nodes()) par->set_nodes(1);
   if (!par->has_devices_per_node()) par->set_devices_per_node(1);
-  if (!par->has_expert_parallel()) par->set_expert_parallel(par->nodes() * par->devices_per_node());
+  if (!par->has_expert_parallel()) {
+    // In 64 bits: nodes × devices_per_node may not fit in 32 (then ValidatePlan refuses it).
+    const int64_t ranks = int64_t{par->nodes()} * par->devices_per_node();
+    par->set_expert_parallel(static_cast<int32_t>(std::clamp<int64_t>(
+        ranks, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max())));
+  }
 
   v1::Workload* w = plan->mutable_workload();
   if (w->phases().empty()) {

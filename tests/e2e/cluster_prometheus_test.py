@@ -55,7 +55,8 @@ def main():
         grpc_addr = f"127.0.0.1:{free_port()}"
         coord_metrics = f"127.0.0.1:{free_port()}"
         coordinator = subprocess.Popen(
-            [args.coordinator, "--listen", grpc_addr, "--db", "", "--metrics-listen", coord_metrics],
+            [args.coordinator, "--listen", grpc_addr, "--db", "", "--metrics-listen", coord_metrics,
+             "--insecure"],
             stdout=subprocess.PIPE, stderr=open(os.path.join(work, "coordinator.log"), "w"),
             text=True)
         procs.append(coordinator)
@@ -69,7 +70,8 @@ def main():
             addr = f"127.0.0.1:{free_port()}"
             agent_metrics.append(addr)
             procs.append(subprocess.Popen(
-                [args.agent, "--coordinator", grpc_addr, "--name", f"agent-{i}", "--backend", "cpu",
+                [args.agent, "--coordinator", grpc_addr, "--name", f"agent-{i}", "--insecure",
+                 "--backend", "cpu",
                  "--data-address", "127.0.0.1", "--devices", "1", "--threads-per-rank", "1",
                  "--peak-bandwidth-gb-s", "20", "--peak-gflops", "60", "--metrics-listen", addr,
                  "--work-dir", os.path.join(work, f"agent-{i}")],

@@ -178,8 +178,10 @@ def check_common(objs, tls_on, tokens_on):
                                 "/etc/moecap/tls/ca.crt"}, f"{name} TLS flags: {args}")
             check(wmounts.get("tls") == "/etc/moecap/tls" and "secret" in wvolumes.get("tls", {}),
                   f"{name} mounts its TLS secret at /etc/moecap/tls")
+            check("--insecure" not in args, f"{name} has --insecure with TLS on: {args}")
         else:
             check(tls_flags == {None}, f"{name} has TLS flags with TLS off: {args}")
+            check("--insecure" in args, f"{name} lacks --insecure with TLS off: {args}")
             check("tls" not in wmounts and "tls" not in wvolumes, f"{name} mounts TLS with TLS off")
         check(not any(a.startswith("--tokens-file") for a in args) or name == "coordinator",
               "only the coordinator reads tokens")

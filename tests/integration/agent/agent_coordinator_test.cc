@@ -52,7 +52,8 @@ TEST(AgentWithCoordinatorTest, TwoAgentsRunASubmittedPlan) {
 
   coordinator::CoordinatorOptions options;
   options.listen = "127.0.0.1:0";
-  options.db_path = "";  // in memory
+  options.db_path = "";                 // in memory
+  options.credentials.insecure = true;  // loopback
   absl::StatusOr<std::unique_ptr<coordinator::CoordinatorServer>> server =
       coordinator::CoordinatorServer::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -27,6 +28,11 @@ class AgentProcess {
                const std::string& log_path)
       : log_path_(log_path) {
     std::vector<std::string> all = {binary};
+    // The test coordinators here serve plaintext on loopback: say so, unless the test chose.
+    if (std::find(args.begin(), args.end(), "--insecure") == args.end() &&
+        std::find(args.begin(), args.end(), "--tls-ca") == args.end()) {
+      all.push_back("--insecure");
+    }
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (std::string& a : all) argv.push_back(a.data());

@@ -182,6 +182,7 @@ class CoordinatorGrpcTest : public ::testing::Test {
     options.listen = "127.0.0.1:0";
     options.db_path = "";  // in memory
     options.shutdown_grace = absl::Seconds(1);
+    options.credentials.insecure = true;  // loopback
     absl::StatusOr<std::unique_ptr<CoordinatorServer>> server = CoordinatorServer::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
@@ -489,7 +490,7 @@ Process StartCoordinator(const std::string& db) {
     close(fds[0]);
     close(fds[1]);
     execl(MOECAP_COORDINATOR_BINARY, MOECAP_COORDINATOR_BINARY, "--listen", "127.0.0.1:0", "--db",
-          db.c_str(), "--metrics-listen", "127.0.0.1:0", "--log-level", "warn",
+          db.c_str(), "--metrics-listen", "127.0.0.1:0", "--log-level", "warn", "--insecure",
           static_cast<char*>(nullptr));
     _exit(127);
   }

@@ -59,7 +59,7 @@ def generate_stubs(proto_dir, out_dir):
 
 def start_coordinator(binary, work):
     proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--db",
-                             os.path.join(work, "moecap.db"), "--lease-s", "10"],
+                             os.path.join(work, "moecap.db"), "--lease-s", "10", "--insecure"],
                             stdout=subprocess.PIPE, stderr=open(os.path.join(work, "coord.log"), "w"),
                             text=True)
     deadline = time.time() + 30
@@ -91,7 +91,7 @@ def main():
         procs.append(coord)
         for i in range(2):
             procs.append(subprocess.Popen(
-                [args.agent, "--coordinator", address, "--name", f"py-agent-{i}",
+                [args.agent, "--coordinator", address, "--name", f"py-agent-{i}", "--insecure",
                  "--backend", "cpu", "--data-address", "127.0.0.1", "--devices", "1",
                  "--peak-bandwidth-gb-s", "10", "--peak-gflops", "50",
                  "--work-dir", os.path.join(work, f"agent-{i}")],

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "agent/comm/local_communicator.h"
+#include "agent/compute/widening_backend.h"
 #include "agent/workload/harness.h"
 #include "agent/workload/memory.h"
 #include "agent/workload/reference.h"
@@ -120,11 +121,12 @@ TEST(WorkloadTest, TheCheckCatchesAWrongOutput) {
   ASSERT_TRUE(weights.ok());
   ExpertParallelMoe moe(scaled, *weights, backend, comm);
   const int64_t tokens = 4;
-  ASSERT_TRUE(moe.Prepare(tokens, tokens, {}).ok());
   std::vector<float> input(tokens * scaled.hidden_size), output(input.size());
   FillInputRows(5, tokens, 0, tokens, scaled.hidden_size, input.data());
+  ASSERT_TRUE(moe.Prepare(tokens, tokens, {}, input.data()).ok());
   RoutingRecord record;
-  ASSERT_TRUE(moe.Step(input.data(), output.data(), nullptr, nullptr, &record).ok());
+  ASSERT_TRUE(moe.Step(nullptr, nullptr, &record).ok());
+  ASSERT_TRUE(moe.ReadOutput(output.data()).ok());
   absl::StatusOr<CheckResult> good = CheckAgainstReference(
       backend, scaled, *weights, 5, input.data(), tokens, {}, record, output.data(), 1e-4);
   ASSERT_TRUE(good.ok());
@@ -147,35 +149,12 @@ TEST(WorkloadTest, TheCheckCatchesAWrongOutput) {
 
 // This OpenBLAS has no cblas_sbgemm. To test the bf16 data path anyway (bf16 rows on the wire,
 // SwiGLU output rounded to bf16, results returned in bf16), GEMMs in bf16 are emulated by widening
-// the operands to fp32.
-class Bf16EmulatingBackend : public CpuBackend {
- public:
-  using CpuBackend::CpuBackend;
-  absl::Status CheckDtype(Dtype dtype) const override {
-    return dtype == Dtype::kBf16 ? absl::OkStatus() : CpuBackend::CheckDtype(dtype);
-  }
-  absl::Status MatMul(Dtype dtype, int64_t m, int64_t n, int64_t k, const void* a, int64_t lda,
-                      const void* w, int64_t ldw, float* c, int64_t ldc, bool accumulate) override {
-    if (dtype != Dtype::kBf16) {
-      return CpuBackend::MatMul(dtype, m, n, k, a, lda, w, ldw, c, ldc, accumulate);
-    }
-    std::vector<float> af(static_cast<size_t>(m * k)), wf(static_cast<size_t>(n * k));
-    for (int64_t i = 0; i < m; ++i) {
-      ToFloat(static_cast<const uint16_t*>(a) + i * lda, k, Dtype::kBf16, af.data() + i * k);
-    }
-    for (int64_t i = 0; i < n; ++i) {
-      ToFloat(static_cast<const uint16_t*>(w) + i * ldw, k, Dtype::kBf16, wf.data() + i * k);
-    }
-    return CpuBackend::MatMul(Dtype::kFp32, m, n, k, af.data(), k, wf.data(), k, c, ldc,
-                              accumulate);
-  }
-};
-
+// the operands to fp32 (WideningBackend).
 TEST(WorkloadTest, Bf16DataPathMatchesTheReferenceWithinBf16Tolerance) {
   WorkloadConfig c = SmallPlan("mixtral-8x7b", 64);
   c.dtype = Dtype::kBf16;
   c.phases = {ServingPhase::kDecode};
-  const std::vector<RankResult> ranks = RunWorkloadOnThreads<Bf16EmulatingBackend>(c, 2);
+  const std::vector<RankResult> ranks = RunWorkloadOnThreads<WideningBackend>(c, 2);
   ExpectConsistent(c, ranks);
   // Rows travel in bf16: d·2 = 128 bytes each (d = 64). Batch 5 over 2 ranks: rank 0 owns 3
   // tokens and sends 3·k·layers = 12 rows.

@@ -648,5 +648,26 @@ TEST(CatalogUserDirTest, MoecapCatalogEnvironmentVariableIsHonoured) {
   EXPECT_FALSE(without->FindModel("toy-moe").ok());
 }
 
+// Found by tests/fuzz/hardware_yaml_fuzz: YAML's .nan and .inf passed every range check (NaN <
+// 0 is false) and reached the metric formulas; a finite figure too large for its unit did too.
+TEST(CatalogFuzzRegressionTest, NonFiniteHardwareFiguresAreRefused) {
+  absl::StatusOr<HardwareSpec> hw = ParseHardwareYaml("name: x\nmemory_gib: .nan\n", "hw.yaml");
+  ASSERT_FALSE(hw.ok());
+  EXPECT_EQ(hw.status().message(),
+            "hw.yaml: field 'memory_gib': expected a finite number, got '.nan'");
+  hw = ParseHardwareYaml("name: x\npeak_tflops: {bf16: .inf}\n", "hw.yaml");
+  ASSERT_FALSE(hw.ok());
+  EXPECT_NE(hw.status().message().find("field 'peak_tflops.bf16': expected a finite number"),
+            std::string::npos)
+      << hw.status();
+  // 1e300 TFLOP/s is 1e312 FLOP/s: not a double.
+  hw = ParseHardwareYaml("name: x\npeak_tflops: {fp32: 1e300}\n", "hw.yaml");
+  ASSERT_FALSE(hw.ok());
+  EXPECT_EQ(hw.status().message(), "hw.yaml: field 'peak_tflops.fp32': too large");
+  hw = ParseHardwareYaml("name: x\nmemory_gib: 1e300\n", "hw.yaml");
+  ASSERT_FALSE(hw.ok());
+  EXPECT_EQ(hw.status().message(), "hw.yaml: field 'memory_gib': too large");
+}
+
 }  // namespace
 }  // namespace moecap

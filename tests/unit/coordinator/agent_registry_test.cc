@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <vector>
 
 #include "tests/unit/coordinator/fake_clock.h"
@@ -130,6 +131,44 @@ TEST_F(AgentRegistryTest, DrainingAgentsStayLiveButAreNotIdle) {
   ASSERT_TRUE(registry_.Heartbeat(reg.agent_id, v1::AGENT_STATE_DRAINING, {}).ok());
   EXPECT_EQ(registry_.Find(reg.agent_id)->state, v1::AGENT_STATE_DRAINING);
   EXPECT_FALSE(registry_.Hold(reg.agent_id, "job-1", 0).ok());
+}
+
+// The registry finds name clashes through an index by name: an agent that re-registers under a
+// new name (same host, its previous id) frees its old name and takes the new one.
+TEST_F(AgentRegistryTest, RenamedAgentFreesItsOldNameAndTakesTheNewOne) {
+  absl::StatusOr<Registration> a = registry_.Register(CpuAgent("a", 1, "host-1"), "", "");
+  ASSERT_TRUE(a.ok()) << a.status();
+  absl::StatusOr<Registration> renamed =
+      registry_.Register(CpuAgent("b", 1, "host-1"), a->agent_id, "");
+  ASSERT_TRUE(renamed.ok()) << renamed.status();
+  EXPECT_EQ(renamed->agent_id, a->agent_id);
+  // "a" is free for another host; "b" is taken by host-1's live agent.
+  EXPECT_TRUE(registry_.Register(CpuAgent("a", 1, "host-2"), "", "").ok());
+  EXPECT_EQ(registry_.Register(CpuAgent("b", 1, "host-3"), "", "").status().code(),
+            absl::StatusCode::kAlreadyExists);
+}
+
+// HoldOf tells what a heartbeat needs; version() moves on every change that matters to
+// placement and stays put for a plain heartbeat.
+TEST_F(AgentRegistryTest, HoldOfAndVersionFollowTheAgentsJob) {
+  EXPECT_FALSE(registry_.HoldOf("agent-unknown").has_value());
+  absl::StatusOr<Registration> reg = registry_.Register(CpuAgent("a"), "", "");
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  const int64_t registered = registry_.version();
+  ASSERT_TRUE(registry_.Heartbeat(reg->agent_id, v1::AGENT_STATE_IDLE, {}).ok());
+  EXPECT_EQ(registry_.version(), registered);  // IDLE stays IDLE
+  ASSERT_TRUE(registry_.Hold(reg->agent_id, "job-1", 0).ok());
+  EXPECT_GT(registry_.version(), registered);
+  std::optional<AgentRegistry::HoldState> held = registry_.HoldOf(reg->agent_id);
+  ASSERT_TRUE(held.has_value());
+  EXPECT_EQ(held->held_job_id, "job-1");
+  EXPECT_FALSE(held->releasing);
+  registry_.BeginRelease(reg->agent_id, "job-1");
+  EXPECT_TRUE(registry_.HoldOf(reg->agent_id)->releasing);
+  const int64_t releasing = registry_.version();
+  registry_.FinishRelease(reg->agent_id, "job-1");
+  EXPECT_GT(registry_.version(), releasing);
+  EXPECT_EQ(registry_.HoldOf(reg->agent_id)->held_job_id, "");
 }
 
 }  // namespace

@@ -487,6 +487,8 @@ TEST(ExamplePlansTest, AllParseValidateAndExpand) {
       {"dbrx-routing-imbalance.yaml", 8},   // 4 routings × 2 batch sizes
       {"mixtral-8x22b-histogram.yaml", 2},  // 2 batch sizes
       {"custom-model-cpu.yaml", 6},         // 3 layer counts × 2 batch sizes
+      {"mixtral-8x7b-h100x1.yaml", 4},      // batch 1, 8, 32, 64
+      {"mixtral-8x7b-gpu-check.yaml", 3},   // batch 1, 8, 32
   };
   size_t seen = 0;
   for (const auto& entry : std::filesystem::directory_iterator(MOECAP_EXAMPLES_DIR)) {
@@ -521,6 +523,36 @@ TEST(ExamplePlansTest, CpuSmallPlanIsSmall) {
   EXPECT_THAT(plan->workload().batch_sizes(), ElementsAre(1, 8, 32));
   EXPECT_THAT(plan->workload().phases(), ElementsAre(v1::PHASE_PREFILL, v1::PHASE_DECODE));
   EXPECT_LE(plan->workload().iterations(), 10);
+}
+
+// The default expert_parallel (nodes × devices_per_node) overflowed 32 bits (undefined
+// behaviour) for huge ranks; now it is clamped and the plan refused.
+TEST(PlanBadInputTest, HugeRanksAreRefusedWithoutOverflow) {
+  const std::string message =
+      ValidationError("parallelism: {nodes: 2147483647, devices_per_node: 2147483647}\n");
+  EXPECT_NE(message.find("field 'parallelism.expert_parallel'"), std::string::npos) << message;
+  v1::Plan plan =
+      MustParse("model: mixtral-8x7b\nparallelism: {nodes: 65536, devices_per_node: 65536}\n");
+  ApplyPlanDefaults(&plan);
+  EXPECT_EQ(plan.parallelism().expert_parallel(), 2147483647);  // clamped, not wrapped to 0
+}
+
+// A string that is not UTF-8 (raw bytes in the YAML; escapes give code points) was accepted, and
+// then could not be sent (protobuf strings are UTF-8) nor read back from PlanToYaml.
+TEST(PlanBadInputTest, NonUtf8StringsAreRefusedWithTheirPath) {
+  absl::StatusOr<v1::Plan> plan = ParsePlanYaml("model: mixtral-8x7b\nname: a\xff\n", "p.yaml");
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.status().message(),
+            "p.yaml: field 'name': expected UTF-8 text, got invalid bytes");
+  plan = ParsePlanYaml("model: mixtral-8x7b\nlabels: {k\xc0\x80: x}\n", "p.yaml");
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("field 'labels."), std::string::npos) << plan.status();
+  // Multi-byte text is fine and round-trips.
+  plan = ParsePlanYaml("model: mixtral-8x7b\nname: \"Größe ✓ 😀\"\n", "p.yaml");
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  absl::StatusOr<v1::Plan> again = ParsePlanYaml(PlanToYaml(*plan), "again.yaml");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->name(), "Größe ✓ 😀");
 }
 
 }  // namespace

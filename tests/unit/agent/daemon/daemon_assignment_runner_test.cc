@@ -167,13 +167,20 @@ TEST_F(AssignmentRunnerTest, AMalformedAssignmentIsASetupFailureAndNothingStarts
   odd.mutable_workload()->set_expert_parallel(3);
   runner->OnAssignment(odd);
   ASSERT_TRUE(runner->WaitIdle(absl::Seconds(10)));
+  v1::Assignment gpu = TwoRankPoint("job-e", 0);
+  gpu.mutable_workload()->set_backend(v1::BACKEND_CUDA);  // this agent runs the CPU backend
+  runner->OnAssignment(gpu);
+  ASSERT_TRUE(runner->WaitIdle(absl::Seconds(10)));
   EXPECT_FALSE(launched);
   client_.Locked([](ScriptedClient& c) {
-    ASSERT_EQ(c.failures.size(), 2u);
+    ASSERT_EQ(c.failures.size(), 3u);
     EXPECT_EQ(c.failures[0].kind(), v1::FAILURE_KIND_SETUP);
     EXPECT_NE(c.failures[0].reason().find("device 3"), std::string::npos) << c.failures[0].reason();
     EXPECT_EQ(c.failures[1].kind(), v1::FAILURE_KIND_SETUP);
     EXPECT_FALSE(c.failures[1].retryable());
+    EXPECT_EQ(c.failures[2].kind(), v1::FAILURE_KIND_SETUP);
+    EXPECT_NE(c.failures[2].reason().find("workload.backend: cuda"), std::string::npos)
+        << c.failures[2].reason();
   });
 }
 

@@ -109,9 +109,6 @@ TEST_F(WorkloadConvertTest, RefusalsNameTheField) {
     return std::string(c.status().message());
   };
   v1::PointWorkload p = point_;
-  p.set_backend(v1::BACKEND_CUDA);
-  EXPECT_NE(error(p).find("workload.backend"), std::string::npos);
-  p = point_;
   p.set_model("no-such-model");
   EXPECT_NE(error(p).find("workload.model"), std::string::npos);
   p = point_;

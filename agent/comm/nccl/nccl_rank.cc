@@ -1,0 +1,54 @@
+// ConnectNcclAndRunCudaRank: device choice, NCCL rendezvous, the GPU layer.
+#include "agent/comm/nccl/nccl_rank.h"
+
+#include "absl/strings/str_cat.h"
+#include "agent/comm/nccl/nccl_communicator.h"
+#include "agent/workload/cuda/cuda_rank.h"
+#include "agent/workload/cuda/device_local_communicator.h"
+
+namespace moecap {
+
+absl::StatusOr<RankResult> ConnectNcclAndRunCudaRank(const WorkloadConfig& config, int rank,
+                                                     int world, KvStore& store,
+                                                     const RankJoinOptions& options) {
+  std::string why_none;
+  const int devices = CudaDeviceCount(&why_none);
+  if (devices == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "rank ", rank, ": the cuda backend needs a GPU, and this host has none (", why_none, ")"));
+  }
+  const int device = ((options.device % devices) + devices) % devices;
+  RankContext context;
+  context.ranks_on_host = options.ranks_on_host;
+  context.progress = options.progress;
+  if (world == 1) {
+    // One rank exchanges with itself only: a copy in the engine's stream order, no NCCL.
+    DeviceLocalCommunicator local;
+    return RunCudaRank(config, context, local, device);
+  }
+  NcclOptions nccl;
+  nccl.rank = rank;
+  nccl.size = world;
+  nccl.device = device;
+  nccl.key_prefix = options.key_prefix;
+  nccl.timeout = absl::Seconds(config.comm_timeout_s);
+  absl::StatusOr<std::unique_ptr<Communicator>> comm = ConnectNccl(store, nccl);
+  if (!comm.ok()) return comm.status();
+  if (context.progress) {
+    context.progress(absl::StrCat("nccl communicator ready on device ", device, " (rank ", rank,
+                                  " of ", world, ")"));
+  }
+  return RunCudaRank(config, context, **comm, device);
+}
+
+absl::StatusOr<RankResult> RunRankOnBackend(const WorkloadConfig& config, int rank, int world,
+                                            KvStore& store, const RankJoinOptions& options) {
+  if (options.backend == "cuda") {
+    return ConnectNcclAndRunCudaRank(config, rank, world, store, options);
+  }
+  if (options.backend == "cpu") return ConnectAndRunRank(config, rank, world, store, options);
+  return absl::InvalidArgumentError(
+      absl::StrCat("backend '", options.backend, "' is not one this worker runs (cpu, cuda)"));
+}
+
+}  // namespace moecap
