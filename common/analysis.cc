@@ -2,6 +2,7 @@
 #include "common/analysis.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace moecap {
 namespace {
@@ -54,8 +55,8 @@ absl::Status ValidateAnalysisInput(const AnalysisInput& in) {
   if (in.output_len < 1) {
     return RangeError("output-len", absl::StrCat("must be at least 1, got ", in.output_len));
   }
-  if (absl::Status s = RequirePositiveTime("ttft-s", in.ttft_s); !s.ok()) return s;
-  if (absl::Status s = RequirePositiveTime("tpot-s", in.tpot_s); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(RequirePositiveTime("ttft-s", in.ttft_s));
+  MOECAP_RETURN_IF_ERROR(RequirePositiveTime("tpot-s", in.tpot_s));
   if (in.tpot_s.has_value() && in.output_len == 1) {
     return RangeError("tpot-s", "given, but output-len 1 has no decode step");
   }
@@ -83,7 +84,7 @@ absl::Status ValidateAnalysisInput(const AnalysisInput& in) {
 }
 
 absl::StatusOr<AnalysisResult> Analyze(const AnalysisInput& in) {
-  if (absl::Status s = ValidateAnalysisInput(in); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(ValidateAnalysisInput(in));
   AnalysisResult result;
   if (in.peak_bandwidth_bytes_s.has_value()) {
     result.peak_bandwidth_bytes_s = *in.peak_bandwidth_bytes_s;

@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/catalog_data.h"
+#include "common/status_macros.h"
 
 namespace moecap {
 namespace {
@@ -93,7 +94,7 @@ class MappingReader {
   // A nested mapping (an empty one when it is absent and not required).
   absl::StatusOr<MappingReader> Child(absl::string_view key, bool required) {
     std::optional<YAML::Node> v;
-    if (absl::Status s = Get(key, required, &v); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(Get(key, required, &v));
     if (v && !v->IsMap()) return Error(key, "expected a mapping");
     return MappingReader(v ? *v : YAML::Node(YAML::NodeType::Map), origin_, Path(key));
   }
@@ -143,17 +144,17 @@ absl::StatusOr<YAML::Node> ParseYamlMapping(absl::string_view yaml, absl::string
 }
 
 absl::Status ReadGqa(MappingReader& r, GqaAttention* a) {
-  if (absl::Status s = r.Int("heads", true, &a->heads); !s.ok()) return s;
-  if (absl::Status s = r.Int("kv_heads", true, &a->kv_heads); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(r.Int("heads", true, &a->heads));
+  MOECAP_RETURN_IF_ERROR(r.Int("kv_heads", true, &a->kv_heads));
   return r.Int("head_dim", true, &a->head_dim);
 }
 
 absl::Status ReadMla(MappingReader& r, MlaAttention* a) {
-  if (absl::Status s = r.Int("heads", true, &a->heads); !s.ok()) return s;
-  if (absl::Status s = r.Int("q_lora_rank", false, &a->q_lora_rank); !s.ok()) return s;
-  if (absl::Status s = r.Int("kv_lora_rank", true, &a->kv_lora_rank); !s.ok()) return s;
-  if (absl::Status s = r.Int("qk_nope_head_dim", true, &a->qk_nope_head_dim); !s.ok()) return s;
-  if (absl::Status s = r.Int("qk_rope_head_dim", true, &a->qk_rope_head_dim); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(r.Int("heads", true, &a->heads));
+  MOECAP_RETURN_IF_ERROR(r.Int("q_lora_rank", false, &a->q_lora_rank));
+  MOECAP_RETURN_IF_ERROR(r.Int("kv_lora_rank", true, &a->kv_lora_rank));
+  MOECAP_RETURN_IF_ERROR(r.Int("qk_nope_head_dim", true, &a->qk_nope_head_dim));
+  MOECAP_RETURN_IF_ERROR(r.Int("qk_rope_head_dim", true, &a->qk_rope_head_dim));
   return r.Int("v_head_dim", true, &a->v_head_dim);
 }
 
@@ -269,19 +270,19 @@ absl::StatusOr<ModelSpec> ParseModelYaml(absl::string_view yaml, absl::string_vi
   absl::StatusOr<MappingReader> attn = r.Child("attention", true);
   if (!attn.ok()) return attn.status();
   std::string kind = "gqa";
-  if (absl::Status s = attn->String("kind", false, &kind); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(attn->String("kind", false, &kind));
   kind = absl::AsciiStrToLower(kind);
   if (kind == "gqa" || kind == "mha") {
     m.attention = AttentionKind::kGqa;
-    if (absl::Status s = ReadGqa(*attn, &m.gqa); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(ReadGqa(*attn, &m.gqa));
   } else if (kind == "mla") {
     m.attention = AttentionKind::kMla;
-    if (absl::Status s = ReadMla(*attn, &m.mla); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(ReadMla(*attn, &m.mla));
   } else {
     return attn->Error(
         "kind", absl::StrCat("unknown attention kind '", kind, "': expected gqa, mha or mla"));
   }
-  if (absl::Status s = attn->RejectUnknown(); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(attn->RejectUnknown());
 
   absl::StatusOr<MappingReader> moe = r.Child("moe", true);
   if (!moe.ok()) return moe.status();
@@ -307,8 +308,8 @@ absl::StatusOr<ModelSpec> ParseModelYaml(absl::string_view yaml, absl::string_vi
     return moe->Error("router",
                       absl::StrCat("unknown router '", router, "': expected softmax or sigmoid"));
   }
-  if (absl::Status s = moe->RejectUnknown(); !s.ok()) return s;
-  if (absl::Status s = r.RejectUnknown(); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(moe->RejectUnknown());
+  MOECAP_RETURN_IF_ERROR(r.RejectUnknown());
   if (absl::Status s = ValidateModel(m); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(origin, ": ", s.message()));
   }
@@ -359,12 +360,12 @@ absl::StatusOr<HardwareSpec> ParseHardwareYaml(absl::string_view yaml, absl::str
   for (Dtype dtype : {Dtype::kFp32, Dtype::kBf16, Dtype::kFp16, Dtype::kFp8}) {
     const std::string key(DtypeName(dtype));
     double tflops = 0;
-    if (absl::Status s = peaks->Double(key, false, &tflops); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(peaks->Double(key, false, &tflops));
     if (!std::isfinite(tflops * 1e12)) return peaks->Error(key, "too large");
     if (tflops != 0) hw.peak_flops[dtype] = tflops * 1e12;
   }
-  if (absl::Status s = peaks->RejectUnknown(); !s.ok()) return s;
-  if (absl::Status s = r.RejectUnknown(); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(peaks->RejectUnknown());
+  MOECAP_RETURN_IF_ERROR(r.RejectUnknown());
   if (absl::Status s = ValidateHardware(hw); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(origin, ": ", s.message()));
   }
@@ -399,7 +400,7 @@ absl::StatusOr<Catalog> Catalog::Load(const std::vector<std::string>& extra_dirs
   }
   dirs.insert(dirs.end(), extra_dirs.begin(), extra_dirs.end());
   for (const std::string& dir : dirs) {
-    if (absl::Status s = catalog->AddDirectory(dir); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(catalog->AddDirectory(dir));
   }
   return catalog;
 }
@@ -411,10 +412,10 @@ absl::Status Catalog::AddDirectory(const std::string& dir) {
   }
   const std::filesystem::path root(dir);
   for (const auto& path : YamlFilesIn(root / "models")) {
-    if (absl::Status s = AddModelFile(path.string()); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(AddModelFile(path.string()));
   }
   for (const auto& path : YamlFilesIn(root / "hardware")) {
-    if (absl::Status s = AddHardwareFile(path.string()); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(AddHardwareFile(path.string()));
   }
   return absl::OkStatus();
 }

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 #include "coordinator/proto_util.h"
 
 namespace moecap::coordinator {
@@ -55,7 +56,7 @@ void AgentRegistry::Notify(const std::vector<AgentLoss>& losses) const {
 absl::StatusOr<Registration> AgentRegistry::Register(const v1::AgentInfo& info,
                                                      absl::string_view previous_agent_id,
                                                      absl::string_view peer) {
-  if (absl::Status s = CheckInfo(info); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CheckInfo(info));
   const absl::Time now = clock_.Now();
   std::vector<AgentLoss> losses;
   Registration reg;

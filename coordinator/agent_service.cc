@@ -22,12 +22,13 @@ absl::Status NeedAgentId(const std::string& id, absl::string_view field = "agent
   return absl::OkStatus();
 }
 
-// The agent's assignment stream: a QueuedWriter the hub delivers to.
+// The agent's assignment stream: a QueuedWriter the hub delivers to. When it ends while still
+// the agent's stream (the agent went away, not a newer stream), the JobManager is told at once.
 class AssignmentStream final : public QueuedWriter<v1::StreamAssignmentsResponse>,
                                public AgentStreamHub::Sink {
  public:
-  AssignmentStream(AgentStreamHub& hub, std::string agent_id)
-      : QueuedWriter(/*max_queue=*/4096), hub_(hub), agent_id_(std::move(agent_id)) {}
+  AssignmentStream(AgentStreamHub& hub, JobManager& jobs, std::string agent_id)
+      : QueuedWriter(/*max_queue=*/4096), hub_(hub), jobs_(jobs), agent_id_(std::move(agent_id)) {}
 
   void Deliver(const v1::StreamAssignmentsResponse& message) override { Enqueue(message); }
   void Close(const absl::Status& status) override {
@@ -35,9 +36,12 @@ class AssignmentStream final : public QueuedWriter<v1::StreamAssignmentsResponse
   }
 
  private:
-  void OnStreamDone() override { hub_.Detach(agent_id_, this); }
+  void OnStreamDone() override {
+    if (hub_.Detach(agent_id_, this)) jobs_.OnStreamClosed(agent_id_);
+  }
 
   AgentStreamHub& hub_;
+  JobManager& jobs_;
   const std::string agent_id_;
 };
 
@@ -78,7 +82,7 @@ grpc::ServerUnaryReactor* AgentServiceImpl::Heartbeat(grpc::CallbackServerContex
 
 grpc::ServerWriteReactor<v1::StreamAssignmentsResponse>* AgentServiceImpl::StreamAssignments(
     grpc::CallbackServerContext* context, const v1::StreamAssignmentsRequest* request) {
-  auto stream = std::make_shared<AssignmentStream>(streams_, request->agent_id());
+  auto stream = std::make_shared<AssignmentStream>(streams_, jobs_, request->agent_id());
   stream->Own(stream);
   absl::Status live = NeedAgentId(request->agent_id());
   if (live.ok()) live = auth_.CheckAgentId(*context, request->agent_id(), registry_);

@@ -22,13 +22,13 @@ void AgentStreamHub::Attach(absl::string_view agent_id, std::shared_ptr<Sink> si
   if (old != nullptr) old->Close(absl::AbortedError("replaced by a newer assignment stream"));
 }
 
-void AgentStreamHub::Detach(absl::string_view agent_id, const Sink* sink) {
+bool AgentStreamHub::Detach(absl::string_view agent_id, const Sink* sink) {
   absl::MutexLock lock(&mu_);
   auto it = agents_.find(std::string(agent_id));
-  if (it != agents_.end() && it->second.sink.get() == sink) {
-    it->second.sink.reset();
-    ++version_;
-  }
+  if (it == agents_.end() || it->second.sink.get() != sink) return false;
+  it->second.sink.reset();
+  ++version_;
+  return true;
 }
 
 void AgentStreamHub::Send(absl::string_view agent_id,

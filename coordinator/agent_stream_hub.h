@@ -35,8 +35,9 @@ class AgentStreamHub {
 
   // Makes `sink` the agent's stream (closing an older one with ABORTED) and hands it the outbox.
   void Attach(absl::string_view agent_id, std::shared_ptr<Sink> sink);
-  // Forgets `sink` if it is still the agent's stream.
-  void Detach(absl::string_view agent_id, const Sink* sink);
+  // Forgets `sink` if it is still the agent's stream; returns whether it was (false when a newer
+  // stream replaced it or the hub closed it).
+  bool Detach(absl::string_view agent_id, const Sink* sink);
   // Sends now, or keeps for the next stream (dropping the oldest beyond max_outbox).
   void Send(absl::string_view agent_id, const v1::StreamAssignmentsResponse& message);
   // A new incarnation of the agent: drop what was queued for the old one and close its stream.

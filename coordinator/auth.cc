@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/status_macros.h"
 #include "grpc/grpc_security_constants.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/security/server_credentials.h"
@@ -171,7 +172,7 @@ absl::Status ValidateCredentials(const CredentialsOptions& options) {
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const CredentialsOptions& options) {
-  if (absl::Status s = ValidateCredentials(options); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(ValidateCredentials(options));
   if (options.insecure) return grpc::InsecureServerCredentials();
   absl::StatusOr<std::string> cert = ReadPem(options.tls_cert_file, "--tls-cert");
   if (!cert.ok()) return cert.status();

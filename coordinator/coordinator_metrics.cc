@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/cost.h"
+#include "common/status_macros.h"
 #include "common/telemetry/metric_names.h"
 
 namespace moecap::coordinator {
@@ -46,12 +47,12 @@ std::string CoordinatorMetrics::AgentStateLabel(v1::AgentState state) {
 absl::StatusOr<std::unique_ptr<CoordinatorMetrics>> CoordinatorMetrics::Create(
     telemetry::Registry& registry, size_t max_result_jobs) {
   std::unique_ptr<CoordinatorMetrics> m(new CoordinatorMetrics(registry, max_result_jobs));
-  if (absl::Status s = m->Init(); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(m->Init());
   return m;
 }
 
 absl::Status CoordinatorMetrics::Init() {
-  if (absl::Status s = registry_.Register(tm::kCoordinatorMetrics); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(registry_.Register(tm::kCoordinatorMetrics));
   absl::Status error;
   agents_ = Must(registry_.GetGauge(tm::kAgents), error);
   agent_up_ = Must(registry_.GetGauge(tm::kAgentUp), error);
@@ -71,10 +72,10 @@ absl::Status CoordinatorMetrics::Init() {
     out = *c;
     return absl::OkStatus();
   };
-  if (absl::Status s = child(submitted, submitted_); !s.ok()) return s;
-  if (absl::Status s = child(depth, queue_depth_); !s.ok()) return s;
-  if (absl::Status s = child(oldest, oldest_age_); !s.ok()) return s;
-  if (absl::Status s = child(scheduling, scheduling_); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(child(submitted, submitted_));
+  MOECAP_RETURN_IF_ERROR(child(depth, queue_depth_));
+  MOECAP_RETURN_IF_ERROR(child(oldest, oldest_age_));
+  MOECAP_RETURN_IF_ERROR(child(scheduling, scheduling_));
   // Series that alerts use with increase() must exist before their first event.
   for (v1::JobState s : {v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED, v1::JOB_STATE_CANCELLED}) {
     (void)finished_->WithLabels({JobStateLabel(s)});

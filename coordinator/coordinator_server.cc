@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "coordinator/agent_service.h"
 #include "coordinator/auth.h"
 #include "coordinator/in_memory_job_store.h"
@@ -67,10 +68,15 @@ absl::Status CoordinatorServer::Init(const Clock* clock) {
   rendezvous_ = std::make_unique<RendezvousStore>(*clock_, options_.rendezvous);
   streams_ = std::make_unique<AgentStreamHub>();
   events_ = std::make_unique<JobEventHub>();
+  JobManagerOptions job_options = options_.jobs;
+  // A peer's collective failure waits for its cause as long as a dead agent's lease takes to run
+  // out, plus two ticks (lease expiry is seen at the next tick, before the job's tick), so the
+  // dead agent is always the one named.
+  job_options.root_cause_wait = options_.lease + 2 * options_.tick;
   jobs_ = std::make_unique<JobManager>(*clock_, *store_, *registry_, *rendezvous_, *streams_,
-                                       *events_, catalog_, options_.jobs, metrics_.get());
+                                       *events_, catalog_, job_options, metrics_.get());
   registry_->AddLossListener([this](const AgentLoss& loss) { jobs_->OnAgentLoss(loss); });
-  if (absl::Status s = jobs_->Recover(); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(jobs_->Recover());
 
   job_service_ = std::make_unique<JobServiceImpl>(*jobs_, *registry_, *events_, authorizer_.get());
   agent_service_ = std::make_unique<AgentServiceImpl>(*registry_, *jobs_, *streams_,

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/plan/plan.h"
+#include "common/status_macros.h"
 
 namespace moecap::coordinator {
 
@@ -23,7 +24,7 @@ absl::StatusOr<v1::Job> BuildJob(const PlanSubmission& submission, const Catalog
     if (!parsed.ok()) return parsed.status();
     plan = *std::move(parsed);
   }
-  if (absl::Status s = ValidatePlan(plan, catalog, origin); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(ValidatePlan(plan, catalog, origin));
   ApplyPlanDefaults(&plan);
   if (!plan.hardware().hardware().empty() && plan.hardware().min_device_memory_bytes() > 0) {
     absl::StatusOr<const HardwareSpec*> hw = catalog.FindHardware(plan.hardware().hardware());

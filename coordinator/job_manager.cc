@@ -12,20 +12,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/aggregate/aggregator.h"
+#include "common/status_macros.h"
+#include "coordinator/job_queries.h"
+#include "coordinator/job_states.h"
 #include "coordinator/proto_util.h"
 #include "spdlog/spdlog.h"
 
 namespace moecap::coordinator {
 namespace {
-
-bool IsTerminal(v1::JobState s) {
-  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELLED;
-}
-
-bool IsActive(v1::JobState s) {
-  return s == v1::JOB_STATE_SCHEDULED || s == v1::JOB_STATE_RENDEZVOUS ||
-         s == v1::JOB_STATE_RUNNING || s == v1::JOB_STATE_AGGREGATING;
-}
 
 std::string StateWord(v1::JobState s) { return CoordinatorMetrics::JobStateLabel(s); }
 
@@ -321,56 +315,26 @@ void JobManager::StartNextPoint(JobEntry& e, Effects& fx) {
   }
   v1::Point& point = *e.job.mutable_points(index);
   const v1::PointWorkload& w = point.workload();
-  const int32_t world = std::max(1, w.expert_parallel());
-  const int32_t dpn = std::max(1, e.spec.devices_per_node);
-  const int32_t nodes = (world + dpn - 1) / dpn;
-  if (nodes > static_cast<int32_t>(e.gang.size())) {
-    SetPointState(e, index, v1::JOB_STATE_FAILED,
-                  absl::StrCat("needs ", nodes, " agents; the job holds ", e.gang.size()), fx);
+  const double point_seconds =
+      w.timeouts().has_point_seconds() ? w.timeouts().point_seconds() : 600.0;
+  absl::StatusOr<Attempt> built =
+      BuildAttempt(e.job, index, point.attempts() + 1, e.spec.devices_per_node, e.gang, e.backend,
+                   clock_.Now() + absl::Seconds(point_seconds));
+  if (!built.ok()) {
+    SetPointState(e, index, v1::JOB_STATE_FAILED, std::string(built.status().message()), fx);
     StopAttemptAndReleaseGang(e, "job failed", {}, fx);
     FailJob(e, v1::JOB_STATE_FAILED, absl::StrCat(PointName(e, index), " cannot be placed"), fx);
     return;
   }
-  const absl::Time now = clock_.Now();
-  point.set_attempts(point.attempts() + 1);
-  Attempt a;
-  a.point_index = index;
-  a.attempt = point.attempts();
-  a.scope = absl::StrCat(id, "/p", index, "/a", a.attempt);
-  const double point_seconds =
-      w.timeouts().has_point_seconds() ? w.timeouts().point_seconds() : 600.0;
-  a.deadline = now + absl::Seconds(point_seconds);
+  Attempt a = *std::move(built);
+  point.set_attempts(a.attempt);
+  const int32_t nodes = static_cast<int32_t>(a.nodes.size());
+  const int32_t world = a.nodes.front().assignment.world_size();
   std::set<std::string> members;
   std::vector<std::string> names;
   for (int32_t n = 0; n < nodes; ++n) {
-    const NodePlacement& placed = e.gang[n];
-    AttemptNode node;
-    node.agent_id = placed.agent_id;
-    node.node_rank = n;
-    v1::Assignment& asg = node.assignment;
-    asg.set_job_id(id);
-    asg.set_job_name(e.job.name());
-    asg.set_point_index(index);
-    asg.set_attempt(a.attempt);
-    asg.set_world_size(world);
-    asg.set_node_rank(n);
-    asg.set_nodes(nodes);
-    asg.set_rendezvous_prefix(a.scope);
-    *asg.mutable_workload() = w;
-    if (w.backend() != v1::BACKEND_CPU && w.backend() != v1::BACKEND_CUDA) {
-      asg.mutable_workload()->set_backend(e.backend);
-    }
-    *asg.mutable_deadline() = ToProtoTime(a.deadline);
-    for (int32_t r = n * dpn, local = 0; r < std::min(world, (n + 1) * dpn); ++r, ++local) {
-      v1::RankAssignment* ra = asg.add_ranks();
-      ra->set_rank(r);
-      ra->set_device_index(placed.device_indices[local]);
-      ra->set_local_rank(local);
-      node.ranks.push_back(r);
-    }
-    members.insert(placed.agent_id);
+    members.insert(a.nodes[n].agent_id);
     names.push_back(e.job.agents(n).agent_name());
-    a.nodes.push_back(std::move(node));
   }
   for (int i = 0; i < e.job.agents_size(); ++i) {
     v1::AssignedAgent* aa = e.job.mutable_agents(i);
@@ -471,6 +435,40 @@ void JobManager::FailAttempt(JobEntry& e, const std::string& reason, v1::Failure
   FailJob(e, v1::JOB_STATE_FAILED, absl::StrCat(PointName(e, index), " failed: ", reason), fx);
 }
 
+void JobManager::FailWithCause(JobEntry& e, const std::string& cause, const std::string& lost_agent,
+                               Effects& fx) {
+  if (!e.attempt.has_value()) return;
+  std::set<std::string> stopped;
+  if (!lost_agent.empty()) stopped.insert(lost_agent);
+  std::vector<std::string> consequences;
+  for (const PeerFailure& f : e.attempt->peer_failures) {
+    if (f.agent_stopped) stopped.insert(f.agent_id);
+    if (!f.reason.empty()) consequences.push_back(f.reason);
+  }
+  const std::string reason =
+      consequences.empty() ? cause
+                           : absl::StrCat(cause, "; then ", absl::StrJoin(consequences, "; then "));
+  // The cause is an agent gone, not the workload: the point may be retried elsewhere.
+  FailAttempt(e, reason, v1::FAILURE_KIND_UNSPECIFIED, /*retryable=*/true, stopped, fx);
+}
+
+std::optional<std::string> JobManager::SuspectCause(const JobEntry& e) const {
+  if (!e.attempt.has_value()) return std::nullopt;
+  const Attempt& a = *e.attempt;
+  for (const auto& [agent_id, closed_at] : a.streams_closed) {
+    const bool reporter = std::any_of(a.peer_failures.begin(), a.peer_failures.end(),
+                                      [&](const PeerFailure& f) { return f.agent_id == agent_id; });
+    if (reporter) continue;
+    std::string name = agent_id;
+    for (const v1::AssignedAgent& aa : e.job.agents()) {
+      if (aa.agent_id() == agent_id) name = aa.agent_name();
+    }
+    return absl::StrCat("agent '", name, "' lost: its assignment stream closed at ",
+                        absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", closed_at, absl::UTCTimeZone()));
+  }
+  return std::nullopt;
+}
+
 void JobManager::CompleteAttempt(JobEntry& e, Effects& fx) {
   Attempt& a = *e.attempt;
   const int32_t index = a.point_index;
@@ -481,13 +479,7 @@ void JobManager::CompleteAttempt(JobEntry& e, Effects& fx) {
   const v1::Point& point = e.job.points(index);
   in.parameters.assign(point.parameters().begin(), point.parameters().end());
   in.workload = a.nodes.front().assignment.workload();
-  for (const AttemptNode& node : a.nodes) {
-    v1::NodeReport report = a.node_reports[node.agent_id];
-    if (report.ranks_size() == 0) {
-      for (int32_t r : node.ranks) *report.add_ranks() = a.rank_reports[r];
-    }
-    in.nodes.push_back(std::move(report));
-  }
+  in.nodes = NodeReportsOf(a);
   for (const v1::AssignedAgent& aa : e.job.agents())
     in.agent_names[aa.agent_id()] = aa.agent_name();
   in.pricing = e.job.plan().pricing();
@@ -537,19 +529,11 @@ const JobManager::JobEntry* JobManager::Find(absl::string_view job_id) const {
 }
 
 v1::Job JobManager::View(const JobEntry& e, v1::JobView view) const {
-  v1::Job job = e.job;
-  if (view != v1::JOB_VIEW_FULL) {
-    job.clear_plan();
-    job.clear_plan_yaml();
-    job.clear_points();
-    job.clear_history();
-  }
-  return job;
+  return JobInView(e.job, view);
 }
 
-absl::StatusOr<std::pair<JobManager::JobEntry*, JobManager::AttemptNode*>>
-JobManager::CurrentAttempt(absl::string_view agent_id, absl::string_view job_id,
-                           int32_t point_index, int32_t attempt) {
+absl::StatusOr<std::pair<JobManager::JobEntry*, AttemptNode*>> JobManager::CurrentAttempt(
+    absl::string_view agent_id, absl::string_view job_id, int32_t point_index, int32_t attempt) {
   JobEntry* e = Find(job_id);
   if (e == nullptr) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
   if (!e->attempt.has_value() || e->attempt->point_index != point_index ||
@@ -571,83 +555,6 @@ JobManager::CurrentAttempt(absl::string_view agent_id, absl::string_view job_id,
 }
 
 // ---------------------------------------------------------------------------------------------
-// Recovery
-
-absl::Status JobManager::Recover() {
-  absl::StatusOr<std::vector<StoredJob>> stored = store_.LoadJobs();
-  if (!stored.ok()) return stored.status();
-  Effects fx;
-  int requeued = 0;
-  int failed = 0;
-  {
-    absl::MutexLock lock(&mu_);
-    for (StoredJob& s : *stored) {
-      const std::string id = s.job.id();
-      JobEntry& e = jobs_[id];
-      e.job = std::move(s.job);
-      e.seq = s.seq;
-      e.spec = GangSpecOf(e.job.plan(), catalog_);
-      by_seq_[e.seq] = id;
-      next_seq_ = std::max(next_seq_, e.seq + 1);
-      for (const v1::StateTransition& t : e.job.history()) {
-        if (t.state() == v1::JOB_STATE_INTERRUPTED) ++e.interruptions;
-      }
-      if (metrics_ != nullptr) {
-        for (const v1::Point& p : e.job.points()) {
-          if (p.has_result()) {
-            metrics_->SetPointResult(id, e.job.model(), p.workload(), p.result());
-          }
-        }
-      }
-      const v1::JobState state = e.job.state();
-      if (IsTerminal(state)) continue;
-      if (state == v1::JOB_STATE_QUEUED) {
-        Enqueue(e);
-        continue;
-      }
-      // It was running when the coordinator stopped.
-      std::vector<int32_t> running;
-      for (const v1::Point& p : e.job.points()) {
-        if (IsActive(p.state()) || p.state() == v1::JOB_STATE_INTERRUPTED) {
-          running.push_back(p.index());
-        }
-      }
-      const std::string why = "the coordinator restarted while the job ran";
-      for (int32_t i : running) SetPointState(e, i, v1::JOB_STATE_INTERRUPTED, why, fx);
-      SetJobState(e, v1::JOB_STATE_INTERRUPTED, why, fx);
-      ++e.interruptions;
-      if (e.interruptions <= options_.max_interruptions) {
-        for (int32_t i : running) {
-          SetPointState(e, i, v1::JOB_STATE_QUEUED, "requeued after a coordinator restart", fx);
-        }
-        SetJobState(e, v1::JOB_STATE_QUEUED,
-                    absl::StrCat("requeued after a coordinator restart (", e.interruptions, " of ",
-                                 options_.max_interruptions, ")"),
-                    fx);
-        Enqueue(e);
-        ++requeued;
-      } else {
-        const std::string reason =
-            absl::StrCat("interrupted by a coordinator restart again (it was requeued ",
-                         options_.max_interruptions, " time",
-                         options_.max_interruptions == 1 ? "" : "s", " already)");
-        for (int32_t i : running) SetPointState(e, i, v1::JOB_STATE_FAILED, reason, fx);
-        FailJob(e, v1::JOB_STATE_FAILED, reason, fx);
-        ++failed;
-      }
-    }
-    UpdateQueuePositions();
-    spdlog::info(
-        "recovered {} jobs from the store: {} queued, {} interrupted and requeued, {} "
-        "failed after a second interruption",
-        jobs_.size(), queue_.size(), requeued, failed);
-    PrepareDispatch(fx);
-  }
-  Dispatch(fx);
-  return absl::OkStatus();
-}
-
-// ---------------------------------------------------------------------------------------------
 // JobService
 
 absl::StatusOr<v1::Job> JobManager::Submit(const PlanSubmission& submission, bool dry_run,
@@ -660,10 +567,8 @@ absl::StatusOr<v1::Job> JobManager::Submit(const PlanSubmission& submission, boo
   *job.mutable_submit_time() = ToProtoTime(now);
   job.set_submitted_by(std::string(submitted_by));
   if (dry_run) return job;
-  Effects fx;
   absl::StatusOr<v1::Job> out;
-  {
-    absl::MutexLock lock(&mu_);
+  Commit([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const int64_t seq = next_seq_++;
     const std::string id = absl::StrFormat("job-%06d", seq);
     job.set_id(id);
@@ -700,9 +605,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const PlanSubmission& submission, boo
       if (metrics_ != nullptr) metrics_->JobSubmitted();
       out = View(e, v1::JOB_VIEW_FULL);
     }
-    PrepareDispatch(fx);
-  }
-  Dispatch(fx);
+  });
   return out;
 }
 
@@ -715,45 +618,25 @@ absl::StatusOr<v1::Job> JobManager::GetJob(absl::string_view job_id, v1::JobView
 
 absl::StatusOr<v1::ListJobsResponse> JobManager::ListJobs(
     const v1::ListJobsRequest& request) const {
-  if (request.page_size() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("field 'page_size': must be >= 0, got ", request.page_size()));
-  }
-  const int page_size = request.page_size() == 0 ? 100 : std::min(request.page_size(), 1000);
-  int64_t before = INT64_MAX;
-  if (!request.page_token().empty() &&
-      (!absl::SimpleAtoi(request.page_token(), &before) || before <= 0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("field 'page_token': '", request.page_token(), "' is not a page token"));
-  }
-  const std::set<int> states(request.states().begin(), request.states().end());
+  MOECAP_ASSIGN_OR_RETURN(const JobPage page, ParseJobPage(request));
   v1::ListJobsResponse response;
   absl::MutexLock lock(&mu_);
-  for (auto it = by_seq_.lower_bound(before); it != by_seq_.begin();) {
+  for (auto it = by_seq_.lower_bound(page.before); it != by_seq_.begin();) {
     --it;
     const JobEntry* e = Find(it->second);
-    if (e == nullptr) continue;
-    if (!states.empty() && states.count(e->job.state()) == 0) continue;
-    bool labels_match = true;
-    for (const auto& [k, v] : request.labels()) {
-      auto l = e->job.labels().find(k);
-      if (l == e->job.labels().end() || l->second != v) labels_match = false;
-    }
-    if (!labels_match) continue;
-    if (response.jobs_size() == page_size) {
+    if (e == nullptr || !MatchesFilters(e->job, request)) continue;
+    if (response.jobs_size() == page.page_size) {
       response.set_next_page_token(absl::StrCat(e->seq + 1));
       break;
     }
-    *response.add_jobs() = View(*e, request.view());
+    *response.add_jobs() = JobInView(e->job, request.view());
   }
   return response;
 }
 
 absl::StatusOr<v1::Job> JobManager::Cancel(absl::string_view job_id, absl::string_view reason) {
-  Effects fx;
   absl::StatusOr<v1::Job> out;
-  {
-    absl::MutexLock lock(&mu_);
+  Commit([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     JobEntry* e = Find(job_id);
     if (e == nullptr) {
       out = absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
@@ -769,9 +652,7 @@ absl::StatusOr<v1::Job> JobManager::Cancel(absl::string_view job_id, absl::strin
       UpdateQueuePositions();
       out = View(*e, v1::JOB_VIEW_BASIC);
     }
-    PrepareDispatch(fx);
-  }
-  Dispatch(fx);
+  });
   return out;
 }
 
@@ -779,17 +660,7 @@ absl::StatusOr<v1::GetResultsResponse> JobManager::GetResults(absl::string_view 
   absl::MutexLock lock(&mu_);
   const JobEntry* e = Find(job_id);
   if (e == nullptr) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
-  v1::GetResultsResponse r;
-  r.set_job_id(e->job.id());
-  r.set_job_name(e->job.name());
-  r.set_state(e->job.state());
-  r.set_model(e->job.model());
-  *r.mutable_plan() = e->job.plan();
-  for (const v1::Point& p : e->job.points()) {
-    if (p.has_result()) *r.add_results() = p.result();
-  }
-  for (const auto& [k, v] : e->job.labels()) (*r.mutable_labels())[k] = v;
-  return r;
+  return ResultsOf(e->job);
 }
 
 absl::StatusOr<JobEventHub::SubscriptionId> JobManager::Watch(
@@ -826,47 +697,59 @@ void JobManager::OnAgentRegistered(absl::string_view agent_id) { streams_.Reset(
 void JobManager::OnStreamOpened(absl::string_view agent_id) {
   std::optional<AgentView> agent = agents_.Find(agent_id);
   if (!agent.has_value() || agent->held_job_id.empty() || agent->releasing) return;
-  Effects fx;
-  {
-    absl::MutexLock lock(&mu_);
+  Commit([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     JobEntry* e = Find(agent->held_job_id);
-    if (e != nullptr && e->attempt.has_value() &&
-        e->attempt->node_reports.count(std::string(agent_id)) == 0) {
-      for (const AttemptNode& node : e->attempt->nodes) {
-        if (node.agent_id != agent_id) continue;
-        v1::StreamAssignmentsResponse m;
-        *m.mutable_assignment() = node.assignment;
-        fx.to_agents.emplace_back(node.agent_id, std::move(m));
-      }
+    if (e == nullptr || !e->attempt.has_value() ||
+        e->attempt->node_reports.count(std::string(agent_id)) > 0) {
+      return;
     }
-    PrepareDispatch(fx);
-  }
-  Dispatch(fx);
+    e->attempt->streams_closed.erase(std::string(agent_id));  // back: no longer suspect
+    for (const AttemptNode& node : e->attempt->nodes) {
+      if (node.agent_id != agent_id) continue;
+      v1::StreamAssignmentsResponse m;
+      *m.mutable_assignment() = node.assignment;
+      fx.to_agents.emplace_back(node.agent_id, std::move(m));
+    }
+  });
+}
+
+void JobManager::OnStreamClosed(absl::string_view agent_id) {
+  std::optional<AgentView> agent = agents_.Find(agent_id);
+  if (!agent.has_value() || agent->held_job_id.empty() || agent->releasing) return;
+  Commit([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    JobEntry* e = Find(agent->held_job_id);
+    if (e == nullptr || !e->attempt.has_value()) return;
+    Attempt& a = *e->attempt;
+    const bool runs_ranks = std::any_of(a.nodes.begin(), a.nodes.end(), [&](const AttemptNode& n) {
+      return n.agent_id == agent_id;
+    });
+    if (!runs_ranks || a.node_reports.count(std::string(agent_id)) > 0) return;
+    a.streams_closed[std::string(agent_id)] = clock_.Now();
+    if (a.peer_failures.empty()) return;
+    if (std::optional<std::string> cause = SuspectCause(*e); cause.has_value()) {
+      FailWithCause(*e, *cause, "", fx);
+      UpdateQueuePositions();
+    }
+  });
 }
 
 void JobManager::OnAgentLoss(const AgentLoss& loss) {
-  Effects fx;
-  {
-    absl::MutexLock lock(&mu_);
+  Commit([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     JobEntry* e = Find(loss.held_job_id);
     const bool in_gang =
         e != nullptr && std::any_of(e->gang.begin(), e->gang.end(), [&](const NodePlacement& n) {
           return n.agent_id == loss.agent_id;
         });
-    if (in_gang && !IsTerminal(e->job.state())) {
-      if (e->attempt.has_value()) {
-        FailAttempt(*e, loss.reason, v1::FAILURE_KIND_UNSPECIFIED, /*retryable=*/true,
-                    {loss.agent_id}, fx);
-      } else {
-        StopAttemptAndReleaseGang(*e, loss.reason, {loss.agent_id}, fx);
-        SetJobState(*e, v1::JOB_STATE_QUEUED, absl::StrCat(loss.reason, "; requeued"), fx);
-        Enqueue(*e);
-      }
-      UpdateQueuePositions();
+    if (!in_gang || IsTerminal(e->job.state())) return;
+    if (e->attempt.has_value()) {
+      FailWithCause(*e, loss.reason, loss.agent_id, fx);
+    } else {
+      StopAttemptAndReleaseGang(*e, loss.reason, {loss.agent_id}, fx);
+      SetJobState(*e, v1::JOB_STATE_QUEUED, absl::StrCat(loss.reason, "; requeued"), fx);
+      Enqueue(*e);
     }
-    PrepareDispatch(fx);
-  }
-  Dispatch(fx);
+    UpdateQueuePositions();
+  });
 }
 
 std::vector<v1::AgentCommand> JobManager::OnHeartbeat(const v1::HeartbeatRequest& request) {
@@ -908,11 +791,9 @@ std::vector<v1::AgentCommand> JobManager::OnHeartbeat(const v1::HeartbeatRequest
 }
 
 absl::StatusOr<bool> JobManager::ReportProgress(const v1::ReportProgressRequest& request) {
-  if (absl::Status s = agents_.CheckLive(request.agent_id()); !s.ok()) return s;
-  Effects fx;
+  MOECAP_RETURN_IF_ERROR(agents_.CheckLive(request.agent_id()));
   absl::StatusOr<bool> out = false;
-  {
-    absl::MutexLock lock(&mu_);
+  Commit([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto current = CurrentAttempt(request.agent_id(), request.job_id(), request.point_index(),
                                   request.attempt());
     if (!current.ok()) {
@@ -944,18 +825,14 @@ absl::StatusOr<bool> JobManager::ReportProgress(const v1::ReportProgressRequest&
         fx.events.emplace_back(e.job.id(), std::move(event), false);
       }
     }
-    PrepareDispatch(fx);
-  }
-  Dispatch(fx);
+  });
   return out;
 }
 
 absl::Status JobManager::ReportRank(const v1::RankReport& report) {
-  if (absl::Status s = agents_.CheckLive(report.agent_id()); !s.ok()) return s;
-  Effects fx;
+  MOECAP_RETURN_IF_ERROR(agents_.CheckLive(report.agent_id()));
   absl::Status out;
-  {
-    absl::MutexLock lock(&mu_);
+  Commit([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto current =
         CurrentAttempt(report.agent_id(), report.job_id(), report.point_index(), report.attempt());
     if (!current.ok()) {
@@ -975,18 +852,14 @@ absl::Status JobManager::ReportRank(const v1::RankReport& report) {
         AdvancePoint(e, v1::JOB_STATE_RUNNING, fx);
       }
     }
-    PrepareDispatch(fx);
-  }
-  Dispatch(fx);
+  });
   return out;
 }
 
 absl::Status JobManager::ReportNode(const v1::NodeReport& report) {
-  if (absl::Status s = agents_.CheckLive(report.agent_id()); !s.ok()) return s;
-  Effects fx;
+  MOECAP_RETURN_IF_ERROR(agents_.CheckLive(report.agent_id()));
   absl::Status out;
-  {
-    absl::MutexLock lock(&mu_);
+  Commit([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto current =
         CurrentAttempt(report.agent_id(), report.job_id(), report.point_index(), report.attempt());
     if (!current.ok()) {
@@ -994,31 +867,7 @@ absl::Status JobManager::ReportNode(const v1::NodeReport& report) {
     } else if (current->first->attempt->node_reports.count(report.agent_id()) == 0) {
       JobEntry& e = *current->first;
       Attempt& a = *e.attempt;
-      const AttemptNode& node = *current->second;
-      std::set<int32_t> covered;
-      for (const v1::RankReport& r : report.ranks()) {
-        if (std::find(node.ranks.begin(), node.ranks.end(), r.rank()) == node.ranks.end() ||
-            !covered.insert(r.rank()).second) {
-          out = absl::InvalidArgumentError(
-              absl::StrCat("field 'report.ranks': rank ", r.rank(),
-                           " is not one of this agent's ranks or is given twice"));
-          break;
-        }
-      }
-      std::vector<int32_t> missing;
-      for (int32_t r : node.ranks) {
-        if (covered.count(r) == 0 && a.rank_reports.count(r) == 0) missing.push_back(r);
-      }
-      if (out.ok() && !missing.empty()) {
-        out = absl::InvalidArgumentError(
-            absl::StrCat("field 'report.ranks': the reports of rank",
-                         missing.size() == 1 ? " " : "s ", absl::StrJoin(missing, ", "),
-                         " are missing (send them in NodeReport.ranks or with ReportRank first)"));
-      }
-      if (out.ok() && report.devices_size() == 0) {
-        out = absl::InvalidArgumentError(
-            "field 'report.devices': the devices used, with their peaks, are required");
-      }
+      out = CheckNodeReport(*current->second, report, a.rank_reports);
       if (out.ok()) {
         a.node_reports[report.agent_id()] = report;
         WriteOf(e, fx).reports.push_back({e.job.id(), report.point_index(), report.attempt(),
@@ -1028,54 +877,61 @@ absl::Status JobManager::ReportNode(const v1::NodeReport& report) {
         if (a.node_reports.size() == a.nodes.size()) CompleteAttempt(e, fx);
       }
     }
-    PrepareDispatch(fx);
-  }
-  Dispatch(fx);
+  });
   return out;
 }
 
 absl::Status JobManager::ReportFailure(const v1::ReportFailureRequest& request) {
-  if (absl::Status s = agents_.CheckLive(request.agent_id()); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(agents_.CheckLive(request.agent_id()));
   std::optional<AgentView> agent = agents_.Find(request.agent_id());
   if (agent.has_value() && agent->releasing && agent->held_job_id == request.job_id()) {
     agents_.FinishRelease(request.agent_id(), request.job_id());  // the stop is acknowledged
     return absl::OkStatus();
   }
-  Effects fx;
-  absl::Status out;
-  {
-    absl::MutexLock lock(&mu_);
+  return Commit([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
     auto current = CurrentAttempt(request.agent_id(), request.job_id(), request.point_index(),
                                   request.attempt());
-    if (!current.ok()) {
-      out = current.status();
-    } else {
-      JobEntry& e = *current->first;
-      const std::string name = agent.has_value() ? agent->info.name() : request.agent_id();
-      const std::string reason = absl::StrCat(
-          "agent '", name, "'", request.rank() >= 0 ? absl::StrCat(" rank ", request.rank()) : "",
-          " reported ", FailureKindWord(request.kind()), ": ", request.reason());
-      WriteOf(e, fx).reports.push_back({e.job.id(), request.point_index(), request.attempt(),
-                                        request.agent_id(), request.rank(), ReportKind::kFailure,
-                                        clock_.Now(), request.SerializeAsString()});
+    if (!current.ok()) return current.status();
+    JobEntry& e = *current->first;
+    Attempt& a = *e.attempt;
+    const std::string name = agent.has_value() ? agent->info.name() : request.agent_id();
+    const std::string reason = absl::StrCat(
+        "agent '", name, "'", request.rank() >= 0 ? absl::StrCat(" rank ", request.rank()) : "",
+        " reported ", FailureKindWord(request.kind()), ": ", request.reason());
+    WriteOf(e, fx).reports.push_back({e.job.id(), request.point_index(), request.attempt(),
+                                      request.agent_id(), request.rank(), ReportKind::kFailure,
+                                      clock_.Now(), request.SerializeAsString()});
+    // A rank's failure (rank >= 0) leaves the agent's other ranks running: it gets a cancel.
+    const bool agent_stopped = request.rank() < 0;
+    const bool may_be_a_consequence = (request.kind() == v1::FAILURE_KIND_COLLECTIVE ||
+                                       request.kind() == v1::FAILURE_KIND_RENDEZVOUS) &&
+                                      a.nodes.size() > 1 &&
+                                      options_.root_cause_wait > absl::ZeroDuration();
+    if (!may_be_a_consequence) {
       std::set<std::string> stopped;
-      if (request.rank() < 0) stopped.insert(request.agent_id());
+      if (agent_stopped) stopped.insert(request.agent_id());
       FailAttempt(e, reason, request.kind(), request.retryable(), stopped, fx);
       UpdateQueuePositions();
+      return absl::OkStatus();
     }
-    PrepareDispatch(fx);
-  }
-  Dispatch(fx);
-  return out;
+    a.peer_failures.push_back({request.agent_id(), reason, agent_stopped});
+    if (std::optional<std::string> cause = SuspectCause(e); cause.has_value()) {
+      FailWithCause(e, *cause, "", fx);
+      UpdateQueuePositions();
+    } else if (a.peer_failures.size() == 1) {
+      a.root_cause_deadline = clock_.Now() + options_.root_cause_wait;
+      spdlog::info("job {}: {}; waiting up to {} for a lost peer before failing the point",
+                   e.job.id(), reason, absl::FormatDuration(options_.root_cause_wait));
+    }
+    return absl::OkStatus();
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
 // Periodic work
 
 void JobManager::Tick() {
-  Effects fx;
-  {
-    absl::MutexLock lock(&mu_);
+  Commit([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const absl::Time now = clock_.Now();
     for (auto& [id, e] : jobs_) {
       const v1::JobState state = e.job.state();
@@ -1089,6 +945,13 @@ void JobManager::Tick() {
                                e.job.wait_reason().empty() ? "" : ": ", e.job.wait_reason()),
                   fx);
         }
+      } else if (e.attempt.has_value() && now >= e.attempt->root_cause_deadline) {
+        // No peer was lost in time: the first report was the cause.
+        Attempt& a = *e.attempt;
+        PeerFailure first = a.peer_failures.front();
+        a.peer_failures.erase(a.peer_failures.begin());
+        if (first.agent_stopped) a.peer_failures.push_back({first.agent_id, "", true});
+        FailWithCause(e, first.reason, "", fx);
       } else if (e.attempt.has_value() &&
                  now > e.attempt->deadline + options_.point_deadline_grace) {
         const v1::PointWorkload& w = e.job.points(e.attempt->point_index).workload();
@@ -1100,9 +963,7 @@ void JobManager::Tick() {
       }
     }
     Schedule(fx);
-    PrepareDispatch(fx);
-  }
-  Dispatch(fx);
+  });
 }
 
 JobStats JobManager::Stats() const {

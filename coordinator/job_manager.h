@@ -14,6 +14,13 @@
 // empty when every rank was sent with ReportRank) — or a ReportFailure. The point is aggregated
 // when every such agent's ReportNode is in.
 //
+// Root cause first: when an agent dies mid-point its peers' collectives fail too, and their
+// reports often arrive before its lease runs out. A peer's collective or rendezvous failure
+// therefore does not fail the attempt by itself while a cause may still show: an agent of the
+// attempt whose assignment stream closed is the cause at once; otherwise the report is held until
+// an agent of the attempt is lost or its stream closes (the cause), or root_cause_wait passes
+// (the report was the cause). The reason names the cause first, the peers' reports after it.
+//
 // Failures: an agent lost, a failure report, or a missed deadline fail the attempt: the other
 // agents get a Cancel, the rendezvous scope is deleted. With retries left (plan.retry, never for
 // a failed check or a cancellation) the point goes back to QUEUED and the job is requeued (it may
@@ -34,6 +41,7 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -46,6 +54,7 @@
 #include "common/catalog.h"
 #include "coordinator/agent_registry.h"
 #include "coordinator/agent_stream_hub.h"
+#include "coordinator/attempt.h"
 #include "coordinator/clock.h"
 #include "coordinator/coordinator_metrics.h"
 #include "coordinator/job_builder.h"
@@ -71,6 +80,10 @@ struct JobManagerOptions {
   // Tick re-runs placement when the queue, the agents or their streams changed, and at least
   // this often otherwise (backfill windows, wait reasons).
   absl::Duration schedule_refresh = absl::Seconds(1);
+  // How long a peer's collective or rendezvous failure waits for its cause (see the file
+  // comment). At least the agents' lease, so that a dead agent is always found in time; zero
+  // fails at once with the report.
+  absl::Duration root_cause_wait = absl::Seconds(10);
 };
 
 class JobManager {
@@ -108,6 +121,9 @@ class JobManager {
   // The agent opened its assignment stream: resend its current assignment, if any (agents treat
   // assignments as idempotent by job, point and attempt).
   void OnStreamOpened(absl::string_view agent_id);
+  // The agent's assignment stream closed (not replaced by a newer one): it is suspect until it
+  // opens another (see the file comment).
+  void OnStreamClosed(absl::string_view agent_id);
   // Registry listener: the agent's work is lost.
   void OnAgentLoss(const AgentLoss& loss);
   // Commands for a heartbeating agent (cancels of work it should not run); also acknowledges a
@@ -126,23 +142,6 @@ class JobManager {
   JobStats Stats() const;
 
  private:
-  struct AttemptNode {
-    std::string agent_id;
-    int32_t node_rank = 0;
-    std::vector<int32_t> ranks;
-    v1::Assignment assignment;
-  };
-  struct Attempt {
-    int32_t point_index = 0;
-    int32_t attempt = 0;
-    std::string scope;
-    absl::Time deadline;
-    std::vector<AttemptNode> nodes;
-    std::map<std::string, v1::NodeReport> node_reports;  // by agent id
-    std::map<int32_t, v1::RankReport> rank_reports;      // by rank
-    std::map<std::pair<std::string, int32_t>, v1::Progress> progress;
-    absl::Time last_progress_event = absl::InfinitePast();
-  };
   struct JobEntry {
     v1::Job job;  // FULL view, authoritative
     int64_t seq = 0;
@@ -162,6 +161,31 @@ class JobManager {
     std::vector<std::string> scopes_to_delete;
   };
 
+  // The commit protocol: `change` edits the state under mu_ and records in `fx` what else it
+  // does; the writes are persisted under mu_ (in order), and messages to agents and watchers go
+  // out after mu_ is released, in commit order. Returns what `change` returns.
+  template <typename Change>
+  auto Commit(Change&& change) ABSL_LOCKS_EXCLUDED(mu_, out_mu_) {
+    Effects fx;
+    using Result = decltype(change(fx));
+    if constexpr (std::is_void_v<Result>) {
+      {
+        absl::MutexLock lock(&mu_);
+        change(fx);
+        PrepareDispatch(fx);
+      }
+      Dispatch(fx);
+    } else {
+      std::optional<Result> out;
+      {
+        absl::MutexLock lock(&mu_);
+        out.emplace(change(fx));
+        PrepareDispatch(fx);
+      }
+      Dispatch(fx);
+      return *std::move(out);
+    }
+  }
   // Persists `fx` (under mu_) and takes out_mu_, so that Dispatch sends in commit order.
   void PrepareDispatch(Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_)
       ABSL_EXCLUSIVE_LOCK_FUNCTION(out_mu_);
@@ -192,6 +216,14 @@ class JobManager {
                    const std::set<std::string>& stopped_agents, Effects& fx)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FailJob(JobEntry& e, v1::JobState final_state, const std::string& reason, Effects& fx)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fails the attempt with `cause` first and the held peer reports after it; `lost_agent` (may
+  // be empty) needs no cancel.
+  void FailWithCause(JobEntry& e, const std::string& cause, const std::string& lost_agent,
+                     Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The cause of the held peer failures, if one shows now: an agent of the attempt whose stream
+  // closed, other than the reporters.
+  std::optional<std::string> SuspectCause(const JobEntry& e) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CompleteAttempt(JobEntry& e, Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "coordinator/proto_util.h"
 
 namespace moecap::coordinator {
@@ -44,7 +45,7 @@ absl::Status Caller(const grpc::CallbackServerContext& context, const Authorizer
                     const std::string& scope) {
   if (agent_id.empty()) return absl::InvalidArgumentError("field 'agent_id': empty");
   if (scope.empty()) return absl::InvalidArgumentError("field 'scope': empty");
-  if (absl::Status s = auth.CheckAgentId(context, agent_id, registry); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(auth.CheckAgentId(context, agent_id, registry));
   return registry.CheckLive(agent_id);
 }
 

@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 
 namespace moecap::coordinator {
 
@@ -128,7 +129,7 @@ absl::Status RendezvousStore::Set(absl::string_view agent_id, absl::string_view 
     absl::MutexLock lock(&mu_);
     absl::StatusOr<Scope*> s = Access(agent_id, scope);
     if (!s.ok()) return s.status();
-    if (absl::Status put = Put(**s, key, std::move(value)); !put.ok()) return put;
+    MOECAP_RETURN_IF_ERROR(Put(**s, key, std::move(value)));
     CollectReady(**s, completions);
   }
   Run(completions);
@@ -149,7 +150,7 @@ absl::StatusOr<int64_t> RendezvousStore::Add(absl::string_view agent_id, absl::s
           absl::StrCat("field 'key': '", key, "' holds a value that is not an integer counter"));
     }
     value += delta;
-    if (absl::Status put = Put(**s, key, absl::StrCat(value)); !put.ok()) return put;
+    MOECAP_RETURN_IF_ERROR(Put(**s, key, absl::StrCat(value)));
     CollectReady(**s, completions);
   }
   Run(completions);

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "coordinator/proto_util.h"
 
 namespace moecap::coordinator {
@@ -143,13 +144,13 @@ absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(
     }
     return absl::OkStatus();
   };
-  if (absl::Status s = exec("PRAGMA journal_mode=WAL"); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(exec("PRAGMA journal_mode=WAL"));
   if (absl::Status s =
           exec(absl::StrCat("PRAGMA synchronous=", options.synchronous_full ? "FULL" : "NORMAL"));
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = exec("PRAGMA foreign_keys=ON"); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(exec("PRAGMA foreign_keys=ON"));
   int version = -1;
   {
     sqlite3_stmt* stmt = nullptr;
@@ -167,13 +168,10 @@ absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(
   }
   if (version < kSchemaVersion) {
     // Migrations from older versions go here, one step per version, in one transaction.
-    if (absl::Status s = exec(absl::StrCat("BEGIN; ", kSchemaV1,
-                                           "PRAGMA user_version = ", kSchemaVersion, "; COMMIT;"));
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(exec(
+        absl::StrCat("BEGIN; ", kSchemaV1, "PRAGMA user_version = ", kSchemaVersion, "; COMMIT;")));
   }
-  if (absl::Status s = store->Prepare(); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(store->Prepare());
   return store;
 }
 
@@ -236,7 +234,7 @@ absl::Status SqliteJobStore::ApplyLocked(const JobWrite& write) {
     sqlite3_bind_int(use.get(), 4, job.priority());
     sqlite3_bind_int64(use.get(), 5, absl::ToUnixNanos(FromProtoTime(job.submit_time())));
     BindBlob(use.get(), 6, job.SerializeAsString());
-    if (absl::Status s = done(use, "writing a job"); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(done(use, "writing a job"));
   }
   for (const v1::Point& point : write.points) {
     v1::Point p = point;
@@ -247,7 +245,7 @@ absl::Status SqliteJobStore::ApplyLocked(const JobWrite& write) {
     sqlite3_bind_int(use.get(), 2, p.index());
     sqlite3_bind_int(use.get(), 3, p.state());
     BindBlob(use.get(), 4, p.SerializeAsString());
-    if (absl::Status s = done(use, "writing a point"); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(done(use, "writing a point"));
   }
   for (const StoredTransition& t : write.transitions) {
     StatementUse use(Stmt(kInsertTransition));
@@ -257,7 +255,7 @@ absl::Status SqliteJobStore::ApplyLocked(const JobWrite& write) {
     sqlite3_bind_int64(use.get(), 4, absl::ToUnixNanos(FromProtoTime(t.transition.time())));
     sqlite3_bind_int(use.get(), 5, t.transition.attempt());
     BindText(use.get(), 6, t.transition.reason());
-    if (absl::Status s = done(use, "writing a state change"); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(done(use, "writing a state change"));
   }
   for (const StoredReport& r : write.reports) {
     StatementUse use(Stmt(kInsertReport));
@@ -269,7 +267,7 @@ absl::Status SqliteJobStore::ApplyLocked(const JobWrite& write) {
     sqlite3_bind_int(use.get(), 6, static_cast<int>(r.kind));
     sqlite3_bind_int64(use.get(), 7, absl::ToUnixNanos(r.time));
     BindBlob(use.get(), 8, r.payload);
-    if (absl::Status s = done(use, "writing a report"); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(done(use, "writing a report"));
   }
   for (const v1::PointResult& result : write.results) {
     StatementUse use(Stmt(kUpsertResult));
@@ -277,7 +275,7 @@ absl::Status SqliteJobStore::ApplyLocked(const JobWrite& write) {
     sqlite3_bind_int(use.get(), 2, result.point_index());
     sqlite3_bind_int(use.get(), 3, result.attempt());
     BindBlob(use.get(), 4, result.SerializeAsString());
-    if (absl::Status s = done(use, "writing a result"); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(done(use, "writing a result"));
   }
   return absl::OkStatus();
 }

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "common/records/records_analysis.h"
 #include "common/records/vllm_result.h"
+#include "common/status_macros.h"
 #include "ctl/format.h"
 
 namespace moecap::ctl {
@@ -177,10 +178,7 @@ absl::Status RunRecordsAnalysis(const AnalyzeOptions& o, const GlobalOptions& gl
   if (o.per_pass && *format == OutputFormat::kTable) {
     return UsageError("--per-pass: writes CSV or JSON lines: add -o csv or -o json");
   }
-  if (absl::Status s = RejectShapeFlags(o, "--records", "each record gives its pass's shape");
-      !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(RejectShapeFlags(o, "--records", "each record gives its pass's shape"));
   absl::StatusOr<Catalog> catalog = LoadCatalog(global);
   if (!catalog.ok()) return catalog.status();
   absl::StatusOr<AnalysisInput> common = BuildCommonInput(o, *catalog, /*need_hardware=*/false);
@@ -248,9 +246,7 @@ absl::Status RunVllmAnalysis(const AnalyzeOptions& o, const GlobalOptions& globa
   if (!format.ok()) return format.status();
   if (o.per_pass) return UsageError("--per-pass: only with --records FILE");
   if (o.skip_bad) return UsageError("--skip-bad: only with --records FILE");
-  if (absl::Status s = RejectShapeFlags(o, "--vllm-result", "the vLLM result gives it"); !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(RejectShapeFlags(o, "--vllm-result", "the vLLM result gives it"));
   absl::StatusOr<Catalog> catalog = LoadCatalog(global);
   if (!catalog.ok()) return catalog.status();
   if (o.hardware.empty()) {

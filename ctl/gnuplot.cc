@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/status_macros.h"
 
 namespace moecap::ctl {
 namespace {
@@ -99,9 +100,9 @@ absl::Status RenderSvg(const GnuplotJob& job, const std::string& out_path,
         absl::StrCat("cannot create a temporary directory: ", std::strerror(errno)));
   }
   for (const auto& [name, contents] : job.data_files) {
-    if (absl::Status s = WriteFile(dir.path() / name, contents); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(WriteFile(dir.path() / name, contents));
   }
-  if (absl::Status s = WriteFile(dir.path() / "plot.gp", job.script); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(WriteFile(dir.path() / "plot.gp", job.script));
 
   // Everything the child needs is prepared before fork(): after it only async-signal-safe calls.
   const std::string work_dir = dir.path().string();

@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "common/status_macros.h"
 #include "ctl/format.h"
 #include "ctl/results_view.h"
 
@@ -284,14 +285,12 @@ absl::Status RunSubmitCommand(const SubmitOptions& o, const CommandIo& io) {
   absl::StatusOr<v1::GetResultsResponse> results = client.GetResults(get);
   if (!results.ok()) return results.status();
   io.out << "\n";
-  if (absl::Status s = PrintResults(*results, *format, /*explain=*/false, io.out); !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(PrintResults(*results, *format, /*explain=*/false, io.out));
   return FinalStateStatus(client, job_id, *state);
 }
 
 absl::Status RunWatchCommand(const WatchOptions& o, const CommandIo& io) {
-  if (absl::Status s = RequireJobId(o.job_id); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(RequireJobId(o.job_id));
   CoordinatorClient client(o.cluster.ToClientOptions());
   absl::StatusOr<v1::JobState> state =
       WatchUntilDone(client, o.job_id, absl::Seconds(o.timeout_s), io);

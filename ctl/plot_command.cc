@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "ctl/gnuplot.h"
 #include "ctl/plot_data.h"
 #include "ctl/plot_script.h"
@@ -65,7 +66,7 @@ absl::Status RunPlotCommand(const PlotOptions& o, const GlobalOptions& global,
   if (!job.ok()) return job.status();
   GnuplotOptions gnuplot;
   gnuplot.program = o.gnuplot;
-  if (absl::Status s = RenderSvg(*job, o.out, gnuplot); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(RenderSvg(*job, o.out, gnuplot));
   io.out << "wrote " << o.out << ": " << o.kind << " plot of " << job->data_points
          << " points from " << data->kind << "\n";
   return absl::OkStatus();

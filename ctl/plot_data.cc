@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace moecap::ctl {
@@ -129,7 +130,7 @@ void AddRecordsSummary(const json& j, PlotData& data) {
 absl::Status AddValue(const json& j, absl::string_view where, PlotData& data) {
   if (j.is_array()) {
     for (const json& element : j) {
-      if (absl::Status s = AddValue(element, where, data); !s.ok()) return s;
+      MOECAP_RETURN_IF_ERROR(AddValue(element, where, data));
     }
     return absl::OkStatus();
   }
@@ -166,7 +167,7 @@ absl::StatusOr<PlotData> ParsePlotData(absl::string_view text, absl::string_view
   PlotData data;
   try {
     const json whole = json::parse(text.begin(), text.end());
-    if (absl::Status s = AddValue(whole, absl::StrCat(origin, ": "), data); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(AddValue(whole, absl::StrCat(origin, ": "), data));
   } catch (const json::parse_error&) {
     // Not one JSON value: JSON lines.
     int64_t line_number = 0;
@@ -176,7 +177,7 @@ absl::StatusOr<PlotData> ParsePlotData(absl::string_view text, absl::string_view
       const std::string where = absl::StrCat(origin, ":", line_number, ": ");
       try {
         const json j = json::parse(line.begin(), line.end());
-        if (absl::Status s = AddValue(j, where, data); !s.ok()) return s;
+        MOECAP_RETURN_IF_ERROR(AddValue(j, where, data));
       } catch (const json::exception& e) {
         return absl::InvalidArgumentError(absl::StrCat(where, "invalid JSON: ", e.what()));
       }

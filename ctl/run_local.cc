@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/status_macros.h"
 #include "coordinator/coordinator_server.h"
 #include "ctl/coordinator_client.h"
 #include "ctl/job_commands.h"
@@ -149,7 +150,7 @@ absl::Status WaitForAgents(CoordinatorClient& client, AgentProcesses& agents, in
   const absl::Time deadline = absl::Now() + timeout;
   int idle = 0;
   while (absl::Now() < deadline) {
-    if (absl::Status s = agents.CheckAlive(); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(agents.CheckAlive());
     v1::ListAgentsRequest request;
     request.add_states(v1::AGENT_STATE_IDLE);
     absl::StatusOr<v1::ListAgentsResponse> listed = client.ListAgents(request);
@@ -263,19 +264,14 @@ absl::Status RunRunCommand(const RunLocalOptions& o, const GlobalOptions& global
       args.push_back(catalog);
     }
     args.insert(args.end(), o.agent_args.begin(), o.agent_args.end());
-    if (absl::Status s = agents.Start(*agent_binary, args,
-                                      (work_dir / absl::StrCat("agent-", i, ".log")).string());
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(
+        agents.Start(*agent_binary, args, (work_dir / absl::StrCat("agent-", i, ".log")).string()));
   }
 
   ClientOptions client_options;
   client_options.address = address;
   CoordinatorClient client(client_options);
-  if (absl::Status s = WaitForAgents(client, agents, o.local_agents, absl::Seconds(120)); !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(WaitForAgents(client, agents, o.local_agents, absl::Seconds(120)));
 
   v1::SubmitPlanRequest submit;
   submit.set_plan_yaml(plan_text.str());
@@ -293,7 +289,7 @@ absl::Status RunRunCommand(const RunLocalOptions& o, const GlobalOptions& global
   absl::StatusOr<v1::GetResultsResponse> results = client.GetResults(get);
   if (!results.ok()) return results.status();
   io.out << "\n";
-  if (absl::Status s = PrintResults(*results, *format, o.explain, io.out); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(PrintResults(*results, *format, o.explain, io.out));
   const absl::Status final_status = FinalStateStatus(client, job_id, *state);
   agents.StopAll(absl::Seconds(5));
   (*server)->Shutdown();

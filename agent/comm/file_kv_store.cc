@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 
 namespace moecap {
 namespace {
@@ -164,7 +165,7 @@ absl::StatusOr<int64_t> FileKvStore::Add(absl::string_view key, int64_t delta) {
           absl::StrCat("store key '", key, "' holds '", text, "', not an integer, so Add fails"));
     }
     value += delta;
-    if (absl::Status s = WriteAtomically(key, absl::StrCat(value)); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(WriteAtomically(key, absl::StrCat(value)));
     return value;
   }();
   flock(fd, LOCK_UN);

@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/status_macros.h"
 
 namespace moecap {
 namespace {
@@ -125,7 +126,7 @@ absl::StatusOr<double> ProbeMemoryBandwidth(const BandwidthProbeOptions& options
 
 absl::StatusOr<double> ProbeGemmFlops(ComputeBackend& backend, Dtype dtype,
                                       const GemmProbeOptions& options) {
-  if (absl::Status s = backend.CheckDtype(dtype); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(backend.CheckDtype(dtype));
   const int64_t n = options.size;
   const size_t elements = static_cast<size_t>(n * n);
   const size_t element_bytes = static_cast<size_t>(DtypeBytes(dtype));

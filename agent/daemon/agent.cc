@@ -11,6 +11,7 @@
 #ifdef MOECAP_HAVE_CUDA
 #include "agent/compute/cuda/cuda_backend.h"
 #include "agent/compute/cuda/cuda_probes.h"
+#include "common/status_macros.h"
 #endif
 
 namespace moecap::agentd {
@@ -67,7 +68,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
   if (options.executable.empty()) {
     return absl::InvalidArgumentError("the agent's own executable path is unknown");
   }
-  if (absl::Status s = ValidateBackoff(options.reconnect); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(ValidateBackoff(options.reconnect));
   std::unique_ptr<Agent> agent(new Agent());
   absl::StatusOr<Catalog> catalog = Catalog::Load(options.inventory.catalog_dirs);
   if (!catalog.ok()) return catalog.status();

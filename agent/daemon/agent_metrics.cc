@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/workload/stats.h"
+#include "common/status_macros.h"
 #include "common/telemetry/metric_names.h"
 #include "spdlog/spdlog.h"
 
@@ -54,7 +55,7 @@ absl::StatusOr<std::unique_ptr<AgentMetrics>> AgentMetrics::Create(telemetry::Re
                                                                    std::string agent,
                                                                    std::string backend,
                                                                    std::string version) {
-  if (absl::Status s = registry.Register(t::kAgentMetrics); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(registry.Register(t::kAgentMetrics));
   std::unique_ptr<AgentMetrics> metrics(new AgentMetrics(registry, std::move(agent)));
   if (auto info = ChildOf(registry.GetGauge(t::kAgentInfo), {metrics->agent_, backend, version})) {
     info->Set(1);

@@ -16,6 +16,7 @@
 #include "agent/daemon/rank_report.h"
 #include "agent/daemon/worker.h"
 #include "agent/daemon/workload_convert.h"
+#include "common/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "spdlog/spdlog.h"
 
@@ -260,7 +261,7 @@ absl::StatusOr<WorkloadConfig> AssignmentRunner::PrepareConfig(const v1::Assignm
       options_.threads_per_rank > 0 ? options_.threads_per_rank : std::max(1, device.cores());
   absl::StatusOr<WorkloadConfig> config = WorkloadConfigFromPoint(w, *deps_.catalog, threads);
   if (!config.ok()) return config.status();
-  if (absl::Status s = ValidateWorkload(*config, a.world_size()); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(ValidateWorkload(*config, a.world_size()));
   if (w.backend() == v1::BACKEND_CUDA && info_.backend() != v1::BACKEND_CUDA) {
     return absl::FailedPreconditionError(
         "workload.backend: cuda, but this agent runs the CPU backend (start it with --backend "
@@ -277,8 +278,8 @@ absl::StatusOr<WorkloadConfig> AssignmentRunner::PrepareConfig(const v1::Assignm
       return absl::UnimplementedError(absl::StrCat("workload dtype ", DtypeName(config->dtype),
                                                    ": the cuda backend runs fp32 and bf16"));
     }
-  } else if (absl::Status s = CpuBackend(1).CheckDtype(config->dtype); !s.ok()) {
-    return s;
+  } else {
+    MOECAP_RETURN_IF_ERROR(CpuBackend(1).CheckDtype(config->dtype));
   }
   return config;
 }

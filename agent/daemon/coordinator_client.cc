@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/comm/grpc_kv_store.h"
+#include "common/status_macros.h"
 
 namespace moecap::agentd {
 namespace {
@@ -126,7 +127,7 @@ absl::Status ValidateSecurity(const CoordinatorSecurity& security) {
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeCoordinatorChannel(
     const std::string& target, absl::Duration max_reconnect, const CoordinatorSecurity& security) {
-  if (absl::Status s = ValidateSecurity(security); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(ValidateSecurity(security));
   grpc::ChannelArguments args;
   // Pings find a silently dead connection (a network cut); a killed coordinator closes its
   // sockets and is noticed at once. Not more often: servers answer frequent pings on idle

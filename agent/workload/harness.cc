@@ -11,6 +11,7 @@
 #include "agent/workload/moe_layer.h"
 #include "agent/workload/router.h"
 #include "agent/workload/weights.h"
+#include "common/status_macros.h"
 
 namespace moecap {
 namespace {
@@ -52,23 +53,18 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
                           scaled.experts_per_token, config.seed, l, point.tokens, own));
     }
   }
-  if (absl::Status s = engine.Prepare(own.count, point.tokens, overrides, input.data()); !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(engine.Prepare(own.count, point.tokens, overrides, input.data()));
 
   // The first step is untimed: it yields the routing (fixed for the point) and feeds the check.
-  if (absl::Status s = comm.Barrier(); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(comm.Barrier());
   RoutingRecord record;
-  if (absl::Status s = engine.Step(nullptr, &point.tally, config.check ? &record : nullptr);
-      !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(engine.Step(nullptr, &point.tally, config.check ? &record : nullptr));
   if (config.check) {
     if (reference.backend == nullptr || reference.weights == nullptr) {
       return absl::InvalidArgumentError("the check needs a reference backend and weights");
     }
     std::vector<float> output(input.size());
-    if (absl::Status s = engine.ReadOutput(output.data()); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(engine.ReadOutput(output.data()));
     const double tolerance =
         config.tolerance > 0 ? config.tolerance : DefaultTolerance(config.dtype);
     absl::StatusOr<CheckResult> check =
@@ -83,7 +79,7 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
   for (const std::vector<int64_t>& layer : point.tally.histogram) {
     flat.insert(flat.end(), layer.begin(), layer.end());
   }
-  if (absl::Status s = comm.AllReduceSum(flat.data(), flat.size()); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(comm.AllReduceSum(flat.data(), flat.size()));
   const size_t experts = static_cast<size_t>(scaled.experts);
   for (size_t l = 0; l < point.tally.histogram.size(); ++l) {
     point.global_histogram.emplace_back(flat.begin() + l * experts,
@@ -91,16 +87,16 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
   }
 
   for (int i = 0; i < config.warmup; ++i) {
-    if (absl::Status s = comm.Barrier(); !s.ok()) return s;
-    if (absl::Status s = engine.Step(nullptr, nullptr, nullptr); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(comm.Barrier());
+    MOECAP_RETURN_IF_ERROR(engine.Step(nullptr, nullptr, nullptr));
   }
   PhaseSamples& samples = point.samples;
   const Clock::time_point loop_start = Clock::now();
   for (int i = 0; i < config.iterations; ++i) {
-    if (absl::Status s = comm.Barrier(); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(comm.Barrier());
     PhaseTimes times;
     const Clock::time_point start = Clock::now();
-    if (absl::Status s = engine.Step(&times, nullptr, nullptr); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(engine.Step(&times, nullptr, nullptr));
     samples.step.push_back(Since(start));
     samples.gate.push_back(times.gate);
     samples.dispatch.push_back(times.dispatch);
@@ -199,7 +195,7 @@ absl::StatusOr<RankResult> RunRank(const WorkloadConfig& config, const RankConte
 
   ExpertParallelMoe moe(scaled, *weights, backend, comm);
   const ReferenceModel reference{&backend, &*weights};
-  if (absl::Status s = RunPoints(config, context, comm, moe, reference, result); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(RunPoints(config, context, comm, moe, reference, result));
   return result;
 }
 

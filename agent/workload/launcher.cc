@@ -26,6 +26,7 @@
 #include "agent/compute/cpu_backend.h"
 #include "agent/compute/host_probe.h"
 #include "agent/workload/memory.h"
+#include "common/status_macros.h"
 
 namespace moecap {
 namespace {
@@ -133,11 +134,11 @@ absl::StatusOr<std::vector<RankResult>> LocalLauncher::Run(const WorkloadConfig&
   }
   const int ranks = static_cast<int>(ids.size());
   const int world = options_.world_size > 0 ? options_.world_size : ranks;
-  if (absl::Status s = ValidateWorkload(config, world); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(ValidateWorkload(config, world));
   if (options_.backend == "cpu") {
     const MemoryEstimate estimate = EstimateMemory(config, world, ranks);
     if (absl::StatusOr<int64_t> available = MemAvailableBytes(); available.ok()) {
-      if (absl::Status s = CheckMemoryFits(config, estimate, *available); !s.ok()) return s;
+      MOECAP_RETURN_IF_ERROR(CheckMemoryFits(config, estimate, *available));
     }
   }
   if (!options_.devices.empty() && static_cast<int>(options_.devices.size()) != ranks) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "agent/workload/router.h"
+#include "common/status_macros.h"
 
 namespace moecap {
 
@@ -86,18 +87,12 @@ absl::Status ExpertForward(ComputeBackend& backend, Dtype dtype, int64_t hidden,
     const int64_t count = std::min(scratch.chunk_rows, rows - first);
     const void* x = source(first, count, scratch.rows.data());
     float* h = scratch.gate_up.as<float>();
-    if (absl::Status s = backend.MatMul(dtype, count, 2 * ffn, hidden, x, hidden, gate_up, hidden,
-                                        h, 2 * ffn, false);
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(backend.MatMul(dtype, count, 2 * ffn, hidden, x, hidden, gate_up, hidden,
+                                          h, 2 * ffn, false));
     backend.SwiGlu(count, ffn, h, dtype, scratch.act.data());
     float* y = scratch.out.as<float>();
-    if (absl::Status s = backend.MatMul(dtype, count, hidden, ffn, scratch.act.data(), ffn, down,
-                                        ffn, y, hidden, false);
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(backend.MatMul(dtype, count, hidden, ffn, scratch.act.data(), ffn, down,
+                                          ffn, y, hidden, false));
     sink(first, count, y);
   }
   return absl::OkStatus();

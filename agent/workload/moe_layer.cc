@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace moecap {
 namespace {
@@ -72,19 +73,19 @@ absl::Status ExpertParallelMoe::Prepare(int64_t own_tokens, int64_t global_token
   const size_t rows_max =
       static_cast<size_t>(global_tokens) * std::min<size_t>(k, static_cast<size_t>(local_experts_));
   for (Buffer* b : {&input_, &hidden_[0], &hidden_[1], &normed_, &shared_out_}) {
-    if (absl::Status s = Grow(*b, t * d * sizeof(float)); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(Grow(*b, t * d * sizeof(float)));
   }
   if (t > 0) std::memcpy(input_.data(), input, t * d * sizeof(float));
   stepped_ = false;
   if (dtype_ != Dtype::kFp32) {
-    if (absl::Status s = Grow(act_, t * row_bytes_); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(Grow(act_, t * row_bytes_));
   }
-  if (absl::Status s = Grow(logits_, t * shape_.experts * sizeof(float)); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(Grow(logits_, t * shape_.experts * sizeof(float)));
   for (Buffer* b : {&send_, &combined_}) {
-    if (absl::Status s = Grow(*b, t * k * row_bytes_); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(Grow(*b, t * k * row_bytes_));
   }
   for (Buffer* b : {&received_, &results_}) {
-    if (absl::Status s = Grow(*b, rows_max * row_bytes_); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(Grow(*b, rows_max * row_bytes_));
   }
   if (scratch_.chunk_rows == 0) {
     absl::StatusOr<ExpertScratch> scratch = ExpertScratch::Make(
@@ -107,7 +108,7 @@ absl::Status ExpertParallelMoe::Step(PhaseTimes* times, StepTally* tally, Routin
   const float* x = input_.as<float>();
   for (int64_t l = 0; l < layers; ++l) {
     float* out = hidden_[l % 2].as<float>();
-    if (absl::Status s = Layer(l, x, out, times, tally, record); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(Layer(l, x, out, times, tally, record));
     x = out;
   }
   stepped_ = true;
@@ -140,12 +141,9 @@ absl::Status ExpertParallelMoe::Layer(int64_t l, const float* x, float* out, Pha
     backend_.FromFloat(normed, t_own * d, dtype_, act_.data());
     xa = act_.data();
   }
-  if (absl::Status s = RouteTokens(backend_, dtype_, model_, xa, t_own, weights_.router(l),
-                                   overrides_.empty() ? nullptr : overrides_[l].data(),
-                                   logits_.as<float>(), chosen_.data(), weights_k_.data());
-      !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(RouteTokens(backend_, dtype_, model_, xa, t_own, weights_.router(l),
+                                     overrides_.empty() ? nullptr : overrides_[l].data(),
+                                     logits_.as<float>(), chosen_.data(), weights_k_.data()));
   std::fill(send_counts_.begin(), send_counts_.end(), 0);
   for (int64_t i = 0; i < t_own * k; ++i) ++send_counts_[chosen_[i]];
   {
@@ -170,9 +168,7 @@ absl::Status ExpertParallelMoe::Layer(int64_t l, const float* x, float* out, Pha
   std::vector<int64_t> send_bytes;
   std::vector<int64_t> recv_bytes;
   PeerBytes(send_counts_, recv_counts_, world_, rb, send_bytes, recv_bytes);
-  if (absl::Status s = comm_.AllToAllV(send, send_bytes, received_.data(), recv_bytes); !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(comm_.AllToAllV(send, send_bytes, received_.data(), recv_bytes));
   if (times != nullptr) times->dispatch += Since(start);
 
   // Experts. received_ holds, for each source rank q, its rows for local experts 0..local-1 in
@@ -251,10 +247,8 @@ absl::Status ExpertParallelMoe::Layer(int64_t l, const float* x, float* out, Pha
 
   // Combine: the results go back the way the rows came, then each token sums its k results.
   start = Clock::now();
-  if (absl::Status s = comm_.AllToAllV(results_.data(), recv_bytes, combined_.data(), send_bytes);
-      !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(
+      comm_.AllToAllV(results_.data(), recv_bytes, combined_.data(), send_bytes));
   const char* combined = combined_.as<char>();
   std::vector<float> row_f32(dtype_ == Dtype::kFp32 ? 0 : static_cast<size_t>(d));
   for (int64_t t = 0; t < t_own; ++t) {

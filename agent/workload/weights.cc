@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/workload/random.h"
+#include "common/status_macros.h"
 
 namespace moecap {
 namespace {
@@ -77,7 +78,7 @@ int64_t MoeWeights::BytesPerRank(const ModelSpec& scaled, int64_t layers, Dtype 
 absl::StatusOr<MoeWeights> MoeWeights::Generate(ComputeBackend& backend, const ModelSpec& scaled,
                                                 int64_t layers, Dtype dtype, uint64_t seed,
                                                 Range local) {
-  if (absl::Status s = backend.CheckDtype(dtype); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(backend.CheckDtype(dtype));
   MoeWeights w;
   w.shape_ = LayerShape::Of(scaled);
   w.dtype_ = dtype;

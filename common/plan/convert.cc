@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common/catalog.h"
+#include "common/status_macros.h"
 
 namespace moecap {
 namespace {
@@ -119,7 +120,7 @@ absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& p) {
   m.router_scoring = moe.router() == v1::ROUTER_SCORING_SIGMOID ? RouterScoring::kSigmoid
                                                                 : RouterScoring::kSoftmax;
   m.normalize_topk = moe.has_normalize_topk() ? moe.normalize_topk() : true;
-  if (absl::Status s = ValidateModel(m); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(ValidateModel(m));
   return m;
 }
 

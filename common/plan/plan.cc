@@ -16,6 +16,7 @@
 #include "common/hardware.h"
 #include "common/plan/convert.h"
 #include "common/plan/yaml_proto.h"
+#include "common/status_macros.h"
 
 namespace moecap {
 namespace {
@@ -76,12 +77,12 @@ class PlanValidator {
   PlanValidator(const v1::Plan& plan, const Catalog& catalog) : plan_(plan), catalog_(catalog) {}
 
   absl::Status Run() {
-    if (absl::Status s = CheckModel(); !s.ok()) return s;
-    if (absl::Status s = CheckHardware(); !s.ok()) return s;
-    if (absl::Status s = CheckParallelism(); !s.ok()) return s;
-    if (absl::Status s = CheckWorkload(); !s.ok()) return s;
-    if (absl::Status s = CheckSweeps(); !s.ok()) return s;
-    if (absl::Status s = CheckPricingAndPolicy(); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(CheckModel());
+    MOECAP_RETURN_IF_ERROR(CheckHardware());
+    MOECAP_RETURN_IF_ERROR(CheckParallelism());
+    MOECAP_RETURN_IF_ERROR(CheckWorkload());
+    MOECAP_RETURN_IF_ERROR(CheckSweeps());
+    MOECAP_RETURN_IF_ERROR(CheckPricingAndPolicy());
     const int64_t points = CountPlanPoints(plan_);
     if (points > kMaxPlanPoints) {
       return FieldError("sweeps", absl::StrCat("the plan expands into more than ", kMaxPlanPoints,
@@ -192,23 +193,20 @@ class PlanValidator {
       }
     }
     for (int i = 0; i < w.batch_sizes_size(); ++i) {
-      if (absl::Status s = CheckBatch(Index("workload.batch_sizes", i), w.batch_sizes(i));
-          !s.ok()) {
-        return s;
-      }
+      MOECAP_RETURN_IF_ERROR(CheckBatch(Index("workload.batch_sizes", i), w.batch_sizes(i)));
     }
-    if (absl::Status s = CheckPromptLen("workload.prompt_len", w.prompt_len()); !s.ok()) return s;
-    if (absl::Status s = CheckOutputLen("workload.output_len", w.output_len()); !s.ok()) return s;
-    if (absl::Status s = CheckLayers("workload.layers", w.layers()); !s.ok()) return s;
-    if (absl::Status s = CheckScale("workload.scale", w.scale()); !s.ok()) return s;
-    if (absl::Status s = CheckDtype("workload.dtype", w.dtype()); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(CheckPromptLen("workload.prompt_len", w.prompt_len()));
+    MOECAP_RETURN_IF_ERROR(CheckOutputLen("workload.output_len", w.output_len()));
+    MOECAP_RETURN_IF_ERROR(CheckLayers("workload.layers", w.layers()));
+    MOECAP_RETURN_IF_ERROR(CheckScale("workload.scale", w.scale()));
+    MOECAP_RETURN_IF_ERROR(CheckDtype("workload.dtype", w.dtype()));
     if (w.warmup() < 0) {
       return FieldError("workload.warmup", absl::StrCat("must be >= 0, got ", w.warmup()));
     }
     if (w.iterations() < 1) {
       return FieldError("workload.iterations", absl::StrCat("must be >= 1, got ", w.iterations()));
     }
-    if (absl::Status s = CheckRouting("workload.routing", w.routing()); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(CheckRouting("workload.routing", w.routing()));
     const v1::Timeouts& t = w.timeouts();
     const std::pair<const char*, std::optional<double>> timeouts[] = {
         {"queue_seconds", t.has_queue_seconds() ? std::optional(t.queue_seconds()) : std::nullopt},
@@ -365,7 +363,7 @@ class PlanValidator {
         return FieldError(axis_path,
                           absl::StrCat("axis given twice (also in sweeps[", it->second, "])"));
       }
-      if (absl::Status s = CheckAxis(axis, axis_path); !s.ok()) return s;
+      MOECAP_RETURN_IF_ERROR(CheckAxis(axis, axis_path));
     }
     return absl::OkStatus();
   }
@@ -375,7 +373,7 @@ class PlanValidator {
     const auto ints = [&](const v1::Int64Values& values, const Check& check) -> absl::Status {
       if (values.values_size() == 0) return FieldError(path, "no values");
       for (int k = 0; k < values.values_size(); ++k) {
-        if (absl::Status s = check(Index(path, k), values.values(k)); !s.ok()) return s;
+        MOECAP_RETURN_IF_ERROR(check(Index(path, k), values.values(k)));
       }
       return absl::OkStatus();
     };
@@ -401,17 +399,13 @@ class PlanValidator {
       case v1::SweepAxis::kDtype:
         if (axis.dtype().values_size() == 0) return FieldError(path, "no values");
         for (int k = 0; k < axis.dtype().values_size(); ++k) {
-          if (absl::Status s = CheckDtype(Index(path, k), axis.dtype().values(k)); !s.ok()) {
-            return s;
-          }
+          MOECAP_RETURN_IF_ERROR(CheckDtype(Index(path, k), axis.dtype().values(k)));
         }
         return absl::OkStatus();
       case v1::SweepAxis::kRouting:
         if (axis.routing().values_size() == 0) return FieldError(path, "no values");
         for (int k = 0; k < axis.routing().values_size(); ++k) {
-          if (absl::Status s = CheckRouting(Index(path, k), axis.routing().values(k)); !s.ok()) {
-            return s;
-          }
+          MOECAP_RETURN_IF_ERROR(CheckRouting(Index(path, k), axis.routing().values(k)));
         }
         return absl::OkStatus();
       case v1::SweepAxis::AXIS_NOT_SET:
@@ -618,7 +612,7 @@ absl::StatusOr<v1::Plan> ParsePlanYaml(absl::string_view yaml, absl::string_view
     return DtypeToProto(*dtype);
   };
   v1::Plan plan;
-  if (absl::Status s = ParseYamlToMessage(yaml, origin, options, &plan); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(ParseYamlToMessage(yaml, origin, options, &plan));
   return plan;
 }
 

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/catalog.h"
+#include "common/status_macros.h"
 
 namespace moecap {
 namespace {
@@ -166,7 +167,7 @@ class YamlToProto {
                                     "' are alternatives (", oneof->name(), "); give only one"));
         }
       }
-      if (absl::Status s = ParseField(kv.second, Child(path, f->name()), msg, f); !s.ok()) return s;
+      MOECAP_RETURN_IF_ERROR(ParseField(kv.second, Child(path, f->name()), msg, f));
     }
     return absl::OkStatus();
   }
@@ -225,10 +226,7 @@ class YamlToProto {
     if (!f->is_repeated()) return ParseValue(node, path, msg, f, /*add=*/false);
     if (node && node.IsSequence()) {
       for (size_t i = 0; i < node.size(); ++i) {
-        if (absl::Status s = ParseValue(node[i], absl::StrCat(path, "[", i, "]"), msg, f, true);
-            !s.ok()) {
-          return s;
-        }
+        MOECAP_RETURN_IF_ERROR(ParseValue(node[i], absl::StrCat(path, "[", i, "]"), msg, f, true));
       }
       return absl::OkStatus();
     }
@@ -252,10 +250,8 @@ class YamlToProto {
       }
       if (!seen.insert(key).second) return Error(child, "given twice");
       Message* entry = msg->GetReflection()->AddMessage(msg, f);
-      if (absl::Status s = ParseValue(kv.first, child, entry, key_field, false); !s.ok()) return s;
-      if (absl::Status s = ParseValue(kv.second, child, entry, value_field, false); !s.ok()) {
-        return s;
-      }
+      MOECAP_RETURN_IF_ERROR(ParseValue(kv.first, child, entry, key_field, false));
+      MOECAP_RETURN_IF_ERROR(ParseValue(kv.second, child, entry, value_field, false));
     }
     return absl::OkStatus();
   }

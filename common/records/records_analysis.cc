@@ -6,6 +6,7 @@
 #include "common/analysis.h"
 #include "common/records/line_reader.h"
 #include "common/records/pass_record.h"
+#include "common/status_macros.h"
 
 namespace moecap::records {
 namespace {
@@ -35,7 +36,7 @@ class RecordsAnalyzer {
     while (reader.Next(&line)) {
       if (IsBlank(line)) continue;
       ++summary_.records;
-      if (absl::Status s = HandleLine(reader.line_number(), line); !s.ok()) return s;
+      MOECAP_RETURN_IF_ERROR(HandleLine(reader.line_number(), line));
     }
     if (!reader.status().ok()) {
       return absl::Status(reader.status().code(),
@@ -81,7 +82,7 @@ class RecordsAnalyzer {
         break;
     }
     if (!resolved_) {
-      if (absl::Status s = ResolveRun(line_number); !s.ok()) return s;
+      MOECAP_RETURN_IF_ERROR(ResolveRun(line_number));
     } else if (!SameRun(&error)) {
       return BadLine(line_number, error);
     }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/records/json_scanner.h"
+#include "common/status_macros.h"
 
 namespace moecap::records {
 namespace {
@@ -66,7 +67,7 @@ class FieldReader {
   absl::Status OptionalInt(const char* field, std::optional<int64_t>* out) const {
     if (!j_.contains(field) || j_.at(field).is_null()) return absl::OkStatus();
     int64_t value = 0;
-    if (absl::Status s = Int(field, 1, &value); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(Int(field, 1, &value));
     *out = value;
     return absl::OkStatus();
   }
@@ -142,13 +143,13 @@ absl::StatusOr<VllmResult> ParseVllmResult(absl::string_view text, absl::string_
   }
   VllmResult r;
   const FieldReader f(j, origin);
-  if (absl::Status s = f.Int("completed", 1, &r.completed); !s.ok()) return s;
-  if (absl::Status s = f.Int("total_input_tokens", 0, &r.total_input_tokens); !s.ok()) return s;
-  if (absl::Status s = f.Int("total_output_tokens", 0, &r.total_output_tokens); !s.ok()) return s;
-  if (absl::Status s = f.OptionalInt("max_concurrency", &r.max_concurrency); !s.ok()) return s;
-  if (absl::Status s = f.Number("duration", true, &r.duration_s); !s.ok()) return s;
-  if (absl::Status s = f.Number("mean_ttft_ms", true, &r.mean_ttft_ms); !s.ok()) return s;
-  if (absl::Status s = f.Number("mean_tpot_ms", false, &r.mean_tpot_ms); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(f.Int("completed", 1, &r.completed));
+  MOECAP_RETURN_IF_ERROR(f.Int("total_input_tokens", 0, &r.total_input_tokens));
+  MOECAP_RETURN_IF_ERROR(f.Int("total_output_tokens", 0, &r.total_output_tokens));
+  MOECAP_RETURN_IF_ERROR(f.OptionalInt("max_concurrency", &r.max_concurrency));
+  MOECAP_RETURN_IF_ERROR(f.Number("duration", true, &r.duration_s));
+  MOECAP_RETURN_IF_ERROR(f.Number("mean_ttft_ms", true, &r.mean_ttft_ms));
+  MOECAP_RETURN_IF_ERROR(f.Number("mean_tpot_ms", false, &r.mean_tpot_ms));
   for (const auto& [key, value] : j.items()) {
     std::string metric, name;
     if (!PercentileKey(key, &metric, &name)) continue;

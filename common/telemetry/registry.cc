@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/status_macros.h"
 #include "common/telemetry/text_format.h"
 
 namespace moecap::telemetry {
@@ -266,16 +267,12 @@ absl::StatusOr<Family<Metric>*> Registry::AddFamily(
     absl::string_view name, absl::string_view help, MetricType type,
     std::vector<std::string> label_names, absl::string_view reserved_label,
     std::function<std::shared_ptr<Metric>()> make_child) {
-  if (absl::Status status = ValidateMetricName(name); !status.ok()) return status;
-  if (absl::Status status = ValidateUtf8(absl::StrCat(name, " help"), help); !status.ok()) {
-    return status;
-  }
-  if (absl::Status status = ValidateLabelNames(name, label_names, reserved_label); !status.ok()) {
-    return status;
-  }
+  MOECAP_RETURN_IF_ERROR(ValidateMetricName(name));
+  MOECAP_RETURN_IF_ERROR(ValidateUtf8(absl::StrCat(name, " help"), help));
+  MOECAP_RETURN_IF_ERROR(ValidateLabelNames(name, label_names, reserved_label));
   const std::string key(name);
   absl::MutexLock lock(&mu_);
-  if (absl::Status status = CheckNameFree(key, type); !status.ok()) return status;
+  MOECAP_RETURN_IF_ERROR(CheckNameFree(key, type));
   auto* family = new Family<Metric>(key, std::string(help), type, std::move(label_names),
                                     std::move(make_child));
   families_.emplace(key, std::unique_ptr<FamilyBase>(family));
@@ -361,7 +358,7 @@ absl::Status Registry::Register(const MetricDef& def) {
 
 absl::Status Registry::Register(absl::Span<const MetricDef> defs) {
   for (const MetricDef& def : defs) {
-    if (absl::Status status = Register(def); !status.ok()) return status;
+    MOECAP_RETURN_IF_ERROR(Register(def));
   }
   return absl::OkStatus();
 }

@@ -6,6 +6,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "common/telemetry/metric_names.h"
 
 namespace moecap::telemetry::testing {
@@ -45,8 +46,8 @@ absl::Status Observe(Registry& registry, absl::string_view name,
 }  // namespace
 
 absl::Status PopulateExampleMetrics(Registry& registry) {
-  if (absl::Status s = registry.Register(kCoordinatorMetrics); !s.ok()) return s;
-  if (absl::Status s = registry.Register(kAgentMetrics); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(registry.Register(kCoordinatorMetrics));
+  MOECAP_RETURN_IF_ERROR(registry.Register(kAgentMetrics));
 
   const std::string job = "e2e-job";
   const std::string model = "mixtral-8x7b";

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace moecap {
 namespace {
@@ -115,29 +116,21 @@ class NcclCommunicator : public Communicator {
 
   absl::Status AllToAll(const int64_t* send, int64_t* recv, size_t count_per_peer) override {
     constexpr const char* kOp = "AllToAll";
-    if (absl::Status s = Usable(kOp); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(Usable(kOp));
     if (count_per_peer == 0) return absl::OkStatus();
     const size_t bytes = count_per_peer * sizeof(int64_t) * static_cast<size_t>(size_);
     const size_t recv_offset = AlignUp(bytes);
-    if (absl::Status s = EnsureStaging(kOp, recv_offset + bytes); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(EnsureStaging(kOp, recv_offset + bytes));
     std::memcpy(host_buffer_, send, bytes);
     char* dev = static_cast<char*>(device_buffer_);
-    if (absl::Status s = CheckCuda(
-            kOp, cudaMemcpyAsync(dev, host_buffer_, bytes, cudaMemcpyHostToDevice, stream_));
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(
+        CheckCuda(kOp, cudaMemcpyAsync(dev, host_buffer_, bytes, cudaMemcpyHostToDevice, stream_)));
     const std::vector<int64_t> counts(static_cast<size_t>(size_),
                                       static_cast<int64_t>(count_per_peer * sizeof(int64_t)));
-    if (absl::Status s = EnqueueAllToAllV(kOp, dev, counts, dev + recv_offset, counts); !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = CheckCuda(kOp, cudaMemcpyAsync(host_buffer_, dev + recv_offset, bytes,
-                                                        cudaMemcpyDeviceToHost, stream_));
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = Wait(kOp); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(EnqueueAllToAllV(kOp, dev, counts, dev + recv_offset, counts));
+    MOECAP_RETURN_IF_ERROR(CheckCuda(kOp, cudaMemcpyAsync(host_buffer_, dev + recv_offset, bytes,
+                                                          cudaMemcpyDeviceToHost, stream_)));
+    MOECAP_RETURN_IF_ERROR(Wait(kOp));
     std::memcpy(recv, host_buffer_, bytes);
     return absl::OkStatus();
   }
@@ -145,24 +138,18 @@ class NcclCommunicator : public Communicator {
   absl::Status AllToAllV(const void* send, absl::Span<const int64_t> send_bytes, void* recv,
                          absl::Span<const int64_t> recv_bytes) override {
     constexpr const char* kOp = "AllToAllV";
-    if (absl::Status s = Usable(kOp); !s.ok()) return s;
-    if (absl::Status s = EnqueueAllToAllV(kOp, static_cast<const char*>(send), send_bytes,
-                                          static_cast<char*>(recv), recv_bytes);
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(Usable(kOp));
+    MOECAP_RETURN_IF_ERROR(EnqueueAllToAllV(kOp, static_cast<const char*>(send), send_bytes,
+                                            static_cast<char*>(recv), recv_bytes));
     return Wait(kOp);
   }
 
   absl::Status Barrier() override {
     constexpr const char* kOp = "Barrier";
-    if (absl::Status s = Usable(kOp); !s.ok()) return s;
-    if (absl::Status s = EnsureStaging(kOp, sizeof(int32_t)); !s.ok()) return s;
-    if (absl::Status s = CheckNccl(kOp, ncclAllReduce(device_buffer_, device_buffer_, 1, ncclInt32,
-                                                      ncclSum, comm_, stream_));
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(Usable(kOp));
+    MOECAP_RETURN_IF_ERROR(EnsureStaging(kOp, sizeof(int32_t)));
+    MOECAP_RETURN_IF_ERROR(CheckNccl(
+        kOp, ncclAllReduce(device_buffer_, device_buffer_, 1, ncclInt32, ncclSum, comm_, stream_)));
     return Wait(kOp);
   }
 
@@ -175,29 +162,23 @@ class NcclCommunicator : public Communicator {
 
   absl::Status AllGather(const void* send, size_t bytes, void* recv) override {
     constexpr const char* kOp = "AllGather";
-    if (absl::Status s = Usable(kOp); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(Usable(kOp));
     if (bytes == 0) return absl::OkStatus();
     const size_t recv_offset = AlignUp(bytes);
     const size_t total = bytes * static_cast<size_t>(size_);
-    if (absl::Status s = EnsureStaging(kOp, recv_offset + total); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(EnsureStaging(kOp, recv_offset + total));
     std::memcpy(host_buffer_, send, bytes);
     char* dev = static_cast<char*>(device_buffer_);
-    if (absl::Status s = CheckCuda(
-            kOp, cudaMemcpyAsync(dev, host_buffer_, bytes, cudaMemcpyHostToDevice, stream_));
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(
+        CheckCuda(kOp, cudaMemcpyAsync(dev, host_buffer_, bytes, cudaMemcpyHostToDevice, stream_)));
     if (absl::Status s =
             CheckNccl(kOp, ncclAllGather(dev, dev + recv_offset, bytes, ncclChar, comm_, stream_));
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = CheckCuda(kOp, cudaMemcpyAsync(host_buffer_, dev + recv_offset, total,
-                                                        cudaMemcpyDeviceToHost, stream_));
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = Wait(kOp); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(CheckCuda(kOp, cudaMemcpyAsync(host_buffer_, dev + recv_offset, total,
+                                                          cudaMemcpyDeviceToHost, stream_)));
+    MOECAP_RETURN_IF_ERROR(Wait(kOp));
     std::memcpy(recv, host_buffer_, total);
     return absl::OkStatus();
   }
@@ -273,38 +254,26 @@ class NcclCommunicator : public Communicator {
     host_buffer_ = nullptr;
     capacity_ = 0;
     // The old buffers may still be read by queued work: cudaFree synchronises the device.
-    if (absl::Status s = CheckCuda(op, cudaMalloc(&device_buffer_, want)); !s.ok()) return s;
-    if (absl::Status s = CheckCuda(op, cudaMallocHost(&host_buffer_, want)); !s.ok()) return s;
-    if (absl::Status s = CheckCuda(op, cudaMemsetAsync(device_buffer_, 0, want, stream_));
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(CheckCuda(op, cudaMalloc(&device_buffer_, want)));
+    MOECAP_RETURN_IF_ERROR(CheckCuda(op, cudaMallocHost(&host_buffer_, want)));
+    MOECAP_RETURN_IF_ERROR(CheckCuda(op, cudaMemsetAsync(device_buffer_, 0, want, stream_)));
     capacity_ = want;
     return absl::OkStatus();
   }
 
   absl::Status HostAllReduce(const char* op, void* data, size_t bytes, size_t count,
                              ncclDataType_t type) {
-    if (absl::Status s = Usable(op); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(Usable(op));
     if (count == 0) return absl::OkStatus();
-    if (absl::Status s = EnsureStaging(op, bytes); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(EnsureStaging(op, bytes));
     std::memcpy(host_buffer_, data, bytes);
-    if (absl::Status s = CheckCuda(op, cudaMemcpyAsync(device_buffer_, host_buffer_, bytes,
-                                                       cudaMemcpyHostToDevice, stream_));
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = CheckNccl(op, ncclAllReduce(device_buffer_, device_buffer_, count, type,
-                                                     ncclSum, comm_, stream_));
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = CheckCuda(op, cudaMemcpyAsync(host_buffer_, device_buffer_, bytes,
-                                                       cudaMemcpyDeviceToHost, stream_));
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = Wait(op); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(CheckCuda(
+        op, cudaMemcpyAsync(device_buffer_, host_buffer_, bytes, cudaMemcpyHostToDevice, stream_)));
+    MOECAP_RETURN_IF_ERROR(CheckNccl(
+        op, ncclAllReduce(device_buffer_, device_buffer_, count, type, ncclSum, comm_, stream_)));
+    MOECAP_RETURN_IF_ERROR(CheckCuda(
+        op, cudaMemcpyAsync(host_buffer_, device_buffer_, bytes, cudaMemcpyDeviceToHost, stream_)));
+    MOECAP_RETURN_IF_ERROR(Wait(op));
     std::memcpy(data, host_buffer_, bytes);
     return absl::OkStatus();
   }
@@ -352,9 +321,9 @@ class NcclCommunicator : public Communicator {
       }
       const ncclResult_t end = ncclGroupEnd();
       if (first_error != ncclSuccess && first_error != ncclInProgress) {
-        if (absl::Status s = CheckNccl(op, first_error); !s.ok()) return s;
+        MOECAP_RETURN_IF_ERROR(CheckNccl(op, first_error));
       }
-      if (absl::Status s = CheckNccl(op, end); !s.ok()) return s;
+      MOECAP_RETURN_IF_ERROR(CheckNccl(op, end));
     }
     if (send_bytes[self] > 0) {
       return CheckCuda(op, cudaMemcpyAsync(recv + recv_offset[self], send + send_offset[self],
@@ -464,7 +433,7 @@ absl::StatusOr<std::unique_ptr<Communicator>> ConnectNccl(KvStore& store,
       return absl::UnavailableError(
           absl::StrCat("nccl: ncclGetUniqueId failed: ", ncclGetErrorString(r)));
     }
-    if (absl::Status s = store.Set(key, ToHex(&id, sizeof(id))); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(store.Set(key, ToHex(&id, sizeof(id))));
   } else {
     absl::StatusOr<std::string> value = store.Get(key, options.timeout);
     if (!value.ok()) {

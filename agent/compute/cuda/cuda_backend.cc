@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "agent/compute/cuda/cuda_device.h"
 #include "agent/compute/cuda/cuda_kernels.h"
+#include "common/status_macros.h"
 
 namespace moecap::cuda {
 namespace {
@@ -67,31 +68,24 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(int device) {
         absl::StrCat("cannot create the CUDA backend on device ", device, ": ", s.message()));
   }
   int count = 0;
-  if (absl::Status s = CudaCheck(cudaGetDeviceCount(&count), "cudaGetDeviceCount"); !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(CudaCheck(cudaGetDeviceCount(&count), "cudaGetDeviceCount"));
   if (device < 0 || device >= count) {
     return absl::FailedPreconditionError(absl::StrCat("cannot create the CUDA backend on device ",
                                                       device, ": the runtime sees ", count,
                                                       " device(s), 0..", count - 1));
   }
-  if (absl::Status s = CudaCheck(cudaSetDevice(device), "cudaSetDevice"); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CudaCheck(cudaSetDevice(device), "cudaSetDevice"));
   cudaDeviceProp prop{};
-  if (absl::Status s = CudaCheck(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
-      !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(
+      CudaCheck(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties"));
   int runtime_version = 0;
   int driver_version = 0;
   cudaRuntimeGetVersion(&runtime_version);
   cudaDriverGetVersion(&driver_version);
 
   cudaStream_t stream = nullptr;
-  if (absl::Status s = CudaCheck(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
-                                 "cudaStreamCreateWithFlags");
-      !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(CudaCheck(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+                                   "cudaStreamCreateWithFlags"));
   cublasHandle_t handle = nullptr;
   void* workspace = nullptr;
   // Releases what was made so far when a later step fails.
@@ -154,7 +148,7 @@ absl::Status CudaBackend::MakeCurrent() const {
 absl::Status CudaBackend::CheckDtype(Dtype dtype) const { return CudaType(dtype).status(); }
 
 absl::StatusOr<Buffer> CudaBackend::Allocate(size_t bytes) {
-  if (absl::Status s = MakeCurrent(); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(MakeCurrent());
   constexpr size_t kAlign = 256;
   const size_t rounded = std::max<size_t>(kAlign, (bytes + kAlign - 1) / kAlign * kAlign);
   void* data = nullptr;
@@ -210,7 +204,7 @@ absl::Status CudaBackend::MatMulTo(Dtype dtype, Dtype out_dtype, int64_t m, int6
   if (!FitsInt(ldc) || ldc < n) {
     return absl::InvalidArgumentError(absl::StrCat("MatMul: ldc is ", ldc, " (n is ", n, ")"));
   }
-  if (absl::Status s = MakeCurrent(); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(MakeCurrent());
   const size_t c_bytes = ElementBytes(out_dtype);
   if (k == 0) {
     if (accumulate) return absl::OkStatus();
@@ -269,7 +263,7 @@ absl::Status CudaBackend::Synchronize() {
 
 absl::Status CudaBackend::Upload(void* device_dst, const void* host_src, size_t bytes) {
   if (bytes == 0) return absl::OkStatus();
-  if (absl::Status s = MakeCurrent(); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(MakeCurrent());
   if (absl::Status s =
           CudaCheck(cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice, stream_),
                     absl::StrCat("Upload: cudaMemcpyAsync of ", bytes, " bytes"));
@@ -281,7 +275,7 @@ absl::Status CudaBackend::Upload(void* device_dst, const void* host_src, size_t 
 
 absl::Status CudaBackend::Download(void* host_dst, const void* device_src, size_t bytes) {
   if (bytes == 0) return absl::OkStatus();
-  if (absl::Status s = MakeCurrent(); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(MakeCurrent());
   if (absl::Status s =
           CudaCheck(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, stream_),
                     absl::StrCat("Download: cudaMemcpyAsync of ", bytes, " bytes"));

@@ -17,6 +17,7 @@
 #include "agent/compute/cuda/cuda_device.h"
 #include "agent/compute/cuda/cuda_kernels.h"
 #include "agent/workload/random.h"
+#include "common/status_macros.h"
 
 namespace moecap::cuda {
 namespace {
@@ -314,14 +315,14 @@ bool Aligned(const void* p, size_t alignment) {
 absl::Status CopyRows(const void* src, const int64_t* src_index, int64_t src_div,
                       const int64_t* dst_index, int64_t rows, int64_t row_bytes, void* dst,
                       cudaStream_t stream, absl::string_view what) {
-  if (absl::Status s = CheckNonNegative(rows, "rows", what); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CheckNonNegative(rows, "rows", what));
   if (row_bytes < 0 || row_bytes % 2 != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": row_bytes is ", row_bytes, " (must be a non-negative even number)"));
   }
   if (rows == 0 || row_bytes == 0) return absl::OkStatus();
   for (const auto& [p, field] : {std::pair<const void*, const char*>{src, "src"}, {dst, "dst"}}) {
-    if (absl::Status s = CheckPointer(p, field, what); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(CheckPointer(p, field, what));
   }
   if (row_bytes % 16 == 0 && Aligned(src, 16) && Aligned(dst, 16)) {
     const int64_t chunks = row_bytes / 16;
@@ -424,10 +425,10 @@ void LaunchCombine(const float* residual, const float* shared, const void* combi
 absl::Status FillUniform(uint64_t key, int64_t count, float bound, Dtype dtype, void* out,
                          cudaStream_t stream) {
   constexpr absl::string_view kWhat = "FillUniform";
-  if (absl::Status s = CheckGemmDtype(dtype, kWhat); !s.ok()) return s;
-  if (absl::Status s = CheckNonNegative(count, "count", kWhat); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CheckGemmDtype(dtype, kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckNonNegative(count, "count", kWhat));
   if (count == 0) return absl::OkStatus();
-  if (absl::Status s = CheckPointer(out, "out", kWhat); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CheckPointer(out, "out", kWhat));
   if (dtype == Dtype::kFp32) {
     FillUniformKernel<<<BlocksFor(count), kThreads, 0, stream>>>(key, count, bound,
                                                                  static_cast<float*>(out));
@@ -441,11 +442,11 @@ absl::Status FillUniform(uint64_t key, int64_t count, float bound, Dtype dtype, 
 absl::Status RmsNorm(const float* x, int64_t rows, int64_t hidden, float* normed, Dtype dtype,
                      void* act, cudaStream_t stream) {
   constexpr absl::string_view kWhat = "RmsNorm";
-  if (absl::Status s = CheckGemmDtype(dtype, kWhat); !s.ok()) return s;
-  if (absl::Status s = CheckNonNegative(rows, "rows", kWhat); !s.ok()) return s;
-  if (absl::Status s = CheckNonNegative(hidden, "hidden", kWhat); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CheckGemmDtype(dtype, kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckNonNegative(rows, "rows", kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckNonNegative(hidden, "hidden", kWhat));
   if (rows == 0 || hidden == 0 || (normed == nullptr && act == nullptr)) return absl::OkStatus();
-  if (absl::Status s = CheckPointer(x, "x", kWhat); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CheckPointer(x, "x", kWhat));
   if (rows > std::numeric_limits<int32_t>::max()) {
     return absl::InvalidArgumentError(absl::StrCat(kWhat, ": rows is ", rows, " (> 2^31 - 1)"));
   }
@@ -464,7 +465,7 @@ absl::Status RouteTopK(const float* logits, int64_t rows, int64_t experts, int64
                        RouterScoring scoring, bool normalize, const int32_t* override_choices,
                        int32_t* chosen, float* weights, cudaStream_t stream) {
   constexpr absl::string_view kWhat = "RouteTopK";
-  if (absl::Status s = CheckNonNegative(rows, "rows", kWhat); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CheckNonNegative(rows, "rows", kWhat));
   if (experts < 1 || experts > kMaxRouterExperts) {
     return absl::InvalidArgumentError(
         absl::StrCat(kWhat, ": experts is ", experts, " (must be in 1..", kMaxRouterExperts, ")"));
@@ -477,7 +478,7 @@ absl::Status RouteTopK(const float* logits, int64_t rows, int64_t experts, int64
   for (const auto& [p, field] : {std::pair<const void*, const char*>{logits, "logits"},
                                  {chosen, "chosen"},
                                  {weights, "weights"}}) {
-    if (absl::Status s = CheckPointer(p, field, kWhat); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(CheckPointer(p, field, kWhat));
   }
   RouteTopKKernel<<<BlocksFor(rows, 128), 128, 0, stream>>>(
       logits, rows, experts, k, scoring == RouterScoring::kSigmoid, normalize, override_choices,
@@ -492,16 +493,16 @@ size_t CountAndSlotScratchBytes(int64_t experts) {
 absl::Status CountAndSlot(const int32_t* chosen, int64_t pairs, int64_t experts, int64_t* counts,
                           int64_t* slot, void* scratch, cudaStream_t stream) {
   constexpr absl::string_view kWhat = "CountAndSlot";
-  if (absl::Status s = CheckNonNegative(pairs, "pairs", kWhat); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CheckNonNegative(pairs, "pairs", kWhat));
   if (experts < 1) {
     return absl::InvalidArgumentError(absl::StrCat(kWhat, ": experts is ", experts, " (< 1)"));
   }
   if (pairs > 0) {
-    if (absl::Status s = CheckPointer(chosen, "chosen", kWhat); !s.ok()) return s;
-    if (absl::Status s = CheckPointer(slot, "slot", kWhat); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(CheckPointer(chosen, "chosen", kWhat));
+    MOECAP_RETURN_IF_ERROR(CheckPointer(slot, "slot", kWhat));
   }
-  if (absl::Status s = CheckPointer(counts, "counts", kWhat); !s.ok()) return s;
-  if (absl::Status s = CheckPointer(scratch, "scratch", kWhat); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CheckPointer(counts, "counts", kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckPointer(scratch, "scratch", kWhat));
   CountAndSlotKernel<<<1, kSlotThreads, 0, stream>>>(chosen, pairs, experts, counts, slot,
                                                      static_cast<int64_t*>(scratch));
   return LaunchStatus(kWhat);
@@ -512,7 +513,7 @@ absl::Status ScatterRows(const void* src, int64_t pairs, int64_t k, const int64_
   constexpr absl::string_view kWhat = "ScatterRows";
   if (k < 1) return absl::InvalidArgumentError(absl::StrCat(kWhat, ": k is ", k, " (< 1)"));
   if (pairs > 0) {
-    if (absl::Status s = CheckPointer(slot, "slot", kWhat); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(CheckPointer(slot, "slot", kWhat));
   }
   return CopyRows(src, nullptr, k, slot, pairs, row_bytes, dst, stream, kWhat);
 }
@@ -521,7 +522,7 @@ absl::Status GatherRows(const void* src, const int64_t* index, int64_t rows, int
                         void* dst, cudaStream_t stream) {
   constexpr absl::string_view kWhat = "GatherRows";
   if (rows > 0) {
-    if (absl::Status s = CheckPointer(index, "index", kWhat); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(CheckPointer(index, "index", kWhat));
   }
   return CopyRows(src, index, 1, nullptr, rows, row_bytes, dst, stream, kWhat);
 }
@@ -529,12 +530,12 @@ absl::Status GatherRows(const void* src, const int64_t* index, int64_t rows, int
 absl::Status SwiGlu(const float* gate_up, int64_t rows, int64_t f, Dtype out_dtype, void* out,
                     cudaStream_t stream) {
   constexpr absl::string_view kWhat = "SwiGlu";
-  if (absl::Status s = CheckGemmDtype(out_dtype, kWhat); !s.ok()) return s;
-  if (absl::Status s = CheckNonNegative(rows, "rows", kWhat); !s.ok()) return s;
-  if (absl::Status s = CheckNonNegative(f, "f", kWhat); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CheckGemmDtype(out_dtype, kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckNonNegative(rows, "rows", kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckNonNegative(f, "f", kWhat));
   if (rows == 0 || f == 0) return absl::OkStatus();
-  if (absl::Status s = CheckPointer(gate_up, "gate_up", kWhat); !s.ok()) return s;
-  if (absl::Status s = CheckPointer(out, "out", kWhat); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CheckPointer(gate_up, "gate_up", kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckPointer(out, "out", kWhat));
   if (out_dtype == Dtype::kFp32) {
     SwiGluKernel<<<BlocksFor(rows * f), kThreads, 0, stream>>>(gate_up, rows, f,
                                                                static_cast<float*>(out));
@@ -548,11 +549,11 @@ absl::Status SwiGlu(const float* gate_up, int64_t rows, int64_t f, Dtype out_dty
 absl::Status FromFloat(const float* in, int64_t count, Dtype dtype, void* out,
                        cudaStream_t stream) {
   constexpr absl::string_view kWhat = "FromFloat";
-  if (absl::Status s = CheckGemmDtype(dtype, kWhat); !s.ok()) return s;
-  if (absl::Status s = CheckNonNegative(count, "count", kWhat); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CheckGemmDtype(dtype, kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckNonNegative(count, "count", kWhat));
   if (count == 0) return absl::OkStatus();
-  if (absl::Status s = CheckPointer(in, "in", kWhat); !s.ok()) return s;
-  if (absl::Status s = CheckPointer(out, "out", kWhat); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CheckPointer(in, "in", kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckPointer(out, "out", kWhat));
   if (dtype == Dtype::kFp32) {
     if (out == in) return absl::OkStatus();
     return CudaCheck(cudaMemcpyAsync(out, in, sizeof(float) * static_cast<size_t>(count),
@@ -566,11 +567,11 @@ absl::Status FromFloat(const float* in, int64_t count, Dtype dtype, void* out,
 
 absl::Status ToFloat(const void* in, int64_t count, Dtype dtype, float* out, cudaStream_t stream) {
   constexpr absl::string_view kWhat = "ToFloat";
-  if (absl::Status s = CheckGemmDtype(dtype, kWhat); !s.ok()) return s;
-  if (absl::Status s = CheckNonNegative(count, "count", kWhat); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CheckGemmDtype(dtype, kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckNonNegative(count, "count", kWhat));
   if (count == 0) return absl::OkStatus();
-  if (absl::Status s = CheckPointer(in, "in", kWhat); !s.ok()) return s;
-  if (absl::Status s = CheckPointer(out, "out", kWhat); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CheckPointer(in, "in", kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckPointer(out, "out", kWhat));
   if (dtype == Dtype::kFp32) {
     if (out == in) return absl::OkStatus();
     return CudaCheck(cudaMemcpyAsync(out, in, sizeof(float) * static_cast<size_t>(count),
@@ -586,18 +587,18 @@ absl::Status Combine(const float* residual, const float* shared, const void* com
                      const int64_t* slot, const float* weights, int64_t rows, int64_t k,
                      int64_t hidden, float* out, cudaStream_t stream) {
   constexpr absl::string_view kWhat = "Combine";
-  if (absl::Status s = CheckGemmDtype(dtype, kWhat); !s.ok()) return s;
-  if (absl::Status s = CheckNonNegative(rows, "rows", kWhat); !s.ok()) return s;
-  if (absl::Status s = CheckNonNegative(k, "k", kWhat); !s.ok()) return s;
-  if (absl::Status s = CheckNonNegative(hidden, "hidden", kWhat); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CheckGemmDtype(dtype, kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckNonNegative(rows, "rows", kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckNonNegative(k, "k", kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckNonNegative(hidden, "hidden", kWhat));
   if (rows == 0 || hidden == 0) return absl::OkStatus();
-  if (absl::Status s = CheckPointer(residual, "residual", kWhat); !s.ok()) return s;
-  if (absl::Status s = CheckPointer(out, "out", kWhat); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CheckPointer(residual, "residual", kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckPointer(out, "out", kWhat));
   if (k > 0) {
     for (const auto& [p, field] : {std::pair<const void*, const char*>{combined, "combined"},
                                    {slot, "slot"},
                                    {weights, "weights"}}) {
-      if (absl::Status s = CheckPointer(p, field, kWhat); !s.ok()) return s;
+      MOECAP_RETURN_IF_ERROR(CheckPointer(p, field, kWhat));
     }
   }
   const bool vector16 = Aligned(combined, 16);

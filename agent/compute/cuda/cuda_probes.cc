@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/compute/cuda/cuda_device.h"
 #include "agent/compute/cuda/cuda_kernels.h"
+#include "common/status_macros.h"
 
 namespace moecap::cuda {
 namespace {
@@ -24,24 +25,20 @@ absl::StatusOr<double> MedianSeconds(cudaStream_t stream, const std::function<ab
                                      absl::string_view what) {
   cudaEvent_t start = nullptr;
   cudaEvent_t stop = nullptr;
-  if (absl::Status s = CudaCheck(cudaEventCreate(&start), "cudaEventCreate"); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(CudaCheck(cudaEventCreate(&start), "cudaEventCreate"));
   if (absl::Status s = CudaCheck(cudaEventCreate(&stop), "cudaEventCreate"); !s.ok()) {
     cudaEventDestroy(start);
     return s;
   }
   const auto run = [&]() -> absl::StatusOr<double> {
     for (int i = 0; i < kWarmups; ++i) {
-      if (absl::Status s = op(); !s.ok()) return s;
+      MOECAP_RETURN_IF_ERROR(op());
     }
     std::vector<double> seconds;
     for (int i = 0; i < kTimed; ++i) {
-      if (absl::Status s = CudaCheck(cudaEventRecord(start, stream), "cudaEventRecord"); !s.ok()) {
-        return s;
-      }
-      if (absl::Status s = op(); !s.ok()) return s;
-      if (absl::Status s = CudaCheck(cudaEventRecord(stop, stream), "cudaEventRecord"); !s.ok()) {
-        return s;
-      }
+      MOECAP_RETURN_IF_ERROR(CudaCheck(cudaEventRecord(start, stream), "cudaEventRecord"));
+      MOECAP_RETURN_IF_ERROR(op());
+      MOECAP_RETURN_IF_ERROR(CudaCheck(cudaEventRecord(stop, stream), "cudaEventRecord"));
       if (absl::Status s =
               CudaCheck(cudaEventSynchronize(stop), absl::StrCat(what, ": cudaEventSynchronize"));
           !s.ok()) {
@@ -69,12 +66,10 @@ absl::StatusOr<double> MedianSeconds(cudaStream_t stream, const std::function<ab
 }
 
 absl::StatusOr<size_t> FreeBytes(CudaBackend& backend) {
-  if (absl::Status s = backend.MakeCurrent(); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(backend.MakeCurrent());
   size_t free = 0;
   size_t total = 0;
-  if (absl::Status s = CudaCheck(cudaMemGetInfo(&free, &total), "cudaMemGetInfo"); !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(CudaCheck(cudaMemGetInfo(&free, &total), "cudaMemGetInfo"));
   return free;
 }
 
@@ -107,7 +102,7 @@ absl::StatusOr<double> ProbeCopyBandwidth(CudaBackend& backend) {
 }
 
 absl::StatusOr<double> ProbeGemmFlops(CudaBackend& backend, Dtype dtype) {
-  if (absl::Status s = backend.CheckDtype(dtype); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(backend.CheckDtype(dtype));
   absl::StatusOr<size_t> free = FreeBytes(backend);
   if (!free.ok()) return free.status();
   const size_t element = dtype == Dtype::kFp32 ? 4 : 2;
@@ -129,12 +124,8 @@ absl::StatusOr<double> ProbeGemmFlops(CudaBackend& backend, Dtype dtype) {
   absl::StatusOr<Buffer> c = backend.Allocate(static_cast<size_t>(n * n) * sizeof(float));
   if (!c.ok()) return c.status();
   // Values in [-1, 1) keep every product and sum far from overflow.
-  if (absl::Status s = FillUniform(1, n * n, 1.0f, dtype, a->data(), backend.stream()); !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = FillUniform(2, n * n, 1.0f, dtype, w->data(), backend.stream()); !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(FillUniform(1, n * n, 1.0f, dtype, a->data(), backend.stream()));
+  MOECAP_RETURN_IF_ERROR(FillUniform(2, n * n, 1.0f, dtype, w->data(), backend.stream()));
   absl::StatusOr<double> seconds = MedianSeconds(
       backend.stream(),
       [&]() {

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/compute/cuda/cuda_device.h"
 #include "agent/compute/cuda/cuda_kernels.h"
+#include "common/status_macros.h"
 
 namespace moecap {
 namespace {
@@ -19,11 +20,8 @@ absl::Status GrowPinned(Buffer& buffer, size_t bytes) {
   if (buffer.data() != nullptr && buffer.bytes() >= bytes) return absl::OkStatus();
   buffer = Buffer();
   void* data = nullptr;
-  if (absl::Status s = cuda::CudaCheck(cudaMallocHost(&data, std::max<size_t>(bytes, 1)),
-                                       absl::StrCat("cudaMallocHost(", bytes, " bytes)"));
-      !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(cuda::CudaCheck(cudaMallocHost(&data, std::max<size_t>(bytes, 1)),
+                                         absl::StrCat("cudaMallocHost(", bytes, " bytes)")));
   buffer = Buffer(data, bytes, [](void* p) { cudaFreeHost(p); });
   return absl::OkStatus();
 }
@@ -140,7 +138,7 @@ absl::Status CudaExpertParallelMoe::Prepare(int64_t own_tokens, int64_t global_t
           "routing overrides: ", layer.size(), " choices in a layer, expected ", own_tokens * k));
     }
   }
-  if (absl::Status s = backend_.MakeCurrent(); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(backend_.MakeCurrent());
   stepped_ = false;
   own_tokens_ = own_tokens;
   has_overrides_ = !overrides.empty();
@@ -182,36 +180,28 @@ absl::Status CudaExpertParallelMoe::Prepare(int64_t own_tokens, int64_t global_t
     sizes.push_back({&index_, layers * 2 * rows_max * 8});
   }
   for (auto& [buffer, bytes] : sizes) {
-    if (absl::Status s = Grow(*buffer, bytes); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(Grow(*buffer, bytes));
   }
-  if (absl::Status s = GrowPinned(counts_host_, layers * e * 8); !s.ok()) return s;
-  if (absl::Status s = GrowPinned(record_host_, layers * t * kk * 4); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(GrowPinned(counts_host_, layers * e * 8));
+  MOECAP_RETURN_IF_ERROR(GrowPinned(record_host_, layers * t * kk * 4));
   if (world_ > 1) {
-    if (absl::Status s = GrowPinned(index_host_, layers * 2 * rows_max * 8); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(GrowPinned(index_host_, layers * 2 * rows_max * 8));
   }
   recv_counts_.assign(e, 0);  // world × local = E
 
   if (marks_.empty()) {
     marks_.assign(layers * kMarks, nullptr);
     for (cudaEvent_t& event : marks_) {
-      if (absl::Status s = cuda::CudaCheck(cudaEventCreate(&event), "cudaEventCreate"); !s.ok()) {
-        return s;
-      }
+      MOECAP_RETURN_IF_ERROR(cuda::CudaCheck(cudaEventCreate(&event), "cudaEventCreate"));
     }
-    if (absl::Status s = cuda::CudaCheck(
-            cudaEventCreateWithFlags(&counts_ready_, cudaEventDisableTiming), "cudaEventCreate");
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(cuda::CudaCheck(
+        cudaEventCreateWithFlags(&counts_ready_, cudaEventDisableTiming), "cudaEventCreate"));
   }
 
   if (t > 0) {
-    if (absl::Status s = cuda::CudaCheck(
-            cudaMemcpyAsync(input_.data(), input, t * d * 4, cudaMemcpyHostToDevice, stream_),
-            "uploading the input");
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(cuda::CudaCheck(
+        cudaMemcpyAsync(input_.data(), input, t * d * 4, cudaMemcpyHostToDevice, stream_),
+        "uploading the input"));
   }
   std::vector<int32_t> flat;
   if (has_overrides_ && t > 0) {
@@ -219,13 +209,10 @@ absl::Status CudaExpertParallelMoe::Prepare(int64_t own_tokens, int64_t global_t
     for (const std::vector<int32_t>& layer : overrides) {
       flat.insert(flat.end(), layer.begin(), layer.end());
     }
-    if (absl::Status s = cuda::CudaCheck(
-            cudaMemcpyAsync(overrides_.data(), flat.data(), flat.size() * sizeof(int32_t),
-                            cudaMemcpyHostToDevice, stream_),
-            "uploading the routing overrides");
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(cuda::CudaCheck(
+        cudaMemcpyAsync(overrides_.data(), flat.data(), flat.size() * sizeof(int32_t),
+                        cudaMemcpyHostToDevice, stream_),
+        "uploading the routing overrides"));
   }
   // `flat` and `input` are pageable host memory: the copies must be done before they may go.
   return cuda::CudaCheck(cudaStreamSynchronize(stream_), "preparing the GPU engine");
@@ -238,14 +225,12 @@ void CudaExpertParallelMoe::Mark(int64_t layer, int point, bool timed) {
 absl::Status CudaExpertParallelMoe::Step(PhaseTimes* times, StepTally* tally,
                                          RoutingRecord* record) {
   if (marks_.empty()) return absl::FailedPreconditionError("Step before Prepare");
-  if (absl::Status s = backend_.MakeCurrent(); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(backend_.MakeCurrent());
   if (tally != nullptr) *tally = StartTally(own_tokens_, layers_, shape_.experts);
   for (int64_t l = 0; l < layers_; ++l) {
-    if (absl::Status s = Layer(l, times, tally, record != nullptr); !s.ok()) return s;
+    MOECAP_RETURN_IF_ERROR(Layer(l, times, tally, record != nullptr));
   }
-  if (absl::Status s = cuda::CudaCheck(cudaStreamSynchronize(stream_), "the MoE step"); !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(cuda::CudaCheck(cudaStreamSynchronize(stream_), "the MoE step"));
   stepped_ = true;
   if (times != nullptr) {
     double* phase[kMarks - 1] = {&times->gate, &times->experts, &times->dispatch, &times->experts,
@@ -253,12 +238,9 @@ absl::Status CudaExpertParallelMoe::Step(PhaseTimes* times, StepTally* tally,
     for (int64_t l = 0; l < layers_; ++l) {
       for (int i = 0; i + 1 < kMarks; ++i) {
         float ms = 0;
-        if (absl::Status s = cuda::CudaCheck(
-                cudaEventElapsedTime(&ms, marks_[l * kMarks + i], marks_[l * kMarks + i + 1]),
-                "cudaEventElapsedTime");
-            !s.ok()) {
-          return s;
-        }
+        MOECAP_RETURN_IF_ERROR(cuda::CudaCheck(
+            cudaEventElapsedTime(&ms, marks_[l * kMarks + i], marks_[l * kMarks + i + 1]),
+            "cudaEventElapsedTime"));
         *phase[i] += ms * 1e-3;
       }
     }
@@ -278,7 +260,7 @@ absl::Status CudaExpertParallelMoe::ReadOutput(float* output) {
   if (!stepped_) return absl::FailedPreconditionError("ReadOutput before a step");
   const size_t bytes = static_cast<size_t>(own_tokens_ * shape_.hidden) * sizeof(float);
   if (bytes == 0) return absl::OkStatus();
-  if (absl::Status s = backend_.MakeCurrent(); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(backend_.MakeCurrent());
   return cuda::CudaCheck(
       cudaMemcpy(output, hidden_[(layers_ - 1) % 2].data(), bytes, cudaMemcpyDeviceToHost),
       "downloading the output");
@@ -292,24 +274,16 @@ absl::Status CudaExpertParallelMoe::Expert(const void* gate_up, const void* down
   float* h = gate_up_out_.as<float>();
   for (int64_t first = 0; first < rows; first += chunk_rows_) {
     const int64_t count = std::min(chunk_rows_, rows - first);
-    if (absl::Status s = backend_.MatMul(dtype_, count, 2 * ffn, d, x + first * rb, d, gate_up, d,
-                                         h, 2 * ffn, false);
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = cuda::SwiGlu(h, count, ffn, dtype_, ffn_act_.data(), stream_); !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(backend_.MatMul(dtype_, count, 2 * ffn, d, x + first * rb, d, gate_up, d,
+                                           h, 2 * ffn, false));
+    MOECAP_RETURN_IF_ERROR(cuda::SwiGlu(h, count, ffn, dtype_, ffn_act_.data(), stream_));
     // The down GEMM writes the rows in their final type itself (bf16: cuBLAS rounds the fp32
     // accumulator once on store, as FromFloat would), so no conversion pass follows.
     const Dtype out_dtype = y_fp32 != nullptr ? Dtype::kFp32 : dtype_;
     void* y = y_fp32 != nullptr ? static_cast<void*>(y_fp32 + first * d)
                                 : static_cast<void*>(y_rows + first * rb);
-    if (absl::Status s = backend_.MatMulTo(dtype_, out_dtype, count, d, ffn, ffn_act_.data(), ffn,
-                                           down, ffn, y, d, false);
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(backend_.MatMulTo(dtype_, out_dtype, count, d, ffn, ffn_act_.data(), ffn,
+                                             down, ffn, y, d, false));
   }
   return absl::OkStatus();
 }
@@ -330,10 +304,7 @@ absl::Status CudaExpertParallelMoe::Layer(int64_t l, PhaseTimes* times, StepTall
   // Gate, ending with the per-expert counts on their way to the host.
   Mark(l, 0, timed);
   if (t_own > 0) {
-    if (absl::Status s = cuda::RmsNorm(x, t_own, d, nullptr, dtype_, act_.data(), stream_);
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(cuda::RmsNorm(x, t_own, d, nullptr, dtype_, act_.data(), stream_));
     if (absl::Status s =
             backend_.MatMul(dtype_, t_own, experts, d, act_.data(), d, weights_.router(l), d,
                             logits_.as<float>(), experts, false);
@@ -342,12 +313,9 @@ absl::Status CudaExpertParallelMoe::Layer(int64_t l, PhaseTimes* times, StepTall
     }
     const int32_t* override_choices =
         has_overrides_ ? overrides_.as<int32_t>() + l * t_own * k : nullptr;
-    if (absl::Status s = cuda::RouteTopK(
-            logits_.as<float>(), t_own, experts, k, model_.router_scoring, model_.normalize_topk,
-            override_choices, chosen_.as<int32_t>(), combine_w_.as<float>(), stream_);
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(cuda::RouteTopK(
+        logits_.as<float>(), t_own, experts, k, model_.router_scoring, model_.normalize_topk,
+        override_choices, chosen_.as<int32_t>(), combine_w_.as<float>(), stream_));
     if (absl::Status s =
             cuda::CountAndSlot(chosen_.as<int32_t>(), t_own * k, experts, counts_.as<int64_t>(),
                                slot_.as<int64_t>(), count_scratch_.data(), stream_);
@@ -362,13 +330,10 @@ absl::Status CudaExpertParallelMoe::Layer(int64_t l, PhaseTimes* times, StepTall
       return s;
     }
     if (record) {
-      if (absl::Status s = cuda::CudaCheck(
-              cudaMemcpyAsync(record_host_.as<int32_t>() + l * t_own * k, chosen_.data(),
-                              t_own * k * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_),
-              "copying the routing to the host");
-          !s.ok()) {
-        return s;
-      }
+      MOECAP_RETURN_IF_ERROR(cuda::CudaCheck(
+          cudaMemcpyAsync(record_host_.as<int32_t>() + l * t_own * k, chosen_.data(),
+                          t_own * k * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_),
+          "copying the routing to the host"));
     }
     if (absl::Status s =
             cuda::CudaCheck(cudaEventRecord(counts_ready_, stream_), "cudaEventRecord");
@@ -400,19 +365,14 @@ absl::Status CudaExpertParallelMoe::Layer(int64_t l, PhaseTimes* times, StepTall
     }
   }
   const absl::Span<const int64_t> send_counts(counts_host, static_cast<size_t>(experts));
-  if (absl::Status s = comm_.AllToAll(counts_host, recv_counts_.data(), static_cast<size_t>(local));
-      !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(
+      comm_.AllToAll(counts_host, recv_counts_.data(), static_cast<size_t>(local)));
   const int64_t received_rows =
       PeerBytes(send_counts, recv_counts_, world_, rb, send_bytes_, recv_bytes_);
   if (tally != nullptr) TallyLayer(l, rank_, world_, t_own, k, send_counts, recv_counts_, *tally);
   if (t_own > 0) {
-    if (absl::Status s = cuda::ScatterRows(act_.data(), t_own * k, k, slot_.as<int64_t>(),
-                                           static_cast<int64_t>(rb), send_.data(), stream_);
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(cuda::ScatterRows(act_.data(), t_own * k, k, slot_.as<int64_t>(),
+                                             static_cast<int64_t>(rb), send_.data(), stream_));
   }
   const auto exchange = [&](const void* send, const std::vector<int64_t>& send_bytes, void* recv,
                             const std::vector<int64_t>& recv_bytes) -> absl::Status {
@@ -425,10 +385,7 @@ absl::Status CudaExpertParallelMoe::Layer(int64_t l, PhaseTimes* times, StepTall
     }
     return comm_.AllToAllV(send, send_bytes, recv, recv_bytes);
   };
-  if (absl::Status s = exchange(send_.data(), send_bytes_, received_.data(), recv_bytes_);
-      !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(exchange(send_.data(), send_bytes_, received_.data(), recv_bytes_));
   const char* grouped_in = received_.as<char>();
   char* grouped_out = results_.as<char>();
   int64_t* index = nullptr;
@@ -438,18 +395,13 @@ absl::Status CudaExpertParallelMoe::Layer(int64_t l, PhaseTimes* times, StepTall
     ExpertMajorOrder(recv_counts_, world_, expert_begin_, index_host, index_host + received_rows);
     if (received_rows > 0) {
       index = index_.as<int64_t>() + l * 2 * rows_max_;
-      if (absl::Status s = cuda::CudaCheck(
-              cudaMemcpyAsync(index, index_host, 2 * received_rows * sizeof(int64_t),
-                              cudaMemcpyHostToDevice, stream_),
-              "uploading the expert-major row index");
-          !s.ok()) {
-        return s;
-      }
-      if (absl::Status s = cuda::GatherRows(received_.data(), index, received_rows,
-                                            static_cast<int64_t>(rb), grouped_in_.data(), stream_);
-          !s.ok()) {
-        return s;
-      }
+      MOECAP_RETURN_IF_ERROR(
+          cuda::CudaCheck(cudaMemcpyAsync(index, index_host, 2 * received_rows * sizeof(int64_t),
+                                          cudaMemcpyHostToDevice, stream_),
+                          "uploading the expert-major row index"));
+      MOECAP_RETURN_IF_ERROR(cuda::GatherRows(received_.data(), index, received_rows,
+                                              static_cast<int64_t>(rb), grouped_in_.data(),
+                                              stream_));
     }
     grouped_in = grouped_in_.as<char>();
     grouped_out = grouped_out_.as<char>();
@@ -463,34 +415,23 @@ absl::Status CudaExpertParallelMoe::Layer(int64_t l, PhaseTimes* times, StepTall
     const int64_t begin = expert_begin_[j];
     const int64_t rows = expert_begin_[j + 1] - begin;
     if (rows == 0) continue;  // an expert without tokens reads no weights
-    if (absl::Status s = Expert(weights_.gate_up(l, j), weights_.down(l, j), shape_.expert_ffn,
-                                rows, grouped_in + begin * rb, grouped_out + begin * rb, nullptr);
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(Expert(weights_.gate_up(l, j), weights_.down(l, j), shape_.expert_ffn,
+                                  rows, grouped_in + begin * rb, grouped_out + begin * rb,
+                                  nullptr));
   }
   Mark(l, 4, timed);
 
   // Combine: back to source-major order, back to the tokens' ranks, then each token's weighted
   // sum plus the shared experts and the residual.
   if (world_ > 1 && received_rows > 0) {
-    if (absl::Status s = cuda::GatherRows(grouped_out, index + received_rows, received_rows,
-                                          static_cast<int64_t>(rb), results_.data(), stream_);
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(cuda::GatherRows(grouped_out, index + received_rows, received_rows,
+                                            static_cast<int64_t>(rb), results_.data(), stream_));
   }
-  if (absl::Status s = exchange(results_.data(), recv_bytes_, combined_.data(), send_bytes_);
-      !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(exchange(results_.data(), recv_bytes_, combined_.data(), send_bytes_));
   if (t_own > 0) {
     const float* shared = shape_.shared_ffn > 0 ? shared_out_.as<float>() : nullptr;
-    if (absl::Status s = cuda::Combine(x, shared, combined_.data(), dtype_, slot_.as<int64_t>(),
-                                       combine_w_.as<float>(), t_own, k, d, out, stream_);
-        !s.ok()) {
-      return s;
-    }
+    MOECAP_RETURN_IF_ERROR(cuda::Combine(x, shared, combined_.data(), dtype_, slot_.as<int64_t>(),
+                                         combine_w_.as<float>(), t_own, k, d, out, stream_));
   }
   Mark(l, 5, timed);
   return absl::OkStatus();

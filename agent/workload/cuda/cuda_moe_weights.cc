@@ -7,6 +7,7 @@
 #include "agent/compute/cuda/cuda_device.h"
 #include "agent/compute/cuda/cuda_kernels.h"
 #include "agent/workload/random.h"
+#include "common/status_macros.h"
 
 namespace moecap {
 namespace {
@@ -33,8 +34,8 @@ absl::Status Fill(uint64_t key, int64_t count, int64_t fan_in, Dtype dtype, void
 absl::StatusOr<CudaMoeWeights> CudaMoeWeights::Generate(cuda::CudaBackend& backend,
                                                         const ModelSpec& scaled, int64_t layers,
                                                         Dtype dtype, uint64_t seed, Range local) {
-  if (absl::Status s = backend.CheckDtype(dtype); !s.ok()) return s;
-  if (absl::Status s = backend.MakeCurrent(); !s.ok()) return s;
+  MOECAP_RETURN_IF_ERROR(backend.CheckDtype(dtype));
+  MOECAP_RETURN_IF_ERROR(backend.MakeCurrent());
   cudaStream_t stream = backend.stream();
   CudaMoeWeights w;
   w.shape_ = LayerShape::Of(scaled);
@@ -51,19 +52,12 @@ absl::StatusOr<CudaMoeWeights> CudaMoeWeights::Generate(cuda::CudaBackend& backe
   };
   for (int64_t l = 0; l < layers; ++l) {
     Layer& layer = w.layers_[static_cast<size_t>(l)];
-    if (absl::Status st = allocate(layer.router, s.hidden * s.experts); !st.ok()) return st;
-    if (absl::Status st = allocate(layer.experts_gate_up, local.count * s.GateUpElements());
-        !st.ok()) {
-      return st;
-    }
-    if (absl::Status st = allocate(layer.experts_down, local.count * s.DownElements()); !st.ok()) {
-      return st;
-    }
-    if (absl::Status st = Fill(WeightKey(seed, StreamPurpose::kRouterWeights, l, 0),
-                               s.hidden * s.experts, s.hidden, dtype, layer.router.data(), stream);
-        !st.ok()) {
-      return st;
-    }
+    MOECAP_RETURN_IF_ERROR(allocate(layer.router, s.hidden * s.experts));
+    MOECAP_RETURN_IF_ERROR(allocate(layer.experts_gate_up, local.count * s.GateUpElements()));
+    MOECAP_RETURN_IF_ERROR(allocate(layer.experts_down, local.count * s.DownElements()));
+    MOECAP_RETURN_IF_ERROR(Fill(WeightKey(seed, StreamPurpose::kRouterWeights, l, 0),
+                                s.hidden * s.experts, s.hidden, dtype, layer.router.data(),
+                                stream));
     for (int64_t j = 0; j < local.count; ++j) {
       const int64_t expert = local.begin + j;
       if (absl::Status st =
@@ -73,20 +67,13 @@ absl::StatusOr<CudaMoeWeights> CudaMoeWeights::Generate(cuda::CudaBackend& backe
           !st.ok()) {
         return st;
       }
-      if (absl::Status st = Fill(WeightKey(seed, StreamPurpose::kExpertDown, l, expert),
-                                 s.DownElements(), s.expert_ffn, dtype,
-                                 layer.experts_down.as<char>() + j * s.DownElements() * eb, stream);
-          !st.ok()) {
-        return st;
-      }
+      MOECAP_RETURN_IF_ERROR(Fill(
+          WeightKey(seed, StreamPurpose::kExpertDown, l, expert), s.DownElements(), s.expert_ffn,
+          dtype, layer.experts_down.as<char>() + j * s.DownElements() * eb, stream));
     }
     if (s.shared_ffn > 0) {
-      if (absl::Status st = allocate(layer.shared_gate_up, s.hidden * 2 * s.shared_ffn); !st.ok()) {
-        return st;
-      }
-      if (absl::Status st = allocate(layer.shared_down, s.shared_ffn * s.hidden); !st.ok()) {
-        return st;
-      }
+      MOECAP_RETURN_IF_ERROR(allocate(layer.shared_gate_up, s.hidden * 2 * s.shared_ffn));
+      MOECAP_RETURN_IF_ERROR(allocate(layer.shared_down, s.shared_ffn * s.hidden));
       if (absl::Status st =
               Fill(WeightKey(seed, StreamPurpose::kSharedGateUp, l, 0), s.hidden * 2 * s.shared_ffn,
                    s.hidden, dtype, layer.shared_gate_up.data(), stream);

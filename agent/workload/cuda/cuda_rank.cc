@@ -18,6 +18,7 @@
 #include "agent/workload/cuda/device_local_communicator.h"
 #include "agent/workload/memory.h"
 #include "agent/workload/weights.h"
+#include "common/status_macros.h"
 
 namespace moecap {
 namespace {
@@ -171,9 +172,7 @@ absl::StatusOr<RankResult> RunCudaRank(const WorkloadConfig& config, const RankC
   }
 
   CudaExpertParallelMoe engine(scaled, *weights, backend, comm, options);
-  if (absl::Status s = RunPoints(config, context, comm, engine, reference, result); !s.ok()) {
-    return s;
-  }
+  MOECAP_RETURN_IF_ERROR(RunPoints(config, context, comm, engine, reference, result));
   return result;
 }
 

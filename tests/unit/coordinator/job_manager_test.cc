@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -551,6 +552,117 @@ TEST_F(JobManagerTest, FailureReportsFailTheJobAndChecksAreNeverRetried) {
   EXPECT_NE(job.failure_reason().find("agent 'a' rank 0 reported check: max error 0.3"),
             std::string::npos)
       << job.failure_reason();
+}
+
+// A peer's collective failure, as an agent sends it when its Gloo or NCCL peer went away.
+v1::ReportFailureRequest CollectiveFailure(const std::string& agent_id, const std::string& job_id) {
+  v1::ReportFailureRequest f;
+  f.set_agent_id(agent_id);
+  f.set_job_id(job_id);
+  f.set_point_index(0);
+  f.set_attempt(1);
+  f.set_rank(-1);  // the whole agent stopped
+  f.set_kind(v1::FAILURE_KIND_COLLECTIVE);
+  f.set_reason("Connection reset by peer");
+  f.set_retryable(true);
+  return f;
+}
+
+TEST_F(JobManagerTest, APeersCollectiveFailureWaitsForTheLostAgentAndNamesItFirst) {
+  const std::string a = AddAgent("a");
+  const std::string b = AddAgent("b");
+  const std::string id = Submit(kPlan);
+  jobs_->Tick();
+  // b dies; a's collective fails and a reports before b's lease (10 s) runs out.
+  clock_.Advance(absl::Seconds(6));
+  ASSERT_TRUE(registry_->Heartbeat(a, v1::AGENT_STATE_BUSY, {}).ok());
+  ASSERT_TRUE(jobs_->ReportFailure(CollectiveFailure(a, id)).ok());
+  jobs_->Tick();
+  EXPECT_EQ(Get(id).state(), v1::JOB_STATE_SCHEDULED) << "held while its cause may show";
+  clock_.Advance(absl::Seconds(5));
+  ASSERT_TRUE(registry_->Heartbeat(a, v1::AGENT_STATE_IDLE, {}).ok());
+  registry_->ExpireLeases(clock_.Now());
+  const v1::Job job = Get(id);
+  EXPECT_EQ(job.state(), v1::JOB_STATE_FAILED);
+  const std::string& reason = job.failure_reason();
+  const size_t cause = reason.find("agent 'b'");
+  const size_t consequence = reason.find("then agent 'a' reported collective: Connection reset");
+  ASSERT_NE(cause, std::string::npos) << reason;
+  ASSERT_NE(consequence, std::string::npos) << reason;
+  EXPECT_LT(cause, consequence) << reason;
+  EXPECT_NE(reason.find("lost"), std::string::npos) << reason;
+  // a stopped by itself (rank -1): no cancel; it is free again at once.
+  EXPECT_TRUE(sinks_[a]->Cancels().empty());
+  EXPECT_TRUE(registry_->Find(a)->held_job_id.empty());
+}
+
+TEST_F(JobManagerTest, AnAgentWhoseStreamClosedIsTheCauseAtOnceInEitherOrder) {
+  for (const bool report_first : {false, true}) {
+    Build(std::make_unique<InMemoryJobStore>());
+    const std::string a = AddAgent("a");
+    const std::string b = AddAgent("b");
+    const std::string c = AddAgent("c");
+    const std::string id = Submit(std::string(kPlan) + "retry: {max_retries: 1}\n");
+    jobs_->Tick();
+    ASSERT_EQ(Get(id).agents(0).agent_id(), a);
+    ASSERT_EQ(Get(id).agents(1).agent_id(), b);
+    const auto close_b = [&] {
+      ASSERT_TRUE(streams_->Detach(b, sinks_[b].get()));
+      jobs_->OnStreamClosed(b);
+    };
+    if (report_first) {
+      ASSERT_TRUE(jobs_->ReportFailure(CollectiveFailure(a, id)).ok());
+      EXPECT_EQ(Get(id).state(), v1::JOB_STATE_SCHEDULED) << "held";
+      close_b();
+    } else {
+      close_b();
+      EXPECT_EQ(Get(id).state(), v1::JOB_STATE_SCHEDULED) << "a closed stream alone fails nothing";
+      ASSERT_TRUE(jobs_->ReportFailure(CollectiveFailure(a, id)).ok());
+    }
+    // No time passed: the cause was found at once.
+    v1::Job job = Get(id);
+    EXPECT_EQ(job.state(), v1::JOB_STATE_QUEUED) << report_first;
+    const std::string& reason = job.points(0).failure_reason();
+    EXPECT_EQ(reason.find("agent 'b' lost: its assignment stream closed at "), 0u) << reason;
+    EXPECT_NE(reason.find("; then agent 'a' reported collective"), std::string::npos) << reason;
+    // The retry goes to a and c: b is suspect (told to stop, not yet acknowledged).
+    jobs_->Tick();
+    job = Get(id);
+    ASSERT_EQ(job.state(), v1::JOB_STATE_SCHEDULED) << job.DebugString();
+    std::set<std::string> placed;
+    for (const v1::AssignedAgent& aa : job.agents()) placed.insert(aa.agent_id());
+    EXPECT_EQ(placed, (std::set<std::string>{a, c}));
+  }
+}
+
+TEST_F(JobManagerTest, ACollectiveFailureWithNoLostPeerFailsAfterTheWaitWithItsOwnReason) {
+  const std::string a = AddAgent("a");
+  const std::string b = AddAgent("b");
+  const std::string id = Submit(kPlan);
+  jobs_->Tick();
+  // b's stream closes and opens again (a reconnect): no longer suspect.
+  ASSERT_TRUE(streams_->Detach(b, sinks_[b].get()));
+  jobs_->OnStreamClosed(b);
+  streams_->Attach(b, sinks_[b]);
+  jobs_->OnStreamOpened(b);
+  ASSERT_TRUE(jobs_->ReportFailure(CollectiveFailure(a, id)).ok());
+  // JobManagerOptions::root_cause_wait is 10 s; both agents keep their leases.
+  clock_.Advance(absl::Seconds(9));
+  ASSERT_TRUE(registry_->Heartbeat(a, v1::AGENT_STATE_IDLE, {}).ok());
+  ASSERT_TRUE(registry_->Heartbeat(b, v1::AGENT_STATE_BUSY, {}).ok());
+  jobs_->Tick();
+  EXPECT_EQ(Get(id).state(), v1::JOB_STATE_SCHEDULED);
+  clock_.Advance(absl::Seconds(1));
+  jobs_->Tick();
+  const v1::Job job = Get(id);
+  EXPECT_EQ(job.state(), v1::JOB_STATE_FAILED);
+  EXPECT_NE(job.failure_reason().find("agent 'a' reported collective: Connection reset"),
+            std::string::npos)
+      << job.failure_reason();
+  EXPECT_EQ(job.failure_reason().find("then"), std::string::npos) << job.failure_reason();
+  // b still ran its ranks: it is told to stop; a stopped by itself.
+  EXPECT_EQ(sinks_[b]->Cancels().size(), 1u);
+  EXPECT_TRUE(sinks_[a]->Cancels().empty());
 }
 
 TEST_F(JobManagerTest, APointThatMissesItsDeadlineTimesOut) {

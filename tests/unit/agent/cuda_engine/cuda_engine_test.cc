@@ -28,6 +28,7 @@
 #include "agent/workload/reference.h"
 #include "agent/workload/report.h"
 #include "agent/workload/weights.h"
+#include "common/status_macros.h"
 #include "tests/unit/agent/test_util.h"
 
 namespace moecap {
@@ -91,12 +92,9 @@ class StagedDeviceCommunicator : public Communicator {
     std::vector<char> host_send(static_cast<size_t>(sent) + 1);
     std::vector<char> host_recv(static_cast<size_t>(received) + 1);
     if (sent > 0) {
-      if (absl::Status s = cuda::CudaCheck(
-              cudaMemcpy(host_send.data(), send, static_cast<size_t>(sent), cudaMemcpyDefault),
-              "staging the rows sent");
-          !s.ok()) {
-        return s;
-      }
+      MOECAP_RETURN_IF_ERROR(cuda::CudaCheck(
+          cudaMemcpy(host_send.data(), send, static_cast<size_t>(sent), cudaMemcpyDefault),
+          "staging the rows sent"));
     }
     if (absl::Status s =
             host_.AllToAllV(host_send.data(), send_bytes, host_recv.data(), recv_bytes);
@@ -104,12 +102,9 @@ class StagedDeviceCommunicator : public Communicator {
       return s;
     }
     if (received > 0) {
-      if (absl::Status s = cuda::CudaCheck(
-              cudaMemcpy(recv, host_recv.data(), static_cast<size_t>(received), cudaMemcpyDefault),
-              "unstaging the rows received");
-          !s.ok()) {
-        return s;
-      }
+      MOECAP_RETURN_IF_ERROR(cuda::CudaCheck(
+          cudaMemcpy(recv, host_recv.data(), static_cast<size_t>(received), cudaMemcpyDefault),
+          "unstaging the rows received"));
     }
     // A pageable host-to-device cudaMemcpy may return before the DMA lands: wait for it.
     return cuda::CudaCheck(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
