@@ -16,6 +16,11 @@
 
 namespace moecap {
 
+// Where AllToAllV's buffers live: host memory (Gloo, the one-rank local exchange) or device
+// memory (NCCL, the GPU engine's one-rank copy). An engine refuses a communicator whose memory
+// is not the one it computes in.
+enum class CommMemory { kHost, kDevice };
+
 // Not thread-safe: one thread drives a communicator.
 class Communicator {
  public:
@@ -23,8 +28,9 @@ class Communicator {
 
   virtual int rank() const = 0;
   virtual int size() const = 0;
-  // "gloo-tcp", "local", "nccl": for reports.
+  // "gloo-tcp", "local", "nccl": for reports only; decide nothing by it (see memory()).
   virtual std::string name() const = 0;
+  virtual CommMemory memory() const = 0;
 
   // Every rank sends `count_per_peer` integers to every rank (itself included): send[p·count ..
   // (p+1)·count) goes to rank p, and recv[p·count ..] receives what rank p sent to this rank.

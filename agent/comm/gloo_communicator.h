@@ -43,6 +43,7 @@ class GlooCommunicator : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::string name() const override { return "gloo-tcp"; }
+  CommMemory memory() const override { return CommMemory::kHost; }
   absl::Status AllToAll(const int64_t* send, int64_t* recv, size_t count_per_peer) override;
   absl::Status AllToAllV(const void* send, absl::Span<const int64_t> send_bytes, void* recv,
                          absl::Span<const int64_t> recv_bytes) override;

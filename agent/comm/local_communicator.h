@@ -15,6 +15,7 @@ class LocalCommunicator : public Communicator {
   int rank() const override { return 0; }
   int size() const override { return 1; }
   std::string name() const override { return "local"; }
+  CommMemory memory() const override { return CommMemory::kHost; }
   absl::Status AllToAll(const int64_t* send, int64_t* recv, size_t count_per_peer) override;
   absl::Status AllToAllV(const void* send, absl::Span<const int64_t> send_bytes, void* recv,
                          absl::Span<const int64_t> recv_bytes) override;

@@ -113,6 +113,7 @@ class NcclCommunicator : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::string name() const override { return "nccl"; }
+  CommMemory memory() const override { return CommMemory::kDevice; }
 
   absl::Status AllToAll(const int64_t* send, int64_t* recv, size_t count_per_peer) override {
     constexpr const char* kOp = "AllToAll";

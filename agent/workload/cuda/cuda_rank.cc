@@ -82,10 +82,9 @@ absl::StatusOr<RankResult> RunCudaRank(const WorkloadConfig& config, const RankC
     return FailRank(comm, status, where);
   };
   if (absl::Status s = ValidateWorkload(config, comm.size()); !s.ok()) return fail(s, "");
-  const std::string comm_name = comm.name();
-  if (comm_name == "local" || comm_name.rfind("gloo", 0) == 0) {
+  if (comm.memory() != CommMemory::kDevice) {
     return fail(absl::InvalidArgumentError(absl::StrCat(
-                    "communicator \"", comm_name,
+                    "communicator \"", comm.name(),
                     "\" exchanges host memory; the GPU engine needs one on device memory "
                     "(nccl, cuda-local)")),
                 "");
@@ -140,7 +139,7 @@ absl::StatusOr<RankResult> RunCudaRank(const WorkloadConfig& config, const RankC
   result.threads = backend.threads();
   result.backend = backend.name();
   result.library = backend.LibraryConfig();
-  result.communicator = comm_name;
+  result.communicator = comm.name();
 
   const Range local = RankExperts(scaled.experts, comm.rank(), comm.size());
   const Clock::time_point setup = Clock::now();

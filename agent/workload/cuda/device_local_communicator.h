@@ -25,6 +25,7 @@ class DeviceLocalCommunicator : public Communicator {
   int rank() const override { return 0; }
   int size() const override { return 1; }
   std::string name() const override { return "cuda-local"; }
+  CommMemory memory() const override { return CommMemory::kDevice; }
   absl::Status AllToAll(const int64_t* send, int64_t* recv, size_t count_per_peer) override;
   // Enqueues the copy and returns at once: the result is ready in `stream` order.
   absl::Status AllToAllV(const void* send, absl::Span<const int64_t> send_bytes, void* recv,

@@ -82,6 +82,7 @@ class StagedDeviceCommunicator : public Communicator {
   int rank() const override { return host_.rank(); }
   int size() const override { return host_.size(); }
   std::string name() const override { return "staged-test"; }
+  CommMemory memory() const override { return CommMemory::kDevice; }
   absl::Status AllToAll(const int64_t* send, int64_t* recv, size_t count) override {
     return host_.AllToAll(send, recv, count);
   }
