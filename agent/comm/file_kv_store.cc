@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -105,26 +104,26 @@ absl::Status FileKvStore::Set(absl::string_view key, absl::string_view value) {
 }
 
 absl::StatusOr<std::string> FileKvStore::Get(absl::string_view key, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
+  const absl::Time deadline = clock_.Now() + timeout;
   absl::Duration backoff = absl::Microseconds(200);
   std::string value;
   while (true) {
     absl::StatusOr<bool> found = TryRead(key, &value);
     if (!found.ok()) return found.status();
     if (*found) return value;
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_.Now();
     if (now >= deadline) {
       return absl::DeadlineExceededError(absl::StrCat("store key '", key,
                                                       "' did not appear within ",
                                                       absl::FormatDuration(timeout), " in ", dir_));
     }
-    std::this_thread::sleep_for(absl::ToChronoMicroseconds(std::min(backoff, deadline - now)));
+    clock_.SleepUntil(now + std::min(backoff, deadline - now));
     backoff = NextBackoff(backoff);
   }
 }
 
 absl::Status FileKvStore::Wait(const std::vector<std::string>& keys, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
+  const absl::Time deadline = clock_.Now() + timeout;
   absl::Duration backoff = absl::Microseconds(200);
   std::vector<std::string> missing = keys;
   while (true) {
@@ -134,13 +133,13 @@ absl::Status FileKvStore::Wait(const std::vector<std::string>& keys, absl::Durat
     }
     if (still.empty()) return absl::OkStatus();
     missing = std::move(still);
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_.Now();
     if (now >= deadline) {
       return absl::DeadlineExceededError(absl::StrCat("store keys [", absl::StrJoin(missing, ", "),
                                                       "] did not appear within ",
                                                       absl::FormatDuration(timeout), " in ", dir_));
     }
-    std::this_thread::sleep_for(absl::ToChronoMicroseconds(std::min(backoff, deadline - now)));
+    clock_.SleepUntil(now + std::min(backoff, deadline - now));
     backoff = NextBackoff(backoff);
   }
 }

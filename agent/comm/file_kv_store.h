@@ -8,13 +8,16 @@
 #include <vector>
 
 #include "agent/comm/kv_store.h"
+#include "common/clock.h"
 
 namespace moecap {
 
 class FileKvStore : public KvStore {
  public:
-  // `dir` must exist (the launcher creates it) and be shared by every rank.
-  explicit FileKvStore(std::string dir) : dir_(std::move(dir)) {}
+  // `dir` must exist (the launcher creates it) and be shared by every rank. Waits for keys poll
+  // with a growing pause (200 us doubling to 20 ms) on `clock`.
+  explicit FileKvStore(std::string dir, const Clock& clock = SystemClock())
+      : dir_(std::move(dir)), clock_(clock) {}
 
   absl::Status Set(absl::string_view key, absl::string_view value) override;
   absl::StatusOr<std::string> Get(absl::string_view key, absl::Duration timeout) override;
@@ -34,6 +37,7 @@ class FileKvStore : public KvStore {
   absl::Status WriteAtomically(absl::string_view key, absl::string_view value) const;
 
   std::string dir_;
+  const Clock& clock_;
 };
 
 }  // namespace moecap

@@ -10,10 +10,10 @@
 #include "agent/daemon/agent_metrics.h"
 #include "agent/daemon/agent_options.h"
 #include "agent/daemon/assignment_runner.h"
-#include "agent/daemon/clock.h"
 #include "agent/daemon/coordinator_client.h"
 #include "agent/daemon/coordinator_session.h"
 #include "common/catalog.h"
+#include "common/clock.h"
 #include "common/telemetry/registry.h"
 
 namespace moecap::agentd {

@@ -21,11 +21,11 @@
 #include "absl/synchronization/notification.h"
 #include "agent/daemon/agent_metrics.h"
 #include "agent/daemon/agent_options.h"
-#include "agent/daemon/clock.h"
 #include "agent/daemon/coordinator_client.h"
 #include "agent/daemon/coordinator_session.h"
 #include "agent/workload/launcher.h"
 #include "common/catalog.h"
+#include "common/clock.h"
 
 namespace moecap::agentd {
 

@@ -13,8 +13,8 @@
 #include "absl/synchronization/notification.h"
 #include "agent/daemon/agent_metrics.h"
 #include "agent/daemon/backoff.h"
-#include "agent/daemon/clock.h"
 #include "agent/daemon/coordinator_client.h"
+#include "common/clock.h"
 #include "moecap/v1/agent.pb.h"
 
 namespace moecap::agentd {

@@ -12,8 +12,8 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "agent/daemon/clock.h"
 #include "agent/daemon/coordinator_client.h"
+#include "common/clock.h"
 
 namespace moecap::agentd {
 

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/fakes/fake_clock.h"
 #include "tests/unit/agent/test_util.h"
 
 namespace moecap {
@@ -24,17 +25,20 @@ TEST(FileKvStoreTest, SetThenGetReturnsTheLatestValue) {
   EXPECT_EQ(*value, std::string("sec\0nd", 6));  // binary-safe
 }
 
-TEST(FileKvStoreTest, GetOfAMissingKeyTimesOutNamingTheKey) {
+TEST(FileKvStoreTest, GetOfAMissingKeyPollsWithBackoffUntilItsDeadlineNamingTheKey) {
   TempDir dir;
-  FileKvStore store(dir.path());
-  const auto start = std::chrono::steady_clock::now();
+  FakeClock clock;
+  FileKvStore store(dir.path(), clock);
   absl::StatusOr<std::string> value = store.Get("never", absl::Milliseconds(50));
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(value.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_NE(value.status().message().find("'never'"), absl::string_view::npos);
-  EXPECT_GE(seconds, 0.05);
-  EXPECT_LT(seconds, 2.0);
+  // Pauses of 200 us doubling to the 20 ms cap: 0.2 + 0.4 + 0.8 + 1.6 + 3.2 + 6.4 + 12.8 = 25.4
+  // ms, then 20 ms (45.4), then the 4.6 ms left to the 50 ms deadline; no pause past it.
+  const std::vector<absl::Duration> expected = {
+      absl::Microseconds(200),   absl::Microseconds(400),  absl::Microseconds(800),
+      absl::Microseconds(1600),  absl::Microseconds(3200), absl::Microseconds(6400),
+      absl::Microseconds(12800), absl::Milliseconds(20),   absl::Microseconds(4600)};
+  EXPECT_EQ(clock.waits(), expected);
 }
 
 TEST(FileKvStoreTest, WaitReturnsOnceAnotherWriterSetsEveryKey) {

@@ -6,7 +6,7 @@
 #include <optional>
 #include <vector>
 
-#include "tests/unit/coordinator/fake_clock.h"
+#include "tests/fakes/fake_clock.h"
 #include "tests/unit/coordinator/test_agents.h"
 
 namespace moecap::coordinator {

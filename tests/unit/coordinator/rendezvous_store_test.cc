@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "tests/unit/coordinator/fake_clock.h"
+#include "tests/fakes/fake_clock.h"
 
 namespace moecap::coordinator {
 namespace {

@@ -7,7 +7,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "agent/daemon/assignment_runner.h"
-#include "tests/unit/agent/daemon/fakes.h"
+#include "tests/fakes/fake_coordinator_client.h"
 
 namespace moecap::agentd {
 namespace {

@@ -4,7 +4,7 @@
 
 #include "agent/daemon/backoff.h"
 #include "agent/daemon/coordinator_session.h"
-#include "tests/unit/agent/daemon/fakes.h"
+#include "tests/fakes/fake_coordinator_client.h"
 
 namespace moecap::agentd {
 namespace {

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/daemon/heartbeat_loop.h"
-#include "tests/unit/agent/daemon/fakes.h"
+#include "tests/fakes/fake_coordinator_client.h"
 
 namespace moecap::agentd {
 namespace {

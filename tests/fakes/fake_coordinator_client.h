@@ -1,7 +1,7 @@
-// Test doubles for the agent daemon's unit tests: a clock that records waits and advances its
-// own time, and a scripted CoordinatorClient.
-#ifndef MOECAP_TESTS_UNIT_AGENT_DAEMON_FAKES_H_
-#define MOECAP_TESTS_UNIT_AGENT_DAEMON_FAKES_H_
+// Test doubles for the agent daemon's unit tests: a scripted CoordinatorClient and its streams
+// (the clock is tests/fakes/fake_clock.h).
+#ifndef MOECAP_TESTS_FAKES_FAKE_COORDINATOR_CLIENT_H_
+#define MOECAP_TESTS_FAKES_FAKE_COORDINATOR_CLIENT_H_
 
 #include <deque>
 #include <functional>
@@ -11,55 +11,10 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
-#include "agent/daemon/clock.h"
 #include "agent/daemon/coordinator_client.h"
+#include "tests/fakes/fake_clock.h"
 
 namespace moecap::agentd {
-
-// Waits of the thread that created the clock (the test's) return at once: time jumps to the
-// deadline. Waits of any other thread (a heartbeat loop in the background) last until their stop
-// is notified, so background loops never race the test's time.
-class FakeClock : public Clock {
- public:
-  FakeClock() : driver_(std::this_thread::get_id()) {}
-
-  absl::Time Now() override {
-    absl::MutexLock lock(&mu_);
-    return now_;
-  }
-  bool WaitUntil(absl::Time deadline, const absl::Notification& stop) override {
-    if (std::this_thread::get_id() != driver_) {
-      stop.WaitForNotification();
-      return true;
-    }
-    if (stop.HasBeenNotified()) return true;
-    absl::MutexLock lock(&mu_);
-    waits_.push_back(deadline - now_);
-    if (deadline > now_) now_ = deadline;
-    if (on_wait_) on_wait_(waits_.size());
-    return stop.HasBeenNotified();
-  }
-  void Advance(absl::Duration d) {
-    absl::MutexLock lock(&mu_);
-    now_ += d;
-  }
-  std::vector<absl::Duration> waits() {
-    absl::MutexLock lock(&mu_);
-    return waits_;
-  }
-  // Called (under the clock's lock: must not call back into the clock) after each wait.
-  void set_on_wait(std::function<void(size_t)> f) {
-    absl::MutexLock lock(&mu_);
-    on_wait_ = std::move(f);
-  }
-
- private:
-  const std::thread::id driver_;
-  absl::Mutex mu_;
-  absl::Time now_ = absl::FromUnixSeconds(1000000);
-  std::vector<absl::Duration> waits_;
-  std::function<void(size_t)> on_wait_;
-};
 
 // A stream that ends on its first Read with `status` (the coordinator went away); `on_read` runs
 // first (a test advances its clock there: how long the stream lasted).
@@ -166,4 +121,4 @@ inline v1::RegisterResponse Registered(const std::string& id, double lease_s = 1
 
 }  // namespace moecap::agentd
 
-#endif  // MOECAP_TESTS_UNIT_AGENT_DAEMON_FAKES_H_
+#endif  // MOECAP_TESTS_FAKES_FAKE_COORDINATOR_CLIENT_H_
