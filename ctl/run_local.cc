@@ -18,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "coordinator/coordinator_server.h"
+#include "coordinator/job_builder.h"
 #include "ctl/coordinator_client.h"
 #include "ctl/job_commands.h"
 #include "ctl/results_view.h"
@@ -189,6 +190,27 @@ CLI::App* RegisterRunCommand(CLI::App& app, RunLocalOptions& o) {
   return cmd;
 }
 
+absl::Status CheckLocalFit(const coordinator::GangSpec& spec, int agents, int devices_per_agent) {
+  if (spec.backend == v1::BACKEND_CUDA) {
+    return UsageError(
+        "the plan needs cuda agents (hardware.backend: cuda); `run --local` starts cpu agents. "
+        "Run it on a GPU cluster (moecapctl submit) or set hardware.backend: cpu");
+  }
+  if (spec.devices_per_node > devices_per_agent) {
+    return UsageError(
+        absl::StrCat("the plan needs ", spec.devices_per_node,
+                     " devices per node (parallelism.devices_per_node); the local agents offer ",
+                     devices_per_agent, ": pass --devices-per-agent ", spec.devices_per_node));
+  }
+  if (spec.nodes > agents) {
+    return UsageError(absl::StrCat(
+        "the plan needs ", spec.nodes, " nodes (parallelism.nodes) of ", spec.devices_per_node,
+        " device", spec.devices_per_node == 1 ? "" : "s", " each; --local ", agents, " starts ",
+        agents, " agent", agents == 1 ? "" : "s", ": pass --local ", spec.nodes));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RunRunCommand(const RunLocalOptions& o, const GlobalOptions& global,
                            const CommandIo& io) {
   absl::StatusOr<OutputFormat> format = ParseOutputFormat(o.output);
@@ -204,6 +226,16 @@ absl::Status RunRunCommand(const RunLocalOptions& o, const GlobalOptions& global
   if (!plan_file) return UsageError(absl::StrCat("PLAN: cannot read '", o.plan_path, "'"));
   std::stringstream plan_text;
   plan_text << plan_file.rdbuf();
+  {
+    // A plan the local agents could never run is refused before anything starts.
+    MOECAP_ASSIGN_OR_RETURN(const Catalog catalog, LoadCatalog(global));
+    coordinator::PlanSubmission submission;
+    submission.plan_yaml = plan_text.str();
+    submission.origin = o.plan_path;
+    MOECAP_ASSIGN_OR_RETURN(const v1::Job job, coordinator::BuildJob(submission, catalog));
+    MOECAP_RETURN_IF_ERROR(CheckLocalFit(coordinator::GangSpecOf(job.plan(), catalog),
+                                         o.local_agents, o.devices_per_agent));
+  }
   absl::StatusOr<std::string> agent_binary = FindAgentBinary(o.agent_binary);
   if (!agent_binary.ok()) return agent_binary.status();
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "coordinator/scheduler.h"
 #include "ctl/command.h"
 
 namespace moecap::ctl {
@@ -26,6 +27,11 @@ struct RunLocalOptions {
   bool explain = false;
   double timeout_s = 3600;
 };
+
+// Whether `agents` local CPU agents of `devices_per_agent` rank slots each can ever run a job
+// that needs `spec`: a usage error (exit 2) naming what is short (nodes, devices per node, the
+// backend) and the flag to pass, checked before anything starts.
+absl::Status CheckLocalFit(const coordinator::GangSpec& spec, int agents, int devices_per_agent);
 
 CLI::App* RegisterRunCommand(CLI::App& app, RunLocalOptions& options);
 absl::Status RunRunCommand(const RunLocalOptions& options, const GlobalOptions& global,

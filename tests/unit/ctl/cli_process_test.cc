@@ -482,3 +482,14 @@ TEST_F(PlotCliTest, ErrorsSayWhatToInstallOrToProduce) {
 }
 
 }  // namespace
+
+// The README's custom-model plan needs four nodes: `run --local 2` refuses it at once, before a
+// coordinator or an agent starts, naming the nodes and the flag.
+TEST(RunLocalCliTest, APlanNeedingMoreAgentsIsRefusedBeforeAnythingStarts) {
+  const Result r =
+      Ctl({"run", std::string(MOECAP_EXAMPLES_PLANS) + "/custom-model-cpu.yaml", "--local", "2"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("needs 4 nodes (parallelism.nodes)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("pass --local 4"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("local coordinator on"), std::string::npos) << r.err;
+}
