@@ -99,6 +99,7 @@ void JobManager::PrepareDispatch(Effects& fx) {
     header.clear_points();
     header.clear_history();
     header.clear_wait_reason();
+    header.clear_placement();
     header.set_queue_position(0);
     w.job = std::move(header);
     for (int32_t index : fx.changed_points[id]) {
@@ -134,6 +135,7 @@ void JobManager::SetJobState(JobEntry& e, v1::JobState state, const std::string&
   WriteOf(e, fx).transitions.push_back({-1, t});
   if (state != v1::JOB_STATE_QUEUED) {
     job.clear_wait_reason();
+    job.clear_placement();
     job.set_queue_position(0);
   }
   const bool terminal = IsTerminal(state);
@@ -250,8 +252,15 @@ void JobManager::Schedule(Effects& fx) {
   for (const Placement& p : decision.placements) {
     if (JobEntry* e = Find(p.job_id); e != nullptr) StartJob(*e, p, fx);
   }
-  for (const auto& [id, reason] : decision.wait_reasons) {
-    if (JobEntry* e = Find(id); e != nullptr) e->job.set_wait_reason(reason);
+  for (const auto& [id, verdict] : decision.waits) {
+    JobEntry* e = Find(id);
+    if (e == nullptr || e->job.wait_reason() == verdict.reason()) continue;
+    // A new verdict: watchers see it at once (watch, submit --wait).
+    e->job.set_wait_reason(verdict.reason());
+    *e->job.mutable_placement() = verdict;
+    v1::WatchJobResponse event = Event(now);
+    *event.mutable_placement() = verdict;
+    fx.events.emplace_back(id, std::move(event), false);
   }
   UpdateQueuePositions();
 }

@@ -76,10 +76,12 @@ ScheduleDecision Scheduler::Schedule(std::vector<QueuedJob> queue,
   const QueuedJob* reserving = nullptr;
   for (const QueuedJob& job : queue) {
     if (reserving != nullptr) {
-      decision.wait_reasons[job.job_id] = absl::StrCat(
-          "waiting behind job ", reserving->job_id, " (priority ", reserving->priority,
-          "), queued longer than the backfill window (",
-          absl::FormatDuration(options_.backfill_window), "): it gets the next free agents");
+      v1::PlacementVerdict& v = decision.waits[job.job_id];
+      v.set_agents_needed(job.spec.nodes);
+      v.set_reason(absl::StrCat("waiting behind job ", reserving->job_id, " (priority ",
+                                reserving->priority, "), queued longer than the backfill window (",
+                                absl::FormatDuration(options_.backfill_window),
+                                "): it gets the next free agents"));
       continue;
     }
     const int32_t dpn = std::max(1, job.spec.devices_per_node);
@@ -125,15 +127,20 @@ ScheduleDecision Scheduler::Schedule(std::vector<QueuedJob> queue,
     }
     if (placed) continue;
     const std::string needs = absl::StrCat("needs ", Describe(job.spec), "; ");
+    v1::PlacementVerdict& v = decision.waits[job.job_id];
+    v.set_agents_needed(job.spec.nodes);
+    v.set_agents_matching(best_live);
+    v.set_agents_free(best_free);
+    v.set_needs(Describe(job.spec));
     if (best_live < job.spec.nodes) {
-      decision.wait_reasons[job.job_id] = absl::StrCat(needs, best_live, " registered agent",
-                                                       best_live == 1 ? " matches" : "s match",
-                                                       ": waiting for more agents to register");
+      v.set_needs_more_agents(true);
+      v.set_reason(absl::StrCat(needs, best_live, " registered agent",
+                                best_live == 1 ? " matches" : "s match",
+                                ": waiting for more agents to register"));
       continue;
     }
-    decision.wait_reasons[job.job_id] =
-        absl::StrCat(needs, best_live, " registered agents match, ", best_free,
-                     " of them free: waiting for running jobs to finish");
+    v.set_reason(absl::StrCat(needs, best_live, " registered agents match, ", best_free,
+                              " of them free: waiting for running jobs to finish"));
     if (now - job.queued_since >= options_.backfill_window) reserving = &job;
   }
   return decision;

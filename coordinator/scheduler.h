@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "moecap/v1/agent.pb.h"
 #include "moecap/v1/common.pb.h"
+#include "moecap/v1/job.pb.h"
 
 namespace moecap::coordinator {
 
@@ -63,7 +64,7 @@ struct Placement {
 
 struct ScheduleDecision {
   std::vector<Placement> placements;
-  std::map<std::string, std::string> wait_reasons;  // every job not placed
+  std::map<std::string, v1::PlacementVerdict> waits;  // every job not placed
 };
 
 struct SchedulerOptions {

@@ -71,7 +71,8 @@ int RunCtl(const std::vector<std::string>& args, const CommandIo& io) {
     const absl::Status status = run();
     if (status.ok()) return kExitOk;
     io.err << "moecapctl " << cmd->get_name() << ": error: " << status.message() << "\n";
-    return IsUsageError(status) ? kExitUsage : kExitError;
+    if (IsUsageError(status)) return kExitUsage;
+    return IsUnplaceable(status) ? kExitUnplaceable : kExitError;
   }
   return kExitUsage;
 }

@@ -8,6 +8,7 @@
 namespace moecap::ctl {
 namespace {
 constexpr char kUsagePayload[] = "moecap.dev/usage";
+constexpr char kUnplaceablePayload[] = "moecap.dev/unplaceable";
 }  // namespace
 
 absl::Status UsageError(absl::string_view message) {
@@ -18,6 +19,16 @@ absl::Status UsageError(absl::string_view message) {
 
 bool IsUsageError(const absl::Status& status) {
   return status.GetPayload(kUsagePayload).has_value();
+}
+
+absl::Status UnplaceableError(absl::string_view message) {
+  absl::Status status = absl::FailedPreconditionError(message);
+  status.SetPayload(kUnplaceablePayload, absl::Cord("1"));
+  return status;
+}
+
+bool IsUnplaceable(const absl::Status& status) {
+  return status.GetPayload(kUnplaceablePayload).has_value();
 }
 
 absl::Status AsUsageError(absl::string_view flag, const absl::Status& status) {

@@ -1,5 +1,6 @@
 // What every moecapctl subcommand shares: the output streams, the catalog flags, exit codes and
-// the distinction between usage errors (exit 2) and other failures (exit 1).
+// the distinction between usage errors (exit 2), jobs that cannot be placed (exit 3) and other
+// failures (exit 1).
 #ifndef MOECAP_CTL_COMMAND_H_
 #define MOECAP_CTL_COMMAND_H_
 
@@ -17,6 +18,8 @@ namespace moecap::ctl {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;
 inline constexpr int kExitUsage = 2;
+// The job can never start as the cluster stands: fewer registered agents match than it needs.
+inline constexpr int kExitUnplaceable = 3;
 
 // A bad command line (a flag's value out of range, an unknown name): exit code 2.
 absl::Status UsageError(absl::string_view message);
@@ -24,6 +27,10 @@ bool IsUsageError(const absl::Status& status);
 // Marks an existing error (e.g. the catalog's NotFound for an unknown model) as a usage error,
 // prefixing the flag that carried the bad value: "--model: unknown model 'x'; did you mean ...".
 absl::Status AsUsageError(absl::string_view flag, const absl::Status& status);
+
+// A job no registered agent set could run (submit --wait, watch, run): exit code 3.
+absl::Status UnplaceableError(absl::string_view message);
+bool IsUnplaceable(const absl::Status& status);
 
 enum class OutputFormat { kTable, kJson, kCsv };
 absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name);

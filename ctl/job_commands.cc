@@ -69,14 +69,52 @@ class WatchPrinter {
  public:
   explicit WatchPrinter(std::ostream& out) : out_(out), tty_(isatty(STDOUT_FILENO) != 0) {}
 
+  void Event(const v1::WatchJobResponse& event) {
+    switch (event.event_case()) {
+      case v1::WatchJobResponse::kSnapshot:
+        Snapshot(event.snapshot());
+        break;
+      case v1::WatchJobResponse::kJobState:
+        JobState(event.job_state().transition());
+        break;
+      case v1::WatchJobResponse::kPointState:
+        PointState(event.point_state().point_index(), event.point_state().transition());
+        break;
+      case v1::WatchJobResponse::kProgress:
+        Progress(event.progress());
+        break;
+      case v1::WatchJobResponse::kResult:
+        Result(event.result());
+        break;
+      case v1::WatchJobResponse::kPlacement:
+        Placement(event.placement());
+        break;
+      case v1::WatchJobResponse::EVENT_NOT_SET:
+        break;
+    }
+  }
+  // A second watch of the same job: its snapshot updates the state without a header line.
+  void set_quiet_snapshot(bool quiet) { quiet_snapshot_ = quiet; }
+
   void Snapshot(const v1::Job& job) {
     points_total_ = job.points_total();
     state_ = job.state();
-    Line(absl::StrFormat("job %s (%s): %s, %d point(s)", job.id(), job.name(),
-                         JobStateName(job.state()), job.points_total()));
+    if (!quiet_snapshot_) {
+      Line(absl::StrFormat("job %s (%s): %s, %d point(s)", job.id(), job.name(),
+                           JobStateName(job.state()), job.points_total()));
+    }
+    if (job.state() == v1::JOB_STATE_QUEUED && job.has_placement()) Placement(job.placement());
   }
+  // A queued job's wait verdict, printed when it changes.
+  void Placement(const v1::PlacementVerdict& v) {
+    if (v.reason().empty() || v.reason() == placement_.reason()) return;
+    placement_ = v;
+    Line(absl::StrCat("job waits: ", v.reason()));
+  }
+  const v1::PlacementVerdict& placement() const { return placement_; }
   void JobState(const v1::StateTransition& t) {
     state_ = t.state();
+    if (t.state() != v1::JOB_STATE_QUEUED) placement_.Clear();
     // Points report their own rendezvous/running/aggregating steps; the job's echo adds nothing.
     if (t.state() == v1::JOB_STATE_RENDEZVOUS || t.state() == v1::JOB_STATE_RUNNING ||
         t.state() == v1::JOB_STATE_AGGREGATING) {
@@ -130,6 +168,8 @@ class WatchPrinter {
   int points_total_ = 0;
   int points_done_ = 0;
   v1::JobState state_ = v1::JOB_STATE_UNSPECIFIED;
+  v1::PlacementVerdict placement_;  // the latest, while queued
+  bool quiet_snapshot_ = false;
 };
 
 }  // namespace
@@ -155,6 +195,10 @@ CLI::App* RegisterSubmitCommand(CLI::App& app, SubmitOptions& o) {
   cmd->add_flag("--dry-run", o.dry_run, "validate and expand the plan without queueing it");
   cmd->add_option("--wait-timeout-s", o.wait_timeout_s, "give up watching after this long")
       ->capture_default_str();
+  cmd->add_option("--agents-grace-s", o.agents_grace_s,
+                  "with --wait: how long a job that needs more agents than are registered waits "
+                  "for them before moecapctl gives up (exit 3); 0: at once")
+      ->capture_default_str();
   cmd->add_option("-o,--output", o.output, "results format with --wait: table, json, csv")
       ->capture_default_str();
   AddClusterFlags(cmd, o.cluster);
@@ -165,6 +209,10 @@ CLI::App* RegisterWatchCommand(CLI::App& app, WatchOptions& o) {
   CLI::App* cmd = app.add_subcommand("watch", "follow a job's progress until it ends");
   cmd->add_option("JOB", o.job_id, "job id")->required();
   cmd->add_option("--watch-timeout-s", o.timeout_s, "give up after this long")
+      ->capture_default_str();
+  cmd->add_option("--agents-grace-s", o.agents_grace_s,
+                  "how long a job that needs more agents than are registered waits for them "
+                  "before moecapctl gives up (exit 3); 0: at once")
       ->capture_default_str();
   AddClusterFlags(cmd, o.cluster);
   return cmd;
@@ -203,33 +251,47 @@ CLI::App* RegisterAgentsCommand(CLI::App& app, AgentsOptions& o) {
 }
 
 absl::StatusOr<v1::JobState> WatchUntilDone(CoordinatorClient& client, const std::string& job_id,
-                                            absl::Duration timeout, const CommandIo& io) {
+                                            absl::Duration timeout, const CommandIo& io,
+                                            absl::Duration agents_grace) {
   WatchPrinter printer(io.out);
   v1::WatchJobRequest request;
   request.set_job_id(job_id);
   request.set_include_progress(true);
-  absl::Status status = client.WatchJob(request, timeout, [&](const v1::WatchJobResponse& event) {
-    switch (event.event_case()) {
-      case v1::WatchJobResponse::kSnapshot:
-        printer.Snapshot(event.snapshot());
-        break;
-      case v1::WatchJobResponse::kJobState:
-        printer.JobState(event.job_state().transition());
-        break;
-      case v1::WatchJobResponse::kPointState:
-        printer.PointState(event.point_state().point_index(), event.point_state().transition());
-        break;
-      case v1::WatchJobResponse::kProgress:
-        printer.Progress(event.progress());
-        break;
-      case v1::WatchJobResponse::kResult:
-        printer.Result(event.result());
-        break;
-      case v1::WatchJobResponse::EVENT_NOT_SET:
-        break;
-    }
-    return !IsTerminal(printer.state());
-  });
+  const absl::Time start = absl::Now();
+  const bool grace = agents_grace > absl::ZeroDuration();
+  const auto unplaceable = [&] {
+    return printer.state() == v1::JOB_STATE_QUEUED && printer.placement().needs_more_agents();
+  };
+  // Within a grace, the first watch ends at its end (the verdict may not change before it), and
+  // a second one, from a new snapshot, watches on for the rest of the timeout.
+  absl::Status status = client.WatchJob(request, grace ? std::min(timeout, agents_grace) : timeout,
+                                        [&](const v1::WatchJobResponse& event) {
+                                          printer.Event(event);
+                                          // No registered agents could run it: waiting would last
+                                          // until someone registers more.
+                                          if (!grace && unplaceable()) return false;
+                                          return !IsTerminal(printer.state());
+                                        });
+  if (grace && absl::IsDeadlineExceeded(status) && !unplaceable() &&
+      absl::Now() - start < timeout) {
+    printer.set_quiet_snapshot(true);  // the same job again: no second header line
+    status = client.WatchJob(request, timeout - (absl::Now() - start),
+                             [&](const v1::WatchJobResponse& event) {
+                               printer.Event(event);
+                               return !IsTerminal(printer.state());
+                             });
+  }
+  const v1::PlacementVerdict& verdict = printer.placement();
+  if (unplaceable() && (!grace || absl::IsDeadlineExceeded(status))) {
+    return UnplaceableError(absl::StrCat(
+        "job ", job_id, " cannot start: it ", verdict.reason(),
+        ". It stays queued; register more agents, or cancel it (moecapctl cancel ", job_id, ")"));
+  }
+  if (absl::IsDeadlineExceeded(status) && !verdict.reason().empty()) {
+    return absl::DeadlineExceededError(absl::StrCat("gave up watching job ", job_id, " after ",
+                                                    absl::FormatDuration(timeout),
+                                                    ": it is still queued: it ", verdict.reason()));
+  }
   if (!status.ok()) return status;
   if (IsTerminal(printer.state())) return printer.state();
   // The stream ended without a terminal event (e.g. the coordinator restarted): ask once.
@@ -277,8 +339,8 @@ absl::Status RunSubmitCommand(const SubmitOptions& o, const CommandIo& io) {
     return absl::OkStatus();
   }
   io.err << "submitted job " << job_id << "\n";
-  absl::StatusOr<v1::JobState> state =
-      WatchUntilDone(client, job_id, absl::Seconds(o.wait_timeout_s), io);
+  absl::StatusOr<v1::JobState> state = WatchUntilDone(
+      client, job_id, absl::Seconds(o.wait_timeout_s), io, absl::Seconds(o.agents_grace_s));
   if (!state.ok()) return state.status();
   v1::GetResultsRequest get;
   get.set_job_id(job_id);
@@ -292,8 +354,8 @@ absl::Status RunSubmitCommand(const SubmitOptions& o, const CommandIo& io) {
 absl::Status RunWatchCommand(const WatchOptions& o, const CommandIo& io) {
   MOECAP_RETURN_IF_ERROR(RequireJobId(o.job_id));
   CoordinatorClient client(o.cluster.ToClientOptions());
-  absl::StatusOr<v1::JobState> state =
-      WatchUntilDone(client, o.job_id, absl::Seconds(o.timeout_s), io);
+  absl::StatusOr<v1::JobState> state = WatchUntilDone(client, o.job_id, absl::Seconds(o.timeout_s),
+                                                      io, absl::Seconds(o.agents_grace_s));
   if (!state.ok()) return state.status();
   return FinalStateStatus(client, o.job_id, *state);
 }
@@ -319,7 +381,8 @@ absl::Status RunStatusCommand(const StatusOptions& o, const CommandIo& io) {
       if (job.queue_position() > 0) absl::StrAppend(&state, " (#", job.queue_position(), ")");
       table.AddRow({job.id(), job.name(), job.model(), state,
                     absl::StrCat(job.points_done(), "/", job.points_total()),
-                    TimeText(job.submit_time()), job.failure_reason()});
+                    TimeText(job.submit_time()),
+                    job.failure_reason().empty() ? job.wait_reason() : job.failure_reason()});
     }
     io.out << table.Render();
     return absl::OkStatus();
@@ -341,6 +404,7 @@ absl::Status RunStatusCommand(const StatusOptions& o, const CommandIo& io) {
   if (job.queue_position() > 0) io.out << " (queue position " << job.queue_position() << ")";
   io.out << "\n";
   if (!job.failure_reason().empty()) io.out << "reason: " << job.failure_reason() << "\n";
+  if (!job.wait_reason().empty()) io.out << "waits: it " << job.wait_reason() << "\n";
   io.out << "submitted " << TimeText(job.submit_time()) << ", attempts " << job.attempts()
          << "\n\n";
   TextTable history({"time", "state", "reason"});

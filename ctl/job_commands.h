@@ -34,6 +34,7 @@ struct SubmitOptions {
   bool wait = false;
   bool dry_run = false;
   double wait_timeout_s = 24 * 3600;
+  double agents_grace_s = 0;     // see WatchUntilDone
   std::string output = "table";  // of the results printed with --wait
 };
 
@@ -41,6 +42,7 @@ struct WatchOptions {
   ClusterOptions cluster;
   std::string job_id;
   double timeout_s = 24 * 3600;
+  double agents_grace_s = 0;  // see WatchUntilDone
 };
 
 struct StatusOptions {
@@ -83,8 +85,12 @@ absl::Status RunAgentsCommand(const AgentsOptions& options, const CommandIo& io)
 
 // Watches a job until it ends, drawing progress on `io.out`; returns the job's final state, or an
 // error when the watch itself failed. Shared by `watch`, `submit --wait` and `run --local`.
+// A queued job whose verdict says fewer registered agents match than it needs ends the watch
+// with an UnplaceableError (exit 3) once `agents_grace` has passed (at once for zero); after
+// `timeout` the error says why the job still waits.
 absl::StatusOr<v1::JobState> WatchUntilDone(CoordinatorClient& client, const std::string& job_id,
-                                            absl::Duration timeout, const CommandIo& io);
+                                            absl::Duration timeout, const CommandIo& io,
+                                            absl::Duration agents_grace = absl::ZeroDuration());
 
 // OK for SUCCEEDED; an error carrying the job's failure reason otherwise.
 absl::Status FinalStateStatus(CoordinatorClient& client, const std::string& job_id,

@@ -1,8 +1,10 @@
-// Cluster aggregation (common/aggregate): a worked example by hand, the error cases, and the
-// same figures as moecap-bench's AggregateRanks for the same inputs.
+// Cluster aggregation (common/aggregate): the v1::Percentiles builder, a worked example by hand,
+// the error cases, and the same figures as moecap-bench's AggregateRanks for the same inputs.
 #include "common/aggregate/aggregator.h"
 
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include "agent/workload/report.h"
 #include "common/catalog.h"
@@ -21,6 +23,27 @@ v1::RankReport Rank(int rank, v1::RankPhase prefill, v1::RankPhase decode) {
   *r.add_phases() = std::move(prefill);
   *r.add_phases() = std::move(decode);
   return r;
+}
+
+TEST(PercentilesOfTest, InterpolatesLikeNumPy) {
+  // Sorted {1, 2, 3, 4}; mean 2.5.
+  const v1::Percentiles p = PercentilesOf({4, 1, 3, 2});
+  EXPECT_DOUBLE_EQ(p.min(), 1);
+  EXPECT_DOUBLE_EQ(p.max(), 4);
+  EXPECT_DOUBLE_EQ(p.mean(), 2.5);
+  EXPECT_DOUBLE_EQ(p.p50(), 2.5);   // position 0.5·3 = 1.5 between 2 and 3
+  EXPECT_DOUBLE_EQ(p.p90(), 3.7);   // position 2.7 between 3 and 4: 3 + 0.7
+  EXPECT_DOUBLE_EQ(p.p99(), 3.97);  // position 2.97: 3 + 0.97
+  EXPECT_EQ(p.count(), 4);
+  EXPECT_DOUBLE_EQ(p.stddev(), std::sqrt(1.25));  // mean of (1.5², 0.5², 0.5², 1.5²)
+}
+
+TEST(PercentilesOfTest, AllZeroForNoValues) {
+  const v1::Percentiles p = PercentilesOf({});
+  EXPECT_EQ(p.count(), 0);
+  EXPECT_EQ(p.mean(), 0);
+  EXPECT_EQ(p.stddev(), 0);
+  EXPECT_EQ(p.p99(), 0);
 }
 
 // Two nodes, one rank and one device each (100 GB/s, 1 TFLOP/s fp32), B=2, P=4, O=3.

@@ -681,6 +681,33 @@ TEST_F(JobManagerTest, APointThatMissesItsDeadlineTimesOut) {
   EXPECT_NE(job.failure_reason().find("deadline"), std::string::npos) << job.failure_reason();
 }
 
+TEST_F(JobManagerTest, AQueuedJobsVerdictIsInItsViewAndWatchersGetItOncePerChange) {
+  AddAgent("a");
+  const std::string id = Submit(kPlan);  // needs two agents
+  auto watcher = std::make_shared<RecordingWatcher>();
+  ASSERT_TRUE(jobs_->Watch(id, /*include_progress=*/false, watcher).ok());
+  jobs_->Tick();
+  clock_.Advance(absl::Seconds(2));
+  jobs_->Tick();  // the same verdict again: no second event
+  v1::Job job = Get(id);
+  EXPECT_EQ(job.state(), v1::JOB_STATE_QUEUED);
+  ASSERT_TRUE(job.has_placement());
+  EXPECT_TRUE(job.placement().needs_more_agents());
+  EXPECT_EQ(job.placement().agents_needed(), 2);
+  EXPECT_EQ(job.placement().agents_matching(), 1);
+  EXPECT_EQ(job.wait_reason(), job.placement().reason());
+  int verdicts = 0;
+  for (const v1::WatchJobResponse& e : watcher->events) verdicts += e.has_placement() ? 1 : 0;
+  EXPECT_EQ(verdicts, 1);
+  // A second agent registers: the job starts and its verdict is gone.
+  AddAgent("b");
+  jobs_->Tick();
+  job = Get(id);
+  EXPECT_EQ(job.state(), v1::JOB_STATE_SCHEDULED);
+  EXPECT_FALSE(job.has_placement());
+  EXPECT_TRUE(job.wait_reason().empty());
+}
+
 TEST_F(JobManagerTest, AQueueTimeoutFailsAJobThatNeverStarts) {
   AddAgent("a");
   // Both need two agents; only the second has a queue timeout (30 s).

@@ -48,9 +48,9 @@ TEST(SchedulerTest, GangStartsOnlyWhenAllItsAgentsAreFree) {
   const std::vector<SchedulableAgent> agents = {Cpu("a"), Cpu("b", false), Cpu("c")};
   ScheduleDecision d = s.Schedule({Job("big", 3, 1)}, agents, kNow);
   EXPECT_TRUE(d.placements.empty());
-  EXPECT_NE(d.wait_reasons["big"].find("3 registered agents match, 2 of them free"),
+  EXPECT_NE(d.waits["big"].reason().find("3 registered agents match, 2 of them free"),
             std::string::npos)
-      << d.wait_reasons["big"];
+      << d.waits["big"].reason();
   d = s.Schedule({Job("small", 2, 1)}, agents, kNow);
   ASSERT_EQ(d.placements.size(), 1u);
   EXPECT_EQ(d.placements[0].nodes[0].agent_id, "a");
@@ -64,7 +64,8 @@ TEST(SchedulerTest, AThreeAgentJobWaitsWhileATwoAgentJobRuns) {
   const std::vector<SchedulableAgent> agents = {Cpu("a", false), Cpu("b", false), Cpu("c")};
   ScheduleDecision d = s.Schedule({Job("three", 3, 2)}, agents, kNow);
   EXPECT_TRUE(d.placements.empty());
-  EXPECT_NE(d.wait_reasons["three"].find("waiting for running jobs to finish"), std::string::npos);
+  EXPECT_NE(d.waits["three"].reason().find("waiting for running jobs to finish"),
+            std::string::npos);
 }
 
 TEST(SchedulerTest, HigherPriorityFirstThenFifo) {
@@ -87,8 +88,8 @@ TEST(SchedulerTest, BackfillWithinTheWindowThenReserve) {
   // After 5 minutes "big" reserves: nothing behind it starts, so it cannot starve.
   d = s.Schedule({Job("big", 3, 1, 0, absl::Minutes(5)), Job("small", 1, 2)}, agents, kNow);
   EXPECT_TRUE(d.placements.empty());
-  EXPECT_NE(d.wait_reasons["small"].find("waiting behind job big"), std::string::npos)
-      << d.wait_reasons["small"];
+  EXPECT_NE(d.waits["small"].reason().find("waiting behind job big"), std::string::npos)
+      << d.waits["small"].reason();
 }
 
 TEST(SchedulerTest, AJobTooBigForTheClusterNeverBlocksOthers) {
@@ -98,9 +99,26 @@ TEST(SchedulerTest, AJobTooBigForTheClusterNeverBlocksOthers) {
   ScheduleDecision d =
       s.Schedule({Job("huge", 4, 1, 0, absl::Hours(1)), Job("small", 2, 2)}, agents, kNow);
   EXPECT_EQ(Placed(d), std::vector<std::string>{"small"});
-  EXPECT_NE(d.wait_reasons["huge"].find("2 registered agents match: waiting for more agents"),
+  EXPECT_NE(d.waits["huge"].reason().find("2 registered agents match: waiting for more agents"),
             std::string::npos)
-      << d.wait_reasons["huge"];
+      << d.waits["huge"].reason();
+  // The same verdict in fields: only new registrations can place it.
+  EXPECT_TRUE(d.waits["huge"].needs_more_agents());
+  EXPECT_EQ(d.waits["huge"].agents_needed(), 4);
+  EXPECT_EQ(d.waits["huge"].agents_matching(), 2);
+  EXPECT_FALSE(d.waits["huge"].needs().empty());
+}
+
+TEST(SchedulerTest, AJobWaitingForBusyAgentsDoesNotNeedMoreAgents) {
+  Scheduler s({absl::Minutes(5)});
+  std::vector<SchedulableAgent> agents = {Cpu("a"), Cpu("b"), Cpu("c")};
+  agents[0].free = false;
+  ScheduleDecision d = s.Schedule({Job("three", 3, 1)}, agents, kNow);
+  ASSERT_TRUE(Placed(d).empty());
+  const v1::PlacementVerdict& v = d.waits["three"];
+  EXPECT_FALSE(v.needs_more_agents()) << v.reason();
+  EXPECT_EQ(v.agents_matching(), 3);
+  EXPECT_EQ(v.agents_free(), 2);
 }
 
 TEST(SchedulerTest, DevicesBackendAndHardwareMustMatch) {
