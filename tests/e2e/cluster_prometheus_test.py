@@ -8,13 +8,12 @@ valid and return data. Every wait is bounded; every process is stopped. Exit 77:
 import argparse
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration",
+                                "lib"))
+from moecap_testlib import AGENT_CPU_FLAGS, Cluster, free_address, test_dir  # noqa: E402
 
 PLAN = """
 name: monitored
@@ -35,12 +34,6 @@ pricing: {usd_per_device_hour: 0.1}
 """
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main():
     ap = argparse.ArgumentParser()
     for flag in ("--coordinator", "--agent", "--ctl", "--prometheus", "--dashboard"):
@@ -49,39 +42,26 @@ def main():
     if not os.path.exists(args.prometheus):
         print(f"SKIP: {args.prometheus} not found (Debian package prometheus)")
         return 77
-    work = tempfile.mkdtemp(prefix="moecap-e2e-cluster-")
-    procs = []
-    try:
-        grpc_addr = f"127.0.0.1:{free_port()}"
-        coord_metrics = f"127.0.0.1:{free_port()}"
-        coordinator = subprocess.Popen(
-            [args.coordinator, "--listen", grpc_addr, "--db", "", "--metrics-listen", coord_metrics,
-             "--insecure"],
-            stdout=subprocess.PIPE, stderr=open(os.path.join(work, "coordinator.log"), "w"),
-            text=True)
-        procs.append(coordinator)
-        deadline = time.time() + 30
-        while time.time() < deadline and not coordinator.stdout.readline().startswith("listening"):
-            if coordinator.poll() is not None:
-                print("the coordinator exited; see coordinator.log")
-                return 1
+    # An in-memory database; every process serves /metrics on a free port. All are stopped at
+    # the end, the directory removed (MOECAP_KEEP_TEST_DIRS=1 keeps it).
+    coord_metrics = free_address()
+    agent_flags = ["--insecure", *AGENT_CPU_FLAGS, "--threads-per-rank", "1",
+                   "--peak-bandwidth-gb-s", "20", "--peak-gflops", "60"]
+    with test_dir("moecap-e2e-cluster-") as work, Cluster(
+            args, work, db="", lease_s=None, agent_flags=agent_flags,
+            coordinator_flags=["--metrics-listen", coord_metrics, "--insecure"]) as cluster:
+        cluster.start_coordinator()
         agent_metrics = []
         for i in range(2):
-            addr = f"127.0.0.1:{free_port()}"
+            addr = free_address()
             agent_metrics.append(addr)
-            procs.append(subprocess.Popen(
-                [args.agent, "--coordinator", grpc_addr, "--name", f"agent-{i}", "--insecure",
-                 "--backend", "cpu",
-                 "--data-address", "127.0.0.1", "--devices", "1", "--threads-per-rank", "1",
-                 "--peak-bandwidth-gb-s", "20", "--peak-gflops", "60", "--metrics-listen", addr,
-                 "--work-dir", os.path.join(work, f"agent-{i}")],
-                stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, f"agent-{i}.log"), "w")))
+            cluster.start_agent(f"agent-{i}", ["--metrics-listen", addr])
         plan = os.path.join(work, "plan.yaml")
         with open(plan, "w") as f:
             f.write(PLAN)
-        # submit --wait waits for the agents' registration through the queue.
-        run = subprocess.run([args.ctl, "submit", plan, "--wait", "-o", "json", "--coordinator",
-                              grpc_addr], capture_output=True, text=True, timeout=180)
+        # submit --wait waits (--agents-grace-s) for the agents started just before to register.
+        run = cluster.ctl("submit", plan, "--wait", "--agents-grace-s", "120", "-o", "json",
+                          check=False, timeout=180)
         if run.returncode != 0:
             print(run.stdout, run.stderr)
             return 1
@@ -106,17 +86,6 @@ def main():
             command += ["--expect", e]
         print("expecting:", *expectations, sep="\n  ")
         return subprocess.run(command, timeout=240).returncode
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -147,10 +147,7 @@ def main():
         print("PASS")
         return 0
     except TestFailure as e:
-        print(f"FAIL: {e}")
-        if prom is not None and prom.process is not None:
-            print("--- prometheus log ---\n" + prom.process.log_tail())
-        return 1
+        return promtest.report_failure(e, prom)
     finally:
         if prom is not None:
             prom.stop()

@@ -15,24 +15,21 @@ Every wait is bounded by an absolute deadline (time.monotonic()); nothing sleeps
 import json
 import os
 import re
-import signal
 import socket
-import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration",
+                                "lib"))
+import moecap_testlib  # noqa: E402
+from moecap_testlib import free_port  # noqa: E402,F401  (re-exported: promtest.free_port)
+
 
 class TestFailure(Exception):
     """A check failed; the message says which and why."""
-
-
-def free_port(host="127.0.0.1"):
-    """A TCP port that was free a moment ago (the kernel's pick for port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def remaining(deadline):
@@ -50,37 +47,12 @@ def http_get(url, timeout=2.0):
         return 0, ""
 
 
-class ManagedProcess:
-    """A child process in its own process group, stopped with SIGTERM then SIGKILL (bounded)."""
+class ManagedProcess(moecap_testlib.ManagedProcess):
+    """A child process in its own process group, its stdout and stderr in log_path (truncated),
+    stopped with SIGTERM then SIGKILL (bounded): stop(grace_s) returns the exit code."""
 
     def __init__(self, argv, log_path):
-        self.argv = argv
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self, grace_s=10.0):
-        """SIGTERM, wait up to grace_s, then SIGKILL. Returns the exit code."""
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        self._log.close()
-        return self.proc.returncode
-
-    def log_tail(self, lines=30):
-        try:
-            with open(self.log_path, "r", errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return ""
+        super().__init__(argv, log_path, log_mode="w", new_session=True)
 
 
 def wait_for_file(path, deadline, process=None):
@@ -97,6 +69,15 @@ def wait_for_file(path, deadline, process=None):
         if remaining(deadline) == 0:
             raise TestFailure(f"timed out waiting for {path}")
         time.sleep(0.05)
+
+
+def report_failure(error, prom):
+    """Prints a failed check and the tail of Prometheus's log (when it ran); returns 1, the exit
+    status of a failed test."""
+    print(f"FAIL: {error}")
+    if prom is not None and prom.process is not None:
+        print("--- prometheus log ---\n" + prom.process.log_tail())
+    return 1
 
 
 # ---- The text exposition format (enough to read what moecap serves) ----

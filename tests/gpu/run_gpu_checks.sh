@@ -54,9 +54,9 @@ agent=$!
 sleep 3
 step e2e_agents 30 "$bin/moecapctl" agents --coordinator "$addr"
 step e2e_check_job 120 "$bin/moecapctl" submit "$root/examples/plans/mixtral-8x7b-gpu-check.yaml" \
-  --wait --coordinator "$addr"
+  --wait --agents-grace-s 30 --coordinator "$addr"
 step e2e_perf_job 150 "$bin/moecapctl" submit "$root/examples/plans/mixtral-8x7b-h100x1.yaml" \
-  --wait --coordinator "$addr"
+  --wait --agents-grace-s 30 --coordinator "$addr"
 step e2e_perf_json 60 bash -c "'$bin/moecapctl' status -o json --coordinator $addr"
 kill "$agent" "$coordinator" 2>/dev/null
 wait 2>/dev/null

@@ -16,17 +16,13 @@ Usage: faults_test.py --coordinator BIN --agent BIN --ctl BIN
 Every wait is bounded; every process is stopped at the end (a stopped one is continued first).
 """
 import argparse
-import json
 import os
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster_test import TERMINAL, Cluster  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from moecap_testlib import TERMINAL, Cluster, test_dir, wait_until  # noqa: E402
 
 LEASE_S = 2
 DETECT_S = LEASE_S + 5  # the issue's bound: within the lease plus 5 s
@@ -55,70 +51,33 @@ retry: {{max_retries: {retries}}}
 
 
 class FaultCluster(Cluster):
-    """The cluster test's Cluster with a short lease."""
+    """The cluster fixture with a short lease."""
 
-    def start_coordinator(self):
-        log = open(os.path.join(self.work, "coordinator.log"), "a")
-        self.coordinator = subprocess.Popen(
-            [self.args.coordinator, "--listen", self.address, "--db",
-             os.path.join(self.work, "moecap.db"), "--lease-s", str(LEASE_S), "--insecure"],
-            stdout=subprocess.PIPE, stderr=log, text=True)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            line = self.coordinator.stdout.readline()
-            if line.startswith("listening on"):
-                return
-            if self.coordinator.poll() is not None:
-                break
-        raise AssertionError("coordinator did not start; see coordinator.log")
+    def __init__(self, args, work):
+        super().__init__(args, work, lease_s=LEASE_S)
 
     def submit_plan(self, name, nodes, iterations, layers, retries):
-        path = self.write_plan(name, TWO_POINTS.format(
+        return self.submit_text(name, TWO_POINTS.format(
             name=name, nodes=nodes, iterations=iterations, layers=layers, retries=retries))
-        return self.ctl("submit", path).stdout.strip()
-
-    def agents_list(self):
-        return json.loads(self.ctl("agents", "-o", "json").stdout).get("agents", [])
 
     def agent_state(self, name):
         states = [a["state"] for a in self.agents_list() if a["info"]["name"] == name]
         return states
 
     def wait_agent_state(self, name, state, timeout):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if f"AGENT_STATE_{state}" in self.agent_state(name):
-                return time.time()
-            time.sleep(0.1)
-        raise AssertionError(f"{name} not {state} after {timeout}s: {self.agent_state(name)}")
-
-    def results(self, job_id):
-        return json.loads(self.ctl("results", job_id, "-o", "json").stdout).get("results", [])
+        return wait_until(
+            lambda: time.time() if f"AGENT_STATE_{state}" in self.agent_state(name) else None,
+            timeout, 0.1,
+            lambda: f"{name} not {state} after {timeout}s: {self.agent_state(name)}")
 
     def wait_results(self, job_id, n, timeout):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if len(self.results(job_id)) >= n:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"{job_id}: fewer than {n} results after {timeout}s")
+        wait_until(lambda: len(self.results(job_id)) >= n, timeout, 0.1,
+                   f"{job_id}: fewer than {n} results after {timeout}s")
 
     def job_agents(self, job_id):
-        """(name, pid) of the agents of the job's current attempt."""
+        """(name, process) of the agents of the job's current attempt."""
         names = [a["agent_name"] for a in self.job(job_id).get("agents", [])]
-        by_name = {f"agent-{i}": p for i, p in enumerate(self.agents)}
-        return [(n, by_name[n]) for n in names]
-
-    def restart_agent(self, name):
-        """Starts a new process for agent `name` (after its old one was killed)."""
-        i = int(name.split("-")[1])
-        self.agents[i] = subprocess.Popen(
-            [self.args.agent, "--coordinator", self.address, "--name", name, "--insecure",
-             "--backend", "cpu", "--data-address", "127.0.0.1", "--devices", "1",
-             "--peak-bandwidth-gb-s", "20", "--peak-gflops", "60", "--threads-per-rank", "1",
-             "--reconnect-max-s", "1", "--work-dir", os.path.join(self.work, name)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(os.path.join(self.work, f"{name}.log"), "a"))
+        return [(n, self.agent_process(n)) for n in names]
 
 
 def wait_running_with_one_result(cluster, job_id, timeout=120):
@@ -194,10 +153,9 @@ def stopped_agent_rejoins(cluster):
     assert cluster.state(job) == "failed"
     assert cluster.results(job) == results_before
     # All three agents, the returned one included, run a job: three distinct ranks.
-    path = cluster.write_plan("after-rejoin", TWO_POINTS.format(
+    after = cluster.submit_text("after-rejoin", TWO_POINTS.format(
         name="after-rejoin", nodes=3, iterations=3, layers=2, retries=0).replace(
             "mixtral-8x7b", "qwen1.5-moe-a2.7b"))
-    after = cluster.ctl("submit", path).stdout.strip()
     assert cluster.wait_state(after, TERMINAL, 180) == "succeeded", cluster.job(after)
     assigned = cluster.job(after)["agents"]
     ranks = [r for a in assigned for r in a["ranks"]]
@@ -212,10 +170,9 @@ def main():
     for flag in ("--coordinator", "--agent", "--ctl"):
         ap.add_argument(flag, required=True)
     args = ap.parse_args()
-    args.bench = None
-    work = tempfile.mkdtemp(prefix="moecap-faults-")
-    cluster = FaultCluster(args, work)
-    try:
+    # At the end every process is stopped (a stopped agent continued first) and the directory
+    # removed (MOECAP_KEEP_TEST_DIRS=1 keeps it).
+    with test_dir("moecap-faults-") as work, FaultCluster(args, work) as cluster:
         cluster.start_coordinator()
         cluster.start_agents(3)
         cluster.wait_idle_agents(3)
@@ -231,13 +188,6 @@ def main():
         stopped_agent_rejoins(cluster)
         print("faults test passed")
         return 0
-    finally:
-        for p in cluster.agents:
-            if p.poll() is None:
-                p.send_signal(signal.SIGCONT)
-        cluster.stop()
-        if os.environ.get("MOECAP_KEEP_TEST_DIRS") != "1":
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -7,14 +7,12 @@ Stubs are generated with protoc's --python_out and grpc_python_plugin (Debian's 
 is too old for proto3 `optional`). Every wait is bounded; every process is stopped at the end.
 """
 import argparse
-import glob
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from moecap_testlib import AGENT_CPU_FLAGS, Cluster, generate_stubs, test_dir  # noqa: E402
 
 PLAN = """
 name: python-client-smoke
@@ -43,36 +41,6 @@ workload:
 """
 
 
-def generate_stubs(proto_dir, out_dir):
-    plugin = shutil.which("grpc_python_plugin")
-    if plugin is None:
-        print("SKIP: grpc_python_plugin not found (apt-get install protobuf-compiler-grpc)")
-        sys.exit(77)
-    protos = sorted(glob.glob(os.path.join(proto_dir, "moecap", "v1", "*.proto")))
-    subprocess.run(["protoc", f"--proto_path={proto_dir}", f"--python_out={out_dir}",
-                    f"--grpc_out={out_dir}", f"--plugin=protoc-gen-grpc={plugin}", *protos],
-                   check=True)
-    for d in ("moecap", os.path.join("moecap", "v1")):
-        open(os.path.join(out_dir, d, "__init__.py"), "a").close()
-    sys.path.insert(0, out_dir)
-
-
-def start_coordinator(binary, work):
-    proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--db",
-                             os.path.join(work, "moecap.db"), "--lease-s", "10", "--insecure"],
-                            stdout=subprocess.PIPE, stderr=open(os.path.join(work, "coord.log"), "w"),
-                            text=True)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("listening on "):
-            return proc, "127.0.0.1:" + line.strip().rsplit(":", 1)[1]
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    raise RuntimeError("the coordinator did not report its port; see coord.log")
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--proto-dir", required=True)
@@ -80,22 +48,20 @@ def main():
     ap.add_argument("--agent", required=True)
     args = ap.parse_args()
 
-    work = tempfile.mkdtemp(prefix="moecap-pyclient-")
-    procs = []
-    try:
+    # The coordinator on port 0 (its address read from its "listening on" line), two agents; all
+    # stopped at the end, the directory removed (MOECAP_KEEP_TEST_DIRS=1 keeps it).
+    agent_flags = ["--insecure", *AGENT_CPU_FLAGS, "--peak-bandwidth-gb-s", "10",
+                   "--peak-gflops", "50"]
+    with test_dir("moecap-pyclient-") as work, Cluster(
+            args, work, listen="127.0.0.1:0", lease_s=10, agent_name="py-agent-{}",
+            agent_flags=agent_flags) as cluster:
         generate_stubs(args.proto_dir, work)
         import grpc
         from moecap.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 
-        coord, address = start_coordinator(args.coordinator, work)
-        procs.append(coord)
-        for i in range(2):
-            procs.append(subprocess.Popen(
-                [args.agent, "--coordinator", address, "--name", f"py-agent-{i}", "--insecure",
-                 "--backend", "cpu", "--data-address", "127.0.0.1", "--devices", "1",
-                 "--peak-bandwidth-gb-s", "10", "--peak-gflops", "50",
-                 "--work-dir", os.path.join(work, f"agent-{i}")],
-                stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, f"agent-{i}.log"), "w")))
+        cluster.start_coordinator()
+        address = cluster.address
+        cluster.start_agents(2)
 
         channel = grpc.insecure_channel(address)
         grpc.channel_ready_future(channel).result(timeout=20)
@@ -151,18 +117,6 @@ def main():
                 assert phase.step_time.p50 > 0
         print(f"python client: job {job_id} succeeded with {len(results.results)} results")
         return 0
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        if os.environ.get("MOECAP_KEEP_TEST_DIRS") != "1":
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

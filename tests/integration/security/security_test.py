@@ -19,12 +19,13 @@ import argparse
 import glob
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from moecap_testlib import AGENT_CPU_FLAGS, Cluster, generate_stubs, run_ctl  # noqa: E402
 
 ADMIN_TOKEN = "admin-0123456789abcdef0123456789abcdef"
 READER_TOKEN = "reader-0123456789abcdef0123456789abcdef"
@@ -88,26 +89,6 @@ def make_certs(d):
     leaf("rogue", "agent-a", "DNS:agent-a", "rogue-ca")
 
 
-def generate_stubs(proto_dir, out_dir):
-    plugin = shutil.which("grpc_python_plugin")
-    if plugin is None:
-        print("SKIP: grpc_python_plugin not found (apt-get install protobuf-compiler-grpc)")
-        sys.exit(77)
-    protos = sorted(glob.glob(os.path.join(proto_dir, "moecap", "v1", "*.proto")))
-    subprocess.run(["protoc", f"--proto_path={proto_dir}", f"--python_out={out_dir}",
-                    f"--grpc_out={out_dir}", f"--plugin=protoc-gen-grpc={plugin}", *protos],
-                   check=True)
-    for sub in ("moecap", os.path.join("moecap", "v1")):
-        open(os.path.join(out_dir, sub, "__init__.py"), "a").close()
-    sys.path.insert(0, out_dir)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def read(path):
     with open(path, "rb") as f:
         return f.read()
@@ -123,7 +104,7 @@ def main():
         return 77
 
     work = tempfile.mkdtemp(prefix="moecap-security-")
-    procs = []
+    cluster = None
     try:
         generate_stubs(args.proto_dir, work)
         import grpc
@@ -148,23 +129,16 @@ def main():
         check(p.returncode != 0 and "--insecure" in p.stderr,
               "agent without --insecure or TLS flags: refused to start")
 
-        address = f"127.0.0.1:{free_port()}"
-        coord = subprocess.Popen(
-            [args.coordinator, "--listen", address, "--db", os.path.join(work, "moecap.db"),
-             "--lease-s", "5", "--tls-cert", c("server.pem"), "--tls-key", c("server.key"),
-             "--tls-ca", c("ca.pem"), "--tokens-file", tokens],
-            stdout=subprocess.PIPE, stderr=open(os.path.join(work, "coordinator.log"), "w"),
-            text=True)
-        procs.append(coord)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            line = coord.stdout.readline()
-            if line.startswith("listening on") or coord.poll() is not None:
-                break
-        if coord.poll() is not None:
-            print("the coordinator exited; see coordinator.log:\n" +
-                  open(os.path.join(work, "coordinator.log")).read())
-            return 1
+        # The coordinator over TLS (mTLS for agents) with the tokens file; agents with the CA.
+        cluster = Cluster(
+            args, work, lease_s=5,
+            coordinator_flags=["--tls-cert", c("server.pem"), "--tls-key", c("server.key"),
+                               "--tls-ca", c("ca.pem"), "--tokens-file", tokens],
+            agent_flags=[*AGENT_CPU_FLAGS, "--threads-per-rank", "1", "--peak-bandwidth-gb-s",
+                         "20", "--peak-gflops", "60", "--reconnect-max-s", "1", "--tls-ca",
+                         c("ca.pem"), "--tls-server-name", "localhost"])
+        cluster.start_coordinator()
+        address = cluster.address
 
         def secure(cert=None, ca="ca.pem"):
             creds = grpc.ssl_channel_credentials(
@@ -223,19 +197,11 @@ def main():
               "agent-a's certificate registering as agent-b: PERMISSION_DENIED")
 
         # 3. Real agents over mTLS; one more with agent-a's certificate claiming agent-c.
-        common = ["--coordinator", address, "--backend", "cpu", "--data-address", "127.0.0.1",
-                  "--devices", "1", "--threads-per-rank", "1", "--peak-bandwidth-gb-s", "20",
-                  "--peak-gflops", "60", "--reconnect-max-s", "1", "--tls-ca", c("ca.pem"),
-                  "--tls-server-name", "localhost"]
         for name, cert in (("agent-a", "agent-a"), ("agent-b", "agent-b"), ("agent-c", "agent-a")):
-            procs.append(subprocess.Popen(
-                [args.agent, *common, "--name", name, "--tls-cert", c(cert + ".pem"),
-                 "--tls-key", c(cert + ".key"), "--work-dir", os.path.join(work, name)],
-                stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, f"{name}.log"), "w")))
+            cluster.start_agent(name, ["--tls-cert", c(cert + ".pem"),
+                                       "--tls-key", c(cert + ".key")])
         # An agent with no certificate at all (TLS to the server only).
-        procs.append(subprocess.Popen(
-            [args.agent, *common, "--name", "agent-d", "--work-dir", os.path.join(work, "agent-d")],
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "agent-d.log"), "w")))
+        cluster.start_agent("agent-d")
 
         names = set()
         deadline = time.time() + 60
@@ -273,55 +239,43 @@ def main():
         plan = os.path.join(work, "plan.yaml")
         with open(plan, "w") as f:
             f.write(PLAN)
-        ctl = [args.ctl]
+        def ctl(*argv, timeout=60, env=None):
+            return run_ctl(args.ctl, *argv, check=False, timeout=timeout, env=env)
+
         tls = ["--coordinator", address, "--tls-ca", c("ca.pem"), "--timeout-s", "10"]
-        p = subprocess.run([*ctl, "agents", *tls], capture_output=True, text=True, timeout=60)
+        p = ctl("agents", *tls)
         check(p.returncode != 0 and "no bearer token" in p.stderr,
               f"moecapctl agents without a token: refused ({p.stderr.strip()})")
-        p = subprocess.run([*ctl, "agents", "--coordinator", address, "--insecure",
-                            "--token", READER_TOKEN, "--timeout-s", "5"],
-                           capture_output=True, text=True, timeout=60)
+        p = ctl("agents", "--coordinator", address, "--insecure", "--token", READER_TOKEN,
+                "--timeout-s", "5")
         check(p.returncode != 0 and "cannot reach the coordinator" in p.stderr,
               "moecapctl in plaintext against TLS: refused")
         env = dict(os.environ, MOECAP_TOKEN=READER_TOKEN)
-        p = subprocess.run([*ctl, "agents", *tls], capture_output=True, text=True, timeout=60,
-                           env=env)
+        p = ctl("agents", *tls, env=env)
         check(p.returncode == 0 and "agent-a" in p.stdout,
               f"moecapctl agents with a read-only $MOECAP_TOKEN: ok ({p.stderr.strip()})")
-        p = subprocess.run([*ctl, "status", *tls], capture_output=True, text=True, timeout=60,
-                           env=env)
+        p = ctl("status", *tls, env=env)
         check(p.returncode == 0, f"moecapctl status with a read-only token: ok ({p.stderr.strip()})")
-        p = subprocess.run([*ctl, "submit", plan, *tls], capture_output=True, text=True,
-                           timeout=60, env=env)
+        p = ctl("submit", plan, *tls, env=env)
         check(p.returncode != 0 and "this call needs admin" in p.stderr,
               f"moecapctl submit with a read-only token: refused ({p.stderr.strip()})")
-        p = subprocess.run([*ctl, "cancel", "job-000001", *tls], capture_output=True, text=True,
-                           timeout=60, env=env)
+        p = ctl("cancel", "job-000001", *tls, env=env)
         check(p.returncode != 0 and "this call needs admin" in p.stderr,
               f"moecapctl cancel with a read-only token: refused ({p.stderr.strip()})")
         token_file = os.path.join(work, "admin.token")
         with open(token_file, "w") as f:
             f.write(ADMIN_TOKEN + "\n")
-        p = subprocess.run([*ctl, "submit", plan, "--wait", "--wait-timeout-s", "180",
-                            "--token-file", token_file, *tls],
-                           capture_output=True, text=True, timeout=240)
+        p = ctl("submit", plan, "--wait", "--wait-timeout-s", "180", "--agents-grace-s", "60",
+                "--token-file", token_file, *tls, timeout=240)
         check(p.returncode == 0 and "S-MBU" in p.stdout,
               f"admin token: a 2-node job ran to completion over TLS (rc {p.returncode}; "
               f"{p.stderr.strip()[-300:]})")
-        p = subprocess.run([*ctl, "status", *tls, "-o", "json"], capture_output=True, text=True,
-                           timeout=60, env=env)
+        p = ctl("status", *tls, "-o", "json", env=env)
         check(p.returncode == 0 and "succeeded" in p.stdout.lower(),
               "the job is listed as succeeded")
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if cluster is not None:
+            cluster.stop(grace_s=15)
         if FAILURES:
             for log in sorted(glob.glob(os.path.join(work, "*.log"))):
                 print(f"--- {os.path.basename(log)} (first and last 15 lines)")
