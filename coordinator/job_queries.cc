@@ -30,6 +30,7 @@ v1::GetResultsResponse ResultsOf(const v1::Job& job) {
     if (p.has_result()) *r.add_results() = p.result();
   }
   for (const auto& [k, v] : job.labels()) (*r.mutable_labels())[k] = v;
+  if (job.has_placement()) *r.mutable_placement() = job.placement();
   return r;
 }
 

@@ -15,7 +15,8 @@ namespace moecap::coordinator {
 // FULL: the job as stored; otherwise without its plan, points and history.
 v1::Job JobInView(const v1::Job& job, v1::JobView view);
 
-// The results of the job's points that have one, with the job's plan and labels.
+// The results of the job's points that have one, with the job's plan, labels and, while it is
+// queued, its placement verdict.
 v1::GetResultsResponse ResultsOf(const v1::Job& job);
 
 // A ListJobs page: at most `page_size` jobs submitted before sequence number `before`, newest

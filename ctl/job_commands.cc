@@ -438,6 +438,10 @@ absl::Status RunResultsCommand(const ResultsOptions& o, const CommandIo& io) {
   request.set_job_id(o.job_id);
   absl::StatusOr<v1::GetResultsResponse> results = client.GetResults(request);
   if (!results.ok()) return results.status();
+  if (results->state() == v1::JOB_STATE_QUEUED && !results->placement().reason().empty()) {
+    // On stderr: stdout stays the results in the format asked for.
+    io.err << "job " << o.job_id << " is queued: it " << results->placement().reason() << "\n";
+  }
   return PrintResults(*results, *format, o.explain, io.out);
 }
 

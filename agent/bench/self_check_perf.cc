@@ -30,7 +30,7 @@
 #include "agent/workload/launcher.h"
 #include "agent/workload/layer_math.h"
 #include "agent/workload/report.h"
-#include "agent/workload/stats.h"
+#include "common/stats.h"
 
 namespace moecap {
 namespace {
@@ -96,7 +96,7 @@ absl::Status ExpertGemmRatio(const SelfCheckOptions& o, const HostInfo& host) {
     }
     raw.push_back(Since(start));
   }
-  const double raw_s = Percentile(raw, 50);
+  const double raw_s = Percentile(raw, 0.50);
   std::cout << absl::StrFormat(
       "expert GEMMs, prefill %d tokens of %s, %d layers, 1 rank x %d threads:\n"
       "  workload %s (experts phase, p50) vs raw OpenBLAS sgemm %s on the same shapes: "
@@ -208,7 +208,7 @@ absl::StatusOr<double> RawLoopbackTcp(size_t bytes, int rounds) {
   int status = 0;
   waitpid(child, &status, 0);
   if (!ok) return absl::InternalError("raw TCP probe: the exchange failed");
-  return 2.0 * static_cast<double>(bytes) / Percentile(times, 50);
+  return 2.0 * static_cast<double>(bytes) / Percentile(times, 0.50);
 }
 
 // Gloo's all-to-all-v alone, 2 ranks on threads, the same bytes per direction: the median round
@@ -259,7 +259,8 @@ absl::StatusOr<double> GlooAllToAllV(size_t bytes, int rounds, const std::string
   for (const absl::Status& s : status) {
     if (!s.ok()) return s;
   }
-  return 2.0 * static_cast<double>(bytes) / Percentile(ElementwiseMax({&times[0], &times[1]}), 50);
+  return 2.0 * static_cast<double>(bytes) /
+         Percentile(ElementwiseMax({&times[0], &times[1]}), 0.50);
 }
 
 // 3. Dispatch + combine of a 2-rank prefill step vs raw loopback TCP with the same bytes.
@@ -295,7 +296,7 @@ absl::Status CommRatio(const SelfCheckOptions& o) {
   for (size_t i = 0; i < fastest_dispatch.size(); ++i) {
     exchange.push_back(fastest_dispatch[i] + fastest_combine[i]);
   }
-  const double workload_bw = remote / Percentile(exchange, 50);
+  const double workload_bw = remote / Percentile(exchange, 0.50);
   const double slowest_bw = remote / (p.dispatch.p50 + p.combine.p50);
   // One direction of one all-to-all-v: half of one phase's remote bytes (two ranks).
   const size_t message = static_cast<size_t>(p.dispatch_bw.remote_bytes / 2);

@@ -4,7 +4,7 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
-#include "agent/workload/stats.h"
+#include "common/stats.h"
 #include "common/status_macros.h"
 #include "common/telemetry/metric_names.h"
 #include "spdlog/spdlog.h"

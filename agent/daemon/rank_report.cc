@@ -2,13 +2,12 @@
 #include "agent/daemon/rank_report.h"
 
 #include <algorithm>
-#include <cmath>
 #include <numeric>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/workload/counting.h"
-#include "agent/workload/stats.h"
+#include "common/aggregate/aggregator.h"
 #include "common/plan/convert.h"
 
 namespace moecap::agentd {
@@ -103,23 +102,6 @@ v1::RankPhase PhaseFromPoint(const RankPointResult& point, const WorkloadConfig&
 }
 
 }  // namespace
-
-v1::Percentiles PercentilesOf(const std::vector<double>& values) {
-  v1::Percentiles p;
-  if (values.empty()) return p;
-  const Summary s = Summarize(values);
-  p.set_min(s.min);
-  p.set_p50(s.p50);
-  p.set_p90(s.p90);
-  p.set_p99(s.p99);
-  p.set_max(s.max);
-  p.set_mean(s.mean);
-  p.set_count(static_cast<int64_t>(values.size()));
-  double squares = 0;
-  for (double v : values) squares += (v - s.mean) * (v - s.mean);
-  p.set_stddev(std::sqrt(squares / static_cast<double>(values.size())));
-  return p;
-}
 
 v1::CheckResult CheckOf(const std::vector<RankPointResult>& points) {
   v1::CheckResult out;

@@ -28,9 +28,6 @@ struct RankReportContext {
 v1::RankReport RankReportFromResult(const RankResult& result, const WorkloadConfig& config,
                                     const RankReportContext& context);
 
-// min, p50, p90, p99, max, mean, count and the (population) standard deviation.
-v1::Percentiles PercentilesOf(const std::vector<double>& values);
-
 // The worst of the points' checks: failed if any failed, the largest errors and tolerance.
 v1::CheckResult CheckOf(const std::vector<RankPointResult>& points);
 

@@ -14,8 +14,8 @@
 #include "agent/workload/counting.h"
 #include "agent/workload/harness.h"
 #include "agent/workload/router.h"
-#include "agent/workload/stats.h"
 #include "common/metrics.h"
+#include "common/stats.h"
 
 namespace moecap {
 

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <optional>
 #include <set>
 #include <utility>
@@ -12,7 +11,7 @@
 #include "common/cost.h"
 #include "common/metrics.h"
 #include "common/plan/convert.h"
-#include "common/records/phase_stats.h"
+#include "common/stats.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace moecap {
@@ -70,7 +69,7 @@ v1::Percentiles SlowestStepTime(const std::vector<RankPhaseRef>& ranks) {
     for (const RankPhaseRef& r : ranks) {
       for (int i = 0; i < n; ++i) slowest[i] = std::max(slowest[i], r.phase->step_seconds(i));
     }
-    return SummarizeSeconds(std::move(slowest));
+    return PercentilesOf(slowest);
   }
   const RankPhaseRef* worst = nullptr;
   for (const RankPhaseRef& r : ranks) {
@@ -280,21 +279,21 @@ std::optional<v1::CostResult> Cost(const PointAggregationInput& in, const v1::Po
 
 }  // namespace
 
-v1::Percentiles SummarizeSeconds(std::vector<double> samples) {
+v1::Percentiles PercentilesOf(const std::vector<double>& values) {
   v1::Percentiles p;
-  if (samples.empty()) return p;
-  const double n = static_cast<double>(samples.size());
-  const double mean = std::accumulate(samples.begin(), samples.end(), 0.0) / n;
+  if (values.empty()) return p;
+  const Summary s = Summarize(values);
+  p.set_min(s.min);
+  p.set_p50(s.p50);
+  p.set_p90(s.p90);
+  p.set_p99(s.p99);
+  p.set_max(s.max);
+  p.set_mean(s.mean);
+  p.set_count(static_cast<int64_t>(values.size()));
+  const double n = static_cast<double>(values.size());
   double squares = 0;
-  for (double s : samples) squares += (s - mean) * (s - mean);
-  p.set_mean(mean);
+  for (double v : values) squares += (v - s.mean) * (v - s.mean);
   p.set_stddev(std::sqrt(squares / n));
-  p.set_count(static_cast<int64_t>(samples.size()));
-  p.set_min(*std::min_element(samples.begin(), samples.end()));
-  p.set_max(*std::max_element(samples.begin(), samples.end()));
-  p.set_p50(records::Percentile(samples, 0.50));
-  p.set_p90(records::Percentile(samples, 0.90));
-  p.set_p99(records::Percentile(samples, 0.99));
   return p;
 }
 

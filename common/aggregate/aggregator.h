@@ -2,7 +2,7 @@
 // "Utilisations", last lines): the counted bytes and FLOPs of all ranks over the SLOWEST rank's
 // step time and over the SUM of the peaks of the devices used; dense MBU/MFU for contrast;
 // step-time percentiles of the slowest rank; tokens/s; cost per million tokens; a per-node
-// breakdown. Every formula comes from common/ (metrics.h, cost.h, records/phase_stats.h), so the
+// breakdown. Every formula comes from common/ (metrics.h, cost.h, stats.h), so the
 // coordinator, moecap-bench and `moecapctl analyze` agree.
 //
 // Conventions (also in the report to the lead):
@@ -48,9 +48,10 @@ struct PointAggregationInput {
 // no device reported.
 absl::StatusOr<v1::PointResult> AggregatePoint(const PointAggregationInput& input);
 
-// Percentiles (numpy's default interpolation), mean and standard deviation of samples; all zero
-// for none.
-v1::Percentiles SummarizeSeconds(std::vector<double> samples);
+// The one builder of v1::Percentiles (the agent's RankPhase times and the slowest rank's step
+// time here): min, p50, p90, p99 (common/stats.h: numpy's default interpolation), max, mean,
+// count and the population standard deviation of `values`; all zero for none.
+v1::Percentiles PercentilesOf(const std::vector<double>& values);
 
 }  // namespace moecap
 

@@ -1,23 +1,9 @@
-// Phase aggregation and exact percentiles.
+// Phase aggregation.
 #include "common/records/phase_stats.h"
 
-#include <algorithm>
-#include <cmath>
+#include "common/stats.h"
 
 namespace moecap::records {
-
-double Percentile(std::vector<double>& values, double q) {
-  const double position = q * static_cast<double>(values.size() - 1);
-  const size_t lower = static_cast<size_t>(std::floor(position));
-  const double fraction = position - static_cast<double>(lower);
-  auto nth = values.begin() + static_cast<std::ptrdiff_t>(lower);
-  std::nth_element(values.begin(), nth, values.end());
-  const double low = *nth;
-  if (fraction == 0 || lower + 1 >= values.size()) return low;
-  // After nth_element every element past `nth` is >= it; the smallest is the next rank.
-  const double high = *std::min_element(nth + 1, values.end());
-  return low + fraction * (high - low);
-}
 
 void PhaseAccumulator::Add(const CountedPass& pass, double latency_s, double s_mbu, double s_mfu) {
   ++passes_;

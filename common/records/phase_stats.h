@@ -1,6 +1,7 @@
 // Aggregation of the passes of one phase (prefill or decode): sums, time-weighted utilisations
-// and the distribution of the per-pass values. Memory per pass is two doubles (its S-MBU and
-// S-MFU), the least the exact percentiles need; everything else is a running sum.
+// and the distribution of the per-pass values (exact percentiles, common/stats.h). Memory per pass
+// is two doubles (its S-MBU and S-MFU), the least the exact percentiles need; everything else is a
+// running sum; Finish holds a copy of one series at a time while it selects its percentiles.
 #ifndef MOECAP_COMMON_RECORDS_PHASE_STATS_H_
 #define MOECAP_COMMON_RECORDS_PHASE_STATS_H_
 
@@ -11,11 +12,6 @@
 #include "common/records/pass_counts.h"
 
 namespace moecap::records {
-
-// The q-quantile (0 <= q <= 1) by linear interpolation between the closest ranks, numpy's
-// default: position q·(n − 1) in sorted order. Reorders `values` (exact selection, O(n)).
-// Precondition: `values` is not empty.
-double Percentile(std::vector<double>& values, double q);
 
 struct PhaseSummary {
   int64_t passes = 0;
@@ -35,7 +31,7 @@ class PhaseAccumulator {
  public:
   void Add(const CountedPass& pass, double latency_s, double s_mbu, double s_mfu);
   int64_t passes() const { return passes_; }
-  // Precondition: passes() > 0. Reorders the stored per-pass values.
+  // Precondition: passes() > 0.
   PhaseSummary Finish(double devices, double peak_bandwidth, double peak_flops);
 
  private:

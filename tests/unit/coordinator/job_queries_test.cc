@@ -37,6 +37,10 @@ TEST(JobQueriesTest, ResultsHoldOnlyPointsThatHaveOne) {
   EXPECT_EQ(r.results_size(), 1);
   EXPECT_EQ(r.labels().at("team"), "perf");
   EXPECT_EQ(r.plan().name(), "n");
+  EXPECT_FALSE(r.has_placement());
+  v1::Job queued = AJob();
+  queued.mutable_placement()->set_reason("needs 2 cpu agents");
+  EXPECT_EQ(ResultsOf(queued).placement().reason(), "needs 2 cpu agents");
 }
 
 TEST(JobQueriesTest, PageSizeAndTokenAreCheckedAndBounded) {

@@ -139,18 +139,6 @@ TEST(CountPassRecordTest, SkipsMissingOrNegativeActivationAndRejectsTooMany) {
             "field 'expert_activation': 5 exceeds the 4 experts per layer of toy-moe");
 }
 
-TEST(PercentileTest, InterpolatesBetweenClosestRanks) {
-  // Sorted {1, 2, 3, 4}: p50 at position 1.5 -> 2.5; p90 at 2.7 -> 3.7; p99 at 2.97 -> 3.97.
-  std::vector<double> v = {4, 1, 3, 2};
-  EXPECT_DOUBLE_EQ(Percentile(v, 0.5), 2.5);
-  EXPECT_DOUBLE_EQ(Percentile(v, 0.9), 3.7);
-  EXPECT_DOUBLE_EQ(Percentile(v, 0.99), 3.97);
-  EXPECT_DOUBLE_EQ(Percentile(v, 0.0), 1);
-  EXPECT_DOUBLE_EQ(Percentile(v, 1.0), 4);
-  std::vector<double> one = {7};
-  EXPECT_DOUBLE_EQ(Percentile(one, 0.99), 7);
-}
-
 absl::StatusOr<RecordsSummary> AnalyzeText(const std::string& text, const RecordsOptions& o,
                                            const PassCallback& on_pass = {}) {
   std::istringstream in(text);

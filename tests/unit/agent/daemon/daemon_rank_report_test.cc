@@ -1,10 +1,8 @@
 // RankResult -> RankReport: real results of a 2-rank run on threads convert with exact counts
 // (their sum is the metric core's CountMoeBlocks, sparse and dense), hand-checked routing
-// figures (activated experts, imbalance, histogram), percentiles, the check; and failures map to
-// the right FailureKind.
+// figures (activated experts, imbalance, histogram), the check; and failures map to the right
+// FailureKind. (The percentiles builder, PercentilesOf, is tested with common/aggregate.)
 #include <gtest/gtest.h>
-
-#include <cmath>
 
 #include "agent/daemon/rank_report.h"
 #include "common/plan/convert.h"
@@ -132,18 +130,6 @@ TEST(RankReportTest, RoutingFiguresByHand) {
   EXPECT_DOUBLE_EQ(phase.communication().busbw_bytes_per_s(), 100);
   EXPECT_DOUBLE_EQ(phase.step_time().mean(), 2.0);
   EXPECT_FALSE(report.check().checked());
-}
-
-TEST(RankReportTest, PercentilesInterpolateLikeNumPy) {
-  const v1::Percentiles p = PercentilesOf({4, 1, 3, 2});
-  EXPECT_DOUBLE_EQ(p.min(), 1);
-  EXPECT_DOUBLE_EQ(p.max(), 4);
-  EXPECT_DOUBLE_EQ(p.mean(), 2.5);
-  EXPECT_DOUBLE_EQ(p.p50(), 2.5);  // position 0.5·3 = 1.5 between 2 and 3
-  EXPECT_DOUBLE_EQ(p.p90(), 3.7);  // position 2.7 between 3 and 4
-  EXPECT_EQ(p.count(), 4);
-  EXPECT_DOUBLE_EQ(p.stddev(), std::sqrt(1.25));  // mean of (1.5², 0.5², 0.5², 1.5²)
-  EXPECT_EQ(PercentilesOf({}).count(), 0);
 }
 
 TEST(RankReportTest, ACheckThatFailedAnywhereFailsTheRank) {

@@ -1,30 +1,35 @@
 // Percentiles and summaries.
-#include "agent/workload/stats.h"
+#include "common/stats.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <numeric>
 
 namespace moecap {
 
-double Percentile(std::vector<double> values, double p) {
+double Percentile(std::vector<double> values, double q) {
   if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  const double position = std::clamp(p, 0.0, 100.0) / 100.0 * (values.size() - 1);
-  const size_t below = static_cast<size_t>(std::floor(position));
-  const size_t above = std::min(below + 1, values.size() - 1);
-  const double fraction = position - below;
-  return values[below] + (values[above] - values[below]) * fraction;
+  const double position = std::clamp(q, 0.0, 1.0) * static_cast<double>(values.size() - 1);
+  const size_t lower = static_cast<size_t>(std::floor(position));
+  const double fraction = position - static_cast<double>(lower);
+  auto nth = values.begin() + static_cast<std::ptrdiff_t>(lower);
+  std::nth_element(values.begin(), nth, values.end());
+  const double low = *nth;
+  if (fraction == 0 || lower + 1 >= values.size()) return low;
+  // After nth_element every element past `nth` is >= it; the smallest is the next rank.
+  const double high = *std::min_element(nth + 1, values.end());
+  return low + fraction * (high - low);
 }
 
 Summary Summarize(const std::vector<double>& values) {
   Summary s;
   if (values.empty()) return s;
   s.count = static_cast<int>(values.size());
-  s.p50 = Percentile(values, 50);
-  s.p90 = Percentile(values, 90);
-  s.p99 = Percentile(values, 99);
-  s.mean = std::accumulate(values.begin(), values.end(), 0.0) / values.size();
+  s.p50 = Percentile(values, 0.50);
+  s.p90 = Percentile(values, 0.90);
+  s.p99 = Percentile(values, 0.99);
+  s.mean = std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
   s.min = *std::min_element(values.begin(), values.end());
   s.max = *std::max_element(values.begin(), values.end());
   return s;
