@@ -57,6 +57,7 @@ absl::Status CoordinatorMetrics::Init() {
   agents_ = Must(registry_.GetGauge(tm::kAgents), error);
   agent_up_ = Must(registry_.GetGauge(tm::kAgentUp), error);
   jobs_ = Must(registry_.GetGauge(tm::kJobs), error);
+  waiting_ = Must(registry_.GetGauge(tm::kJobsWaiting), error);
   finished_ = Must(registry_.GetCounter(tm::kJobsFinishedTotal), error);
   rpc_handled_ = Must(registry_.GetCounter(tm::kGrpcServerHandledTotal), error);
   rpc_seconds_ = Must(registry_.GetHistogram(tm::kGrpcServerHandlingSeconds), error);
@@ -134,6 +135,9 @@ void CoordinatorMetrics::SetJobs(const JobStats& stats) {
   }
   queue_depth_->Set(stats.queue_depth);
   oldest_age_->Set(absl::ToDoubleSeconds(stats.oldest_queued));
+  for (const auto& [why, count] : stats.waiting_by_why) {
+    if (auto g = waiting_->WithLabels({why}); g.ok()) (*g)->Set(count);
+  }
 }
 
 void CoordinatorMetrics::ForgetJobLocked(const std::string& job_id) {

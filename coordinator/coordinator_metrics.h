@@ -29,6 +29,8 @@ namespace moecap::coordinator {
 struct JobStats {
   std::map<v1::JobState, int> by_state;  // every state, possibly 0
   int queue_depth = 0;
+  // Queued jobs by verdict ("needs_agents", "agents_busy", "behind_job"), each present, maybe 0.
+  std::map<std::string, int> waiting_by_why;
   absl::Duration oldest_queued = absl::ZeroDuration();
 };
 
@@ -67,6 +69,7 @@ class CoordinatorMetrics {
   telemetry::GaugeFamily* agents_ = nullptr;
   telemetry::GaugeFamily* agent_up_ = nullptr;
   telemetry::GaugeFamily* jobs_ = nullptr;
+  telemetry::GaugeFamily* waiting_ = nullptr;
   std::shared_ptr<telemetry::Counter> submitted_;
   telemetry::CounterFamily* finished_ = nullptr;
   std::shared_ptr<telemetry::Gauge> queue_depth_;

@@ -984,9 +984,15 @@ JobStats JobManager::Stats() const {
   absl::MutexLock lock(&mu_);
   for (const auto& [id, e] : jobs_) ++stats.by_state[e.job.state()];
   stats.queue_depth = static_cast<int>(queue_.size());
+  stats.waiting_by_why = {{"needs_agents", 0}, {"agents_busy", 0}, {"behind_job", 0}};
   for (const auto& [key, id] : queue_) {
     const JobEntry* e = Find(id);
     stats.oldest_queued = std::max(stats.oldest_queued, now - FromProtoTime(e->job.submit_time()));
+    if (!e->job.has_placement()) continue;  // not tried yet
+    const v1::PlacementVerdict& v = e->job.placement();
+    ++stats.waiting_by_why[v.needs_more_agents()        ? "needs_agents"
+                           : !v.behind_job_id().empty() ? "behind_job"
+                                                        : "agents_busy"];
   }
   return stats;
 }

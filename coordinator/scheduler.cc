@@ -78,6 +78,7 @@ ScheduleDecision Scheduler::Schedule(std::vector<QueuedJob> queue,
     if (reserving != nullptr) {
       v1::PlacementVerdict& v = decision.waits[job.job_id];
       v.set_agents_needed(job.spec.nodes);
+      v.set_behind_job_id(reserving->job_id);
       v.set_reason(absl::StrCat("waiting behind job ", reserving->job_id, " (priority ",
                                 reserving->priority, "), queued longer than the backfill window (",
                                 absl::FormatDuration(options_.backfill_window),

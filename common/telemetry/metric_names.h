@@ -44,6 +44,7 @@ inline constexpr char kJobsSubmittedTotal[] = "moecap_jobs_submitted_total";
 inline constexpr char kJobsFinishedTotal[] = "moecap_jobs_finished_total";
 inline constexpr char kJobQueueDepth[] = "moecap_job_queue_depth";
 inline constexpr char kJobQueueOldestAgeSeconds[] = "moecap_job_queue_oldest_age_seconds";
+inline constexpr char kJobsWaiting[] = "moecap_jobs_waiting";
 inline constexpr char kSchedulingLatencySeconds[] = "moecap_scheduling_latency_seconds";
 inline constexpr char kGrpcServerHandledTotal[] = "moecap_grpc_server_handled_total";
 inline constexpr char kGrpcServerHandlingSeconds[] = "moecap_grpc_server_handling_seconds";
@@ -125,6 +126,11 @@ inline constexpr MetricDef kCoordinatorMetrics[] = {
     {kJobQueueDepth, MetricType::kGauge, "Jobs queued and waiting for agents.", ""},
     {kJobQueueOldestAgeSeconds, MetricType::kGauge,
      "Seconds the oldest queued job has waited; 0 when the queue is empty.", ""},
+    {kJobsWaiting, MetricType::kGauge,
+     "Queued jobs by their placement verdict: needs_agents (fewer registered agents match than "
+     "it needs), agents_busy (enough match, not enough free), behind_job (reserved for an older "
+     "job).",
+     "why"},
     {kSchedulingLatencySeconds, MetricType::kHistogram,
      "Time from a job's submission to its gang placement on agents.", "",
      kSchedulingSecondsBuckets},

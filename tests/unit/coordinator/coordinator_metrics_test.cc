@@ -52,6 +52,7 @@ TEST(CoordinatorMetricsTest, ExportsResultsStatesAndCalls) {
   stats.by_state[v1::JOB_STATE_QUEUED] = 3;
   stats.queue_depth = 3;
   stats.oldest_queued = absl::Seconds(12);
+  stats.waiting_by_why = {{"needs_agents", 2}, {"agents_busy", 1}, {"behind_job", 0}};
   m->SetJobs(stats);
   const std::string text = registry.Render();
   const std::string labels =
@@ -72,6 +73,9 @@ TEST(CoordinatorMetricsTest, ExportsResultsStatesAndCalls) {
                   "moecap_result_node_sparse_mbu{job_id=\"job-000001\",point=\"0\","
                   "phase=\"decode\",batch=\"8\",agent=\"gpu-node-1\"} 0.5"));
   EXPECT_TRUE(Has(text, "moecap_jobs_finished_total{state=\"failed\"} 0"));
+  EXPECT_TRUE(Has(text, "moecap_jobs_waiting{why=\"needs_agents\"} 2")) << text;
+  EXPECT_TRUE(Has(text, "moecap_jobs_waiting{why=\"agents_busy\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "moecap_jobs_waiting{why=\"behind_job\"} 0")) << text;
   EXPECT_TRUE(Has(text, "moecap_jobs_finished_total{state=\"succeeded\"} 1"));
   EXPECT_TRUE(Has(text, "moecap_jobs{state=\"queued\"} 3"));
   EXPECT_TRUE(Has(text, "moecap_jobs{state=\"interrupted\"} 0"));

@@ -699,6 +699,10 @@ TEST_F(JobManagerTest, AQueuedJobsVerdictIsInItsViewAndWatchersGetItOncePerChang
   int verdicts = 0;
   for (const v1::WatchJobResponse& e : watcher->events) verdicts += e.has_placement() ? 1 : 0;
   EXPECT_EQ(verdicts, 1);
+  // The gauge's counts (moecap_jobs_waiting).
+  const JobStats stats = jobs_->Stats();
+  EXPECT_EQ(stats.waiting_by_why.at("needs_agents"), 1);
+  EXPECT_EQ(stats.waiting_by_why.at("agents_busy"), 0);
   // A second agent registers: the job starts and its verdict is gone.
   AddAgent("b");
   jobs_->Tick();

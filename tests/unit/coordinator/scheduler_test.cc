@@ -88,6 +88,7 @@ TEST(SchedulerTest, BackfillWithinTheWindowThenReserve) {
   // After 5 minutes "big" reserves: nothing behind it starts, so it cannot starve.
   d = s.Schedule({Job("big", 3, 1, 0, absl::Minutes(5)), Job("small", 1, 2)}, agents, kNow);
   EXPECT_TRUE(d.placements.empty());
+  EXPECT_EQ(d.waits["small"].behind_job_id(), "big");
   EXPECT_NE(d.waits["small"].reason().find("waiting behind job big"), std::string::npos)
       << d.waits["small"].reason();
 }
