@@ -452,7 +452,7 @@ void JobManager::FailWithCause(JobEntry& e, const std::string& cause, const std:
   std::vector<std::string> consequences;
   for (const PeerFailure& f : e.attempt->peer_failures) {
     if (f.agent_stopped) stopped.insert(f.agent_id);
-    if (!f.reason.empty()) consequences.push_back(f.reason);
+    if (f.reason != cause) consequences.push_back(f.reason);  // a report may be the cause itself
   }
   const std::string reason =
       consequences.empty() ? cause
@@ -956,11 +956,8 @@ void JobManager::Tick() {
         }
       } else if (e.attempt.has_value() && now >= e.attempt->root_cause_deadline) {
         // No peer was lost in time: the first report was the cause.
-        Attempt& a = *e.attempt;
-        PeerFailure first = a.peer_failures.front();
-        a.peer_failures.erase(a.peer_failures.begin());
-        if (first.agent_stopped) a.peer_failures.push_back({first.agent_id, "", true});
-        FailWithCause(e, first.reason, "", fx);
+        const std::string cause = e.attempt->peer_failures.front().reason;
+        FailWithCause(e, cause, "", fx);
       } else if (e.attempt.has_value() &&
                  now > e.attempt->deadline + options_.point_deadline_grace) {
         const v1::PointWorkload& w = e.job.points(e.attempt->point_index).workload();

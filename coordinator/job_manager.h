@@ -217,8 +217,8 @@ class JobManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FailJob(JobEntry& e, v1::JobState final_state, const std::string& reason, Effects& fx)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Fails the attempt with `cause` first and the held peer reports after it; `lost_agent` (may
-  // be empty) needs no cancel.
+  // Fails the attempt with `cause` first and the held peer reports after it (but the one that is
+  // the cause); `lost_agent` (may be empty) needs no cancel.
   void FailWithCause(JobEntry& e, const std::string& cause, const std::string& lost_agent,
                      Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The cause of the held peer failures, if one shows now: an agent of the attempt whose stream
