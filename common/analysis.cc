@@ -26,8 +26,9 @@ Utilizations UtilizationsAt(const Counts& sparse, const Counts& dense, double se
                       Utilization(dense.flops(), seconds, devices, flops)};
 }
 
-PhaseAnalysis FinishPhase(Counts sparse, Counts dense, double tokens, double activated_per_layer,
-                          std::optional<double> time_s, double devices, double bw, double flops) {
+PhaseAnalysis FinishPhase(absl::string_view phase_name, Counts sparse, Counts dense, double tokens,
+                          double activated_per_layer, std::optional<double> time_s, double devices,
+                          double bw, double flops) {
   PhaseAnalysis phase;
   phase.counts = sparse;
   phase.dense_counts = dense;
@@ -39,6 +40,8 @@ PhaseAnalysis FinishPhase(Counts sparse, Counts dense, double tokens, double act
   if (time_s.has_value()) {
     phase.time_s = time_s;
     phase.measured = UtilizationsAt(sparse, dense, *time_s, devices, bw, flops);
+    CheckUtilization(absl::StrCat(phase_name, " S-MBU"), phase.measured->s_mbu, &phase.validity);
+    CheckUtilization(absl::StrCat(phase_name, " S-MFU"), phase.measured->s_mfu, &phase.validity);
   }
   return phase;
 }
@@ -86,6 +89,7 @@ absl::Status ValidateAnalysisInput(const AnalysisInput& in) {
 absl::StatusOr<AnalysisResult> Analyze(const AnalysisInput& in) {
   MOECAP_RETURN_IF_ERROR(ValidateAnalysisInput(in));
   AnalysisResult result;
+  result.dtypes = ResolvePrecisions(in.model, in.dtype, in.precision);
   if (in.peak_bandwidth_bytes_s.has_value()) {
     result.peak_bandwidth_bytes_s = *in.peak_bandwidth_bytes_s;
   } else {
@@ -96,12 +100,12 @@ absl::StatusOr<AnalysisResult> Analyze(const AnalysisInput& in) {
   if (in.peak_flops.has_value()) {
     result.peak_flops = *in.peak_flops;
   } else {
-    absl::StatusOr<double> flops = PeakFlops(in.hardware, in.dtype);
+    absl::StatusOr<double> flops = PeakFlops(in.hardware, result.dtypes.compute);
     if (!flops.ok()) return flops.status();
     result.peak_flops = *flops;
   }
   const ModelSpec& m = in.model;
-  const Precision precision = MakePrecision(in.dtype, in.kv_dtype);
+  const Precision precision = BytesOf(result.dtypes);
   const double devices = static_cast<double>(in.devices);
   const double moe_layers = static_cast<double>(m.MoeLayers());
   const double bw = result.peak_bandwidth_bytes_s;
@@ -112,6 +116,7 @@ absl::StatusOr<AnalysisResult> Analyze(const AnalysisInput& in) {
   const double prefill_activated =
       in.prefill_activated_per_layer.value_or(ExpectedActivatedExperts(m, prefill_tokens));
   result.prefill = FinishPhase(
+      "prefill",
       CountPrefillStep(m, precision, in.batch, in.prompt_len, prefill_activated * moe_layers),
       CountPrefillStep(m, precision, in.batch, in.prompt_len, 0, Counting::kDense), prefill_tokens,
       prefill_activated, in.ttft_s, devices, bw, peak);
@@ -123,7 +128,8 @@ absl::StatusOr<AnalysisResult> Analyze(const AnalysisInput& in) {
     const double decode_tokens = static_cast<double>(in.batch);
     const double decode_activated =
         in.decode_activated_per_layer.value_or(ExpectedActivatedExperts(m, decode_tokens));
-    result.decode = FinishPhase(CountMeanDecodeStep(m, precision, in.batch, in.prompt_len,
+    result.decode = FinishPhase("decode",
+                                CountMeanDecodeStep(m, precision, in.batch, in.prompt_len,
                                                     in.output_len, decode_activated * moe_layers),
                                 CountMeanDecodeStep(m, precision, in.batch, in.prompt_len,
                                                     in.output_len, 0, Counting::kDense),
@@ -161,6 +167,12 @@ absl::StatusOr<AnalysisResult> Analyze(const AnalysisInput& in) {
       MoeCapSystemCostUsd(in.hardware, devices, cost.batch_seconds / 3600.0);
   result.cost = cost;
   return result;
+}
+
+Validity AnalysisValidity(const AnalysisResult& r) {
+  Validity v = r.prefill.validity;
+  if (r.decode.has_value()) v.Merge(r.decode->validity);
+  return v;
 }
 
 nlohmann::json BreakdownJson(const Counts& counts) {
@@ -201,6 +213,7 @@ nlohmann::json PhaseJson(const PhaseAnalysis& p, bool per_step) {
   roofline["bound"] = p.memory_bound ? "memory" : "compute";
   j["roofline"] = roofline;
   j["breakdown"] = BreakdownJson(p.counts);
+  AddValidityJson(p.validity, j);
   return j;
 }
 
@@ -220,7 +233,8 @@ nlohmann::json AnalysisJson(const AnalysisInput& in, const AnalysisResult& r) {
       {"prompt_len", in.prompt_len},
       {"output_len", in.output_len},
       {"dtype", std::string(DtypeName(in.dtype))},
-      {"kv_dtype", std::string(DtypeName(in.kv_dtype.value_or(in.dtype)))},
+      {"kv_dtype", std::string(DtypeName(r.dtypes.kv_cache))},
+      {"precisions", PartDtypesJson(r.dtypes)},
       {"ttft_s", OptionalJson(in.ttft_s)},
       {"tpot_s", OptionalJson(in.tpot_s)},
       {"prefill_activated", OptionalJson(in.prefill_activated_per_layer)},
@@ -228,7 +242,7 @@ nlohmann::json AnalysisJson(const AnalysisInput& in, const AnalysisResult& r) {
   };
   j["peaks"] = {{"bandwidth_bytes_per_s", r.peak_bandwidth_bytes_s},
                 {"flops_per_s", r.peak_flops},
-                {"dtype", std::string(DtypeName(in.dtype))}};
+                {"dtype", std::string(DtypeName(r.dtypes.compute))}};
   j["prefill"] = PhaseJson(r.prefill, /*per_step=*/false);
   if (r.decode.has_value()) {
     nlohmann::json d = PhaseJson(*r.decode, /*per_step=*/true);
@@ -238,6 +252,7 @@ nlohmann::json AnalysisJson(const AnalysisInput& in, const AnalysisResult& r) {
   } else {
     j["decode"] = nullptr;
   }
+  AddValidityJson(AnalysisValidity(r), j);
   if (r.cost.has_value()) {
     const CostAnalysis& c = *r.cost;
     j["cost"] = {{"usd_per_device_hour", c.price.usd_per_device_hour},

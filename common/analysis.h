@@ -15,6 +15,8 @@
 #include "common/hardware.h"
 #include "common/metrics.h"
 #include "common/model.h"
+#include "common/precision.h"
+#include "common/validity.h"
 #include "nlohmann/json.hpp"
 
 namespace moecap {
@@ -22,14 +24,14 @@ namespace moecap {
 struct AnalysisInput {
   ModelSpec model;
   HardwareSpec hardware;
-  int64_t devices = 1;     // G
-  int64_t batch = 1;       // B
-  int64_t prompt_len = 0;  // P
-  int64_t output_len = 1;  // O
-  Dtype dtype = Dtype::kBf16;
-  std::optional<Dtype> kv_dtype;  // defaults to dtype
-  std::optional<double> ttft_s;   // measured prefill time of the batch
-  std::optional<double> tpot_s;   // measured mean decode step
+  int64_t devices = 1;         // G
+  int64_t batch = 1;           // B
+  int64_t prompt_len = 0;      // P
+  int64_t output_len = 1;      // O
+  Dtype dtype = Dtype::kBf16;  // the run's dtype; parts fall back to it (precision.h)
+  PrecisionOverrides precision;
+  std::optional<double> ttft_s;  // measured prefill time of the batch
+  std::optional<double> tpot_s;  // measured mean decode step
   // Measured mean activated experts per MoE layer; by default the uniform-routing expectation.
   std::optional<double> prefill_activated_per_layer;
   std::optional<double> decode_activated_per_layer;
@@ -59,6 +61,7 @@ struct PhaseAnalysis {
   Utilizations at_roofline;              // what the hardware's lowest time would give
   std::optional<double> time_s;          // measured time, when given
   std::optional<Utilizations> measured;  // present when time_s is
+  Validity validity;                     // of the measured sparse figures
 };
 
 struct CostAnalysis {
@@ -72,6 +75,7 @@ struct CostAnalysis {
 };
 
 struct AnalysisResult {
+  PartDtypes dtypes;  // resolved: the bytes of each part and the compute (peak) dtype
   double peak_bandwidth_bytes_s = 0;
   double peak_flops = 0;
   PhaseAnalysis prefill;
@@ -82,6 +86,9 @@ struct AnalysisResult {
 };
 
 absl::StatusOr<AnalysisResult> Analyze(const AnalysisInput& input);
+
+// The phases' validity together.
+Validity AnalysisValidity(const AnalysisResult& result);
 
 // {"attention": {"bytes": .., "flops": ..}, ...} with exactly METRICS.md's term names.
 nlohmann::json BreakdownJson(const Counts& counts);

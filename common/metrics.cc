@@ -2,6 +2,7 @@
 // tests/unit/common/metrics_test.cc.
 #include "common/metrics.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace moecap {
@@ -48,10 +49,6 @@ Counts& Counts::operator+=(const Counts& other) {
   return *this;
 }
 
-Precision MakePrecision(Dtype weights, std::optional<Dtype> kv_cache) {
-  return Precision{DtypeBytes(weights), DtypeBytes(kv_cache.value_or(weights))};
-}
-
 double ExpectedActivatedExperts(const ModelSpec& model, double tokens) {
   if (tokens <= 0) return 0;
   const double e = static_cast<double>(model.experts);
@@ -71,8 +68,15 @@ double ActivatedExpertsSum(const std::vector<std::vector<int64_t>>& counts) {
   return sum;
 }
 
+double WindowedScorePairs(double n, double h, double w) {
+  if (n <= 0) return 0;
+  if (h >= w) return n * w;
+  const double below = std::min(n, w - h);  // queries whose keys all fit in the window
+  return below * h + below * (below + 1) / 2 + (n - below) * w;
+}
+
 PrefillPass PrefillPass::FromSequences(const std::vector<Sequence>& sequences,
-                                       double activated_experts_sum) {
+                                       double activated_experts_sum, double window) {
   PrefillPass pass;
   pass.sequences = static_cast<double>(sequences.size());
   pass.activated_experts_sum = activated_experts_sum;
@@ -80,20 +84,41 @@ PrefillPass PrefillPass::FromSequences(const std::vector<Sequence>& sequences,
     pass.new_tokens += s.new_tokens;
     pass.cached_tokens += s.cached_tokens;
     pass.score_pairs += s.new_tokens * s.cached_tokens + s.new_tokens * (s.new_tokens + 1) / 2;
+    if (s.completes) pass.completed_sequences += 1;
+    if (window > 0) {
+      pass.windowed_kv_tokens += std::min(s.new_tokens + s.cached_tokens, window);
+      pass.windowed_score_pairs += WindowedScorePairs(s.new_tokens, s.cached_tokens, window);
+    }
   }
   return pass;
 }
 
-PrefillPass PrefillPass::Fresh(double sequences, double new_tokens, double activated_experts_sum) {
+PrefillPass PrefillPass::Fresh(double sequences, double new_tokens, double activated_experts_sum,
+                               double window) {
   PrefillPass pass;
   pass.sequences = sequences;
   pass.new_tokens = new_tokens;
+  pass.completed_sequences = sequences;
   pass.activated_experts_sum = activated_experts_sum;
   if (sequences > 0) {
     const double n = new_tokens / sequences;
     pass.score_pairs = sequences * n * (n + 1) / 2;
+    if (window > 0) {
+      pass.windowed_kv_tokens = sequences * std::min(n, window);
+      pass.windowed_score_pairs = sequences * WindowedScorePairs(n, 0, window);
+    }
   }
   return pass;
+}
+
+double ScoreFlopsPerPair(const ModelSpec& m, PassKind kind) {
+  const double heads = static_cast<double>(m.AttentionHeads());
+  if (m.attention == AttentionKind::kGqa) return 2.0 * heads * 2.0 * m.gqa.head_dim;
+  const MlaAttention& a = m.mla;
+  if (kind == PassKind::kDecode) {
+    return 2.0 * heads * (2.0 * a.kv_lora_rank + a.qk_rope_head_dim);
+  }
+  return 2.0 * heads * (a.qk_nope_head_dim + a.qk_rope_head_dim + a.v_head_dim);
 }
 
 Counts CountMoeBlocks(const ModelSpec& m, const Precision& p, double moe_layers, double tokens,
@@ -103,9 +128,9 @@ Counts CountMoeBlocks(const ModelSpec& m, const Precision& p, double moe_layers,
   const double activated =
       counting == Counting::kDense ? moe_layers * m.experts : activated_experts_sum;
   Counts counts;
-  counts[Term::kRouter].bytes = p.weight_bytes * moe_layers * RouterParamsPerLayer(m);
-  counts[Term::kSharedExperts].bytes = p.weight_bytes * moe_layers * SharedParamsPerLayer(m);
-  counts[Term::kRoutedExperts].bytes = p.weight_bytes * activated * ParamsPerExpert(m);
+  counts[Term::kRouter].bytes = p.attention_bytes * moe_layers * RouterParamsPerLayer(m);
+  counts[Term::kSharedExperts].bytes = p.expert_bytes * moe_layers * SharedParamsPerLayer(m);
+  counts[Term::kRoutedExperts].bytes = p.expert_bytes * activated * ParamsPerExpert(m);
   const double f = 2.0 * tokens * moe_layers;
   counts[Term::kRouter].flops = f * RouterParamsPerLayer(m);
   counts[Term::kSharedExperts].flops = f * SharedParamsPerLayer(m);
@@ -113,11 +138,12 @@ Counts CountMoeBlocks(const ModelSpec& m, const Precision& p, double moe_layers,
   return counts;
 }
 
-void AddLinearFlops(const ModelSpec& m, Counting counting, double tokens, Counts& counts) {
+void AddLinearFlops(const ModelSpec& m, Counting counting, double tokens, double logit_positions,
+                    Counts& counts) {
   const double f = 2.0 * tokens;
   counts[Term::kAttention].flops += f * m.layers * AttentionParamsPerLayer(m);
   counts[Term::kDenseFfn].flops += f * m.dense_layers * DenseFfnParamsPerLayer(m);
-  counts[Term::kLmHead].flops += f * LmHeadParams(m);
+  counts[Term::kLmHead].flops += 2.0 * logit_positions * LmHeadParams(m);
   const Counts moe =
       CountMoeBlocks(m, Precision{}, static_cast<double>(m.MoeLayers()), tokens, 0, counting);
   for (Term t : {Term::kRouter, Term::kSharedExperts, Term::kRoutedExperts}) {
@@ -127,9 +153,9 @@ void AddLinearFlops(const ModelSpec& m, Counting counting, double tokens, Counts
 
 void AddWeightBytes(const ModelSpec& m, const Precision& p, double activated_experts_sum,
                     Counting counting, Counts& counts) {
-  counts[Term::kAttention].bytes += p.weight_bytes * m.layers * AttentionParamsPerLayer(m);
-  counts[Term::kDenseFfn].bytes += p.weight_bytes * m.dense_layers * DenseFfnParamsPerLayer(m);
-  counts[Term::kLmHead].bytes += p.weight_bytes * LmHeadParams(m);
+  counts[Term::kAttention].bytes += p.attention_bytes * m.layers * AttentionParamsPerLayer(m);
+  counts[Term::kDenseFfn].bytes += p.attention_bytes * m.dense_layers * DenseFfnParamsPerLayer(m);
+  counts[Term::kLmHead].bytes += p.lm_head_bytes * LmHeadParams(m);
   const Counts moe =
       CountMoeBlocks(m, p, static_cast<double>(m.MoeLayers()), 0, activated_experts_sum, counting);
   for (Term t : {Term::kRouter, Term::kSharedExperts, Term::kRoutedExperts}) {
@@ -138,20 +164,52 @@ void AddWeightBytes(const ModelSpec& m, const Precision& p, double activated_exp
 }
 
 namespace {
-// 2·n_h·(d_qk + d_v) per layer per query-key pair: QK^T and the weighted sum over V.
-double ScoreFlopsPerPairPerLayer(const ModelSpec& m) {
-  return 2.0 * m.AttentionHeads() * (m.QueryKeyHeadDim() + m.ValueHeadDim());
+
+// KV entries and score pairs summed over the layers: full-attention layers see the whole
+// context, sliding-window ones the windowed sums.
+double OverLayers(const ModelSpec& m, double full, double windowed) {
+  return static_cast<double>(m.FullAttentionLayers()) * full +
+         static_cast<double>(m.sliding_window_layers) * windowed;
 }
+
+double WindowedContextSum(const ModelSpec& m, const DecodePass& pass) {
+  if (m.sliding_window_layers == 0) return 0;
+  if (pass.windowed_context_sum.has_value()) return *pass.windowed_context_sum;
+  if (pass.sequences <= 0) return 0;
+  return pass.sequences *
+         std::min(pass.context_sum / pass.sequences, static_cast<double>(m.sliding_window));
+}
+
+// The KV read and the token FLOPs of a decode pass (everything but the weight bytes).
+void AddDecodeWork(const ModelSpec& m, const Precision& p, const DecodePass& pass,
+                   Counting counting, Counts& counts) {
+  const double windowed = WindowedContextSum(m, pass);
+  counts[Term::kKvCache].bytes +=
+      p.kv_bytes * KvElementsPerTokenPerLayer(m) * OverLayers(m, pass.context_sum, windowed);
+  // Every decode token computes its logits.
+  AddLinearFlops(m, counting, pass.sequences, pass.sequences, counts);
+  counts[Term::kAttentionScores].flops +=
+      ScoreFlopsPerPair(m, PassKind::kDecode) * OverLayers(m, pass.context_sum, windowed);
+}
+
+void AddPrefillWork(const ModelSpec& m, const Precision& p, const PrefillPass& pass,
+                    Counting counting, Counts& counts) {
+  counts[Term::kKvCache].bytes +=
+      p.kv_bytes * KvElementsPerTokenPerLayer(m) *
+      OverLayers(m, pass.new_tokens + pass.cached_tokens, pass.windowed_kv_tokens);
+  AddLinearFlops(m, counting, pass.new_tokens, pass.completed_sequences, counts);
+  counts[Term::kAttentionScores].flops +=
+      ScoreFlopsPerPair(m, PassKind::kPrefill) *
+      OverLayers(m, pass.score_pairs, pass.windowed_score_pairs);
+}
+
 }  // namespace
 
 Counts CountDecodePass(const ModelSpec& m, const Precision& p, const DecodePass& pass,
                        Counting counting) {
   Counts counts;
   AddWeightBytes(m, p, pass.activated_experts_sum, counting, counts);
-  counts[Term::kKvCache].bytes =
-      p.kv_bytes * pass.context_sum * m.layers * KvElementsPerTokenPerLayer(m);
-  AddLinearFlops(m, counting, pass.sequences, counts);
-  counts[Term::kAttentionScores].flops = m.layers * ScoreFlopsPerPairPerLayer(m) * pass.context_sum;
+  AddDecodeWork(m, p, pass, counting, counts);
   return counts;
 }
 
@@ -159,10 +217,16 @@ Counts CountPrefillPass(const ModelSpec& m, const Precision& p, const PrefillPas
                         Counting counting) {
   Counts counts;
   AddWeightBytes(m, p, pass.activated_experts_sum, counting, counts);
-  counts[Term::kKvCache].bytes = p.kv_bytes * (pass.new_tokens + pass.cached_tokens) * m.layers *
-                                 KvElementsPerTokenPerLayer(m);
-  AddLinearFlops(m, counting, pass.new_tokens, counts);
-  counts[Term::kAttentionScores].flops = m.layers * ScoreFlopsPerPairPerLayer(m) * pass.score_pairs;
+  AddPrefillWork(m, p, pass, counting, counts);
+  return counts;
+}
+
+Counts CountMixedPass(const ModelSpec& m, const Precision& p, const DecodePass& decode,
+                      const PrefillPass& prefill, double activated_experts_sum, Counting counting) {
+  Counts counts;
+  AddWeightBytes(m, p, activated_experts_sum, counting, counts);
+  AddDecodeWork(m, p, decode, counting, counts);
+  AddPrefillWork(m, p, prefill, counting, counts);
   return counts;
 }
 
@@ -170,16 +234,36 @@ Counts CountPrefillStep(const ModelSpec& m, const Precision& p, int64_t batch, i
                         double activated_experts_sum, Counting counting) {
   const double b = static_cast<double>(batch);
   return CountPrefillPass(
-      m, p, PrefillPass::Fresh(b, b * static_cast<double>(prompt_len), activated_experts_sum),
+      m, p,
+      PrefillPass::Fresh(b, b * static_cast<double>(prompt_len), activated_experts_sum,
+                         static_cast<double>(m.sliding_window)),
       counting);
 }
+
+namespace {
+// Σ_{s=1..O−1} min(P + s, w) / (O − 1): the mean context of a sliding-window layer's decode steps.
+double MeanWindowedDecodeContext(double prompt, double output, double window) {
+  const double steps = output - 1;
+  if (steps <= 0) return 0;
+  const double below = std::clamp(window - prompt, 0.0, steps);  // steps with P + s <= w
+  const double sum = below * prompt + below * (below + 1) / 2 + (steps - below) * window;
+  return sum / steps;
+}
+}  // namespace
 
 Counts CountMeanDecodeStep(const ModelSpec& m, const Precision& p, int64_t batch,
                            int64_t prompt_len, int64_t output_len, double activated_experts_sum,
                            Counting counting) {
   const double b = static_cast<double>(batch);
-  const double mean_context = static_cast<double>(prompt_len) + static_cast<double>(output_len) / 2;
-  return CountDecodePass(m, p, DecodePass{b, b * mean_context, activated_experts_sum}, counting);
+  const double prompt = static_cast<double>(prompt_len);
+  const double mean_context = prompt + static_cast<double>(output_len) / 2;
+  DecodePass pass{b, b * mean_context, activated_experts_sum};
+  if (m.sliding_window_layers > 0) {
+    pass.windowed_context_sum =
+        b * MeanWindowedDecodeContext(prompt, static_cast<double>(output_len),
+                                      static_cast<double>(m.sliding_window));
+  }
+  return CountDecodePass(m, p, pass, counting);
 }
 
 double Utilization(double amount, double seconds, double devices, double peak_per_device) {

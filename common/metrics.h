@@ -13,6 +13,7 @@
 #include "absl/strings/string_view.h"
 #include "common/dtype.h"
 #include "common/model.h"
+#include "common/precision.h"
 
 namespace moecap {
 
@@ -55,13 +56,6 @@ class Counts {
   std::array<TermCount, kNumTerms> terms_{};
 };
 
-// Bytes per element of weights (p_w) and of the KV cache (p_kv).
-struct Precision {
-  double weight_bytes = 2;
-  double kv_bytes = 2;
-};
-Precision MakePrecision(Dtype weights, std::optional<Dtype> kv_cache = std::nullopt);
-
 // Whether to count the experts the tokens really activate (S-MBU/S-MFU) or every expert
 // (the dense MBU/MFU shown for contrast: A_l = E and k = E).
 enum class Counting { kSparse, kDense };
@@ -82,30 +76,55 @@ struct DecodePass {
   double sequences = 0;
   double context_sum = 0;
   double activated_experts_sum = 0;
+  // Σ_i min(c_i, w) for the model's sliding window w, when the contexts are known one by one;
+  // unset: the contexts are taken as equal, b·min(C/b, w).
+  std::optional<double> windowed_context_sum;
 };
 
 // One prefill pass: T new tokens over `sequences` sequences with Σ h_i cached tokens, and
 // `score_pairs` = Σ_i (n_i·h_i + n_i·(n_i + 1)/2), the query-key pairs causal attention scores.
+// `completed_sequences` (b_done) is how many prompts complete in the pass: only those compute
+// logits.
 struct PrefillPass {
   double sequences = 0;
   double new_tokens = 0;
   double cached_tokens = 0;
   double score_pairs = 0;
+  double completed_sequences = 0;
   double activated_experts_sum = 0;
+  // The same sums in a sliding-window layer of window w: Σ_i min(n_i + h_i, w) entries and
+  // Σ_i Σ_{j=1..n_i} min(h_i + j, w) pairs. Set by the builders below when given a window.
+  double windowed_kv_tokens = 0;
+  double windowed_score_pairs = 0;
 
   struct Sequence {
     double new_tokens = 0;     // n_i
     double cached_tokens = 0;  // h_i
+    bool completes = true;     // the prompt's last chunk: its logits are computed
   };
+  // `window` is the model's sliding window (0: none), for the windowed sums.
   static PrefillPass FromSequences(const std::vector<Sequence>& sequences,
-                                   double activated_experts_sum);
-  // `sequences` fresh sequences sharing `new_tokens` equally (when only T and b are known).
-  static PrefillPass Fresh(double sequences, double new_tokens, double activated_experts_sum);
+                                   double activated_experts_sum, double window = 0);
+  // `sequences` fresh sequences sharing `new_tokens` equally (when only T and b are known), all
+  // completing.
+  static PrefillPass Fresh(double sequences, double new_tokens, double activated_experts_sum,
+                           double window = 0);
 };
 
-// Linear-layer FLOPs of one token: 2·(L·P_attn + L_dense·P_dense + L_moe·(P_router + P_shared +
-// k·P_expert) + V·d) per token, by term, added for `tokens` tokens.
-void AddLinearFlops(const ModelSpec& model, Counting counting, double tokens, Counts& counts);
+// Σ_{j=1..n} min(h + j, w): the keys n queries after h cached tokens score in a window of w.
+double WindowedScorePairs(double new_tokens, double cached_tokens, double window);
+
+// Attention-score FLOPs per (query, key) pair and layer: GQA/MHA 2·n_h·2·d_h; MLA decode the
+// absorbed form 2·n_h·(2·kv_lora_rank + qk_rope); MLA prefill the expanded form
+// 2·n_h·(qk_nope + qk_rope + v_head).
+enum class PassKind { kPrefill, kDecode };
+double ScoreFlopsPerPair(const ModelSpec& model, PassKind kind);
+
+// Linear-layer FLOPs: F_tok = 2·(L·P_attn + L_dense·P_dense + L_moe·(P_router + P_shared +
+// k·P_expert)) for each of `tokens` tokens, and F_lm = 2·V·d for each of `logit_positions`
+// positions whose logits are computed (METRICS.md v2: the last position of a sequence only).
+void AddLinearFlops(const ModelSpec& model, Counting counting, double tokens,
+                    double logit_positions, Counts& counts);
 
 // Weight bytes read once per pass: W(A), by term.
 void AddWeightBytes(const ModelSpec& model, const Precision& precision,
@@ -124,13 +143,20 @@ Counts CountDecodePass(const ModelSpec& model, const Precision& precision, const
                        Counting counting = Counting::kSparse);
 Counts CountPrefillPass(const ModelSpec& model, const Precision& precision, const PrefillPass& pass,
                         Counting counting = Counting::kSparse);
+// A mixed pass (chunked prefill: prefill chunks and decode tokens in one forward pass): the
+// weights once with the pass's activated experts, the KV bytes and FLOPs of both parts. The
+// parts' own activated_experts_sum are ignored.
+Counts CountMixedPass(const ModelSpec& model, const Precision& precision, const DecodePass& decode,
+                      const PrefillPass& prefill, double activated_experts_sum,
+                      Counting counting = Counting::kSparse);
 
 // METRICS.md "Bytes" for a batch of B requests of P prompt and O output tokens.
 // Prefill of the batch: B fresh sequences of P tokens.
 Counts CountPrefillStep(const ModelSpec& model, const Precision& precision, int64_t batch,
                         int64_t prompt_len, double activated_experts_sum,
                         Counting counting = Counting::kSparse);
-// The mean decode step: B sequences at mean context c̄ = P + O/2.
+// The mean decode step: B sequences at mean context c̄ = P + O/2 (in a sliding-window layer the
+// mean of min(P + s, w) over s = 1..O−1).
 Counts CountMeanDecodeStep(const ModelSpec& model, const Precision& precision, int64_t batch,
                            int64_t prompt_len, int64_t output_len, double activated_experts_sum,
                            Counting counting = Counting::kSparse);

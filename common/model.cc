@@ -85,6 +85,27 @@ absl::Status ValidateModel(const ModelSpec& model) {
         model, "moe.experts_per_token",
         absl::StrCat(model.experts_per_token, " exceeds moe.experts (", model.experts, ")"));
   }
+  if (model.sliding_window < 0 || model.sliding_window_layers < 0 ||
+      model.sliding_window_layers > model.layers) {
+    return FieldError(model, "attention.sliding_window_layers",
+                      absl::StrCat(model.sliding_window_layers, " is not between 0 and layers (",
+                                   model.layers, ")"));
+  }
+  if ((model.sliding_window > 0) != (model.sliding_window_layers > 0)) {
+    return FieldError(model, "attention.sliding_window",
+                      "a window needs the layers it applies to, and layers need a window");
+  }
+  if (model.moe_layer_step < 1) {
+    return FieldError(model, "moe.layer_step",
+                      absl::StrCat(model.moe_layer_step, " must be at least 1"));
+  }
+  if (model.moe_layer_step > 1 &&
+      model.dense_layers != model.layers - model.layers / model.moe_layer_step) {
+    return FieldError(model, "dense_layers",
+                      absl::StrCat(model.dense_layers, " disagrees with moe.layer_step ",
+                                   model.moe_layer_step, " over ", model.layers, " layers (",
+                                   model.layers - model.layers / model.moe_layer_step, " dense)"));
+  }
   if (model.attention == AttentionKind::kGqa && model.gqa.heads % model.gqa.kv_heads != 0) {
     return FieldError(model, "attention.kv_heads",
                       absl::StrCat(model.gqa.kv_heads, " does not divide attention.heads (",

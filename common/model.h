@@ -4,10 +4,12 @@
 #define MOECAP_COMMON_MODEL_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/dtype.h"
 
 namespace moecap {
 
@@ -57,10 +59,27 @@ struct ModelSpec {
   RouterScoring router_scoring = RouterScoring::kSoftmax;
   bool normalize_topk = true;  // renormalise the k selected weights to sum to 1
 
+  // Interleaved MoE (Llama-4): with moe_layer_step s > 1, layer i is an MoE layer when
+  // (i + 1) % s == 0 and the others have a dense FFN; dense_layers then counts those. The counts
+  // need only L_dense and L_moe; the step says where they sit.
+  int64_t moe_layer_step = 1;
+
+  // Sliding-window attention (gpt-oss): `sliding_window_layers` of the L layers keep and read at
+  // most `sliding_window` KV entries per sequence (METRICS.md "Bytes"). 0 and 0: none.
+  int64_t sliding_window = 0;
+  int64_t sliding_window_layers = 0;
+
+  // The checkpoint's native precisions (METRICS.md v2 "Precisions"); unset parts take the run's
+  // dtype. gpt-oss: experts mxfp4, the rest bf16; DeepSeek-V3: fp8 block-128, LM head bf16.
+  std::optional<Dtype> expert_dtype;     // routed and shared experts (p_e)
+  std::optional<Dtype> attention_dtype;  // attention, router, dense FFN (p_a)
+  std::optional<Dtype> lm_head_dtype;    // p_lm
+
   int64_t MoeLayers() const { return layers - dense_layers; }  // L_moe
-  int64_t QueryKeyHeadDim() const;                             // d_qk
-  int64_t ValueHeadDim() const;                                // d_v
-  int64_t AttentionHeads() const;                              // n_h
+  int64_t FullAttentionLayers() const { return layers - sliding_window_layers; }
+  int64_t QueryKeyHeadDim() const;  // d_qk
+  int64_t ValueHeadDim() const;     // d_v
+  int64_t AttentionHeads() const;   // n_h
 };
 
 // Checks that every field is in range and consistent (k <= E, dense_layers <= layers, ...).

@@ -2,6 +2,7 @@
 #include "ctl/analyze_command.h"
 
 #include <optional>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -48,14 +49,32 @@ std::string OptionalUtil(const std::optional<Utilizations>& u, double Utilizatio
 
 }  // namespace
 
+std::string ValidityWarnings(const Validity& v) {
+  std::string out;
+  for (const std::string& reason : v.reasons) absl::StrAppend(&out, "warning: ", reason, "\n");
+  for (const std::string& a : v.assumptions) absl::StrAppend(&out, "estimated: ", a, "\n");
+  return out;
+}
+
+absl::Status StrictCheck(const AnalyzeOptions& o, const Validity& v) {
+  if (!o.strict || v.valid) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat("--strict: ", v.reasons.size(), " invalid figure(s): ", v.reasons.front()));
+}
+
 void PrintAnalysisTable(const AnalysisInput& in, const AnalysisResult& r, bool explain,
                         std::ostream& out) {
+  out << ValidityWarnings(AnalysisValidity(r));
   out << absl::StrFormat("%s on %d x %s, %s, batch %d, prompt %d, output %d tokens\n",
                          in.model.display_name, in.devices, in.hardware.display_name,
                          DtypeName(in.dtype), in.batch, in.prompt_len, in.output_len);
+  out << absl::StrFormat(
+      "precisions: experts %s, attention %s, LM head %s, KV cache %s; compute %s\n",
+      DtypeName(r.dtypes.experts), DtypeName(r.dtypes.attention), DtypeName(r.dtypes.lm_head),
+      DtypeName(r.dtypes.kv_cache), DtypeName(r.dtypes.compute));
   out << absl::StrFormat("peaks per device: %s/s memory, %s/s %s\n\n",
                          HumanBytes(r.peak_bandwidth_bytes_s), HumanFlops(r.peak_flops),
-                         DtypeName(in.dtype));
+                         DtypeName(r.dtypes.compute));
   std::vector<std::string> header = {"", "prefill"};
   if (r.decode.has_value()) header.push_back("decode (mean step)");
   TextTable table(header);
@@ -76,9 +95,9 @@ void PrintAnalysisTable(const AnalysisInput& in, const AnalysisResult& r, bool e
       [](const PhaseAnalysis& p) { return OptionalUtil(p.measured, &Utilizations::s_mbu); });
   row("S-MFU",
       [](const PhaseAnalysis& p) { return OptionalUtil(p.measured, &Utilizations::s_mfu); });
-  row("dense MBU",
+  row("dense MBU (contrast)",
       [](const PhaseAnalysis& p) { return OptionalUtil(p.measured, &Utilizations::dense_mbu); });
-  row("dense MFU",
+  row("dense MFU (contrast)",
       [](const PhaseAnalysis& p) { return OptionalUtil(p.measured, &Utilizations::dense_mfu); });
   row("roofline time", [](const PhaseAnalysis& p) {
     return absl::StrCat(HumanSeconds(p.roofline_s), p.memory_bound ? " (memory)" : " (compute)");
@@ -86,6 +105,8 @@ void PrintAnalysisTable(const AnalysisInput& in, const AnalysisResult& r, bool e
   row("S-MBU at roofline", [](const PhaseAnalysis& p) { return Percent(p.at_roofline.s_mbu); });
   row("S-MFU at roofline", [](const PhaseAnalysis& p) { return Percent(p.at_roofline.s_mfu); });
   out << table.Render();
+  out << "dense: every expert read and computing for every token, what an MoE-unaware tool "
+         "reports; dense MFU may exceed 100%\n";
 
   if (r.cost.has_value()) {
     const CostAnalysis& c = *r.cost;
@@ -152,10 +173,10 @@ void PrintAnalysisCsv(const nlohmann::json& j,
   const std::vector<std::pair<std::string, std::vector<std::string>>> phases = {
       {"prefill",
        {"tokens", "activated_experts_per_layer", "bytes", "flops", "time_s", "s_mbu", "s_mfu",
-        "dense_mbu", "dense_mfu"}},
+        "dense_mbu", "dense_mfu", "valid", "estimated"}},
       {"decode",
        {"tokens_per_step", "activated_experts_per_layer", "bytes_per_step", "flops_per_step",
-        "time_s", "s_mbu", "s_mfu", "dense_mbu", "dense_mfu"}}};
+        "time_s", "s_mbu", "s_mfu", "dense_mbu", "dense_mfu", "valid", "estimated"}}};
   for (const auto& [phase, keys] : phases) {
     for (const std::string& key : keys) {
       header.push_back(absl::StrCat(phase, ".", key));
@@ -195,10 +216,16 @@ absl::StatusOr<AnalysisInput> BuildCommonInput(const AnalyzeOptions& o, const Ca
   if (!dtype.ok()) return AsUsageError("--dtype", dtype.status());
   in.devices = o.gpus;
   in.dtype = *dtype;
-  if (!o.kv_dtype.empty()) {
-    absl::StatusOr<Dtype> kv = ParseDtype(o.kv_dtype);
-    if (!kv.ok()) return AsUsageError("--kv-dtype", kv.status());
-    in.kv_dtype = *kv;
+  for (const auto& [flag, text, slot] :
+       {std::tuple{"--kv-dtype", &o.kv_dtype, &in.precision.kv_cache},
+        std::tuple{"--expert-dtype", &o.expert_dtype, &in.precision.experts},
+        std::tuple{"--attention-dtype", &o.attention_dtype, &in.precision.attention},
+        std::tuple{"--lm-head-dtype", &o.lm_head_dtype, &in.precision.lm_head},
+        std::tuple{"--compute-dtype", &o.compute_dtype, &in.precision.compute}}) {
+    if (text->empty()) continue;
+    absl::StatusOr<Dtype> parsed = ParseDtype(*text);
+    if (!parsed.ok()) return AsUsageError(flag, parsed.status());
+    *slot = *parsed;
   }
   if (auto bw = IfGiven(o.peak_bandwidth_flag, o.peak_bandwidth_gb_s)) {
     in.peak_bandwidth_bytes_s = *bw * 1e9;
@@ -229,9 +256,23 @@ CLI::App* RegisterAnalyzeCommand(CLI::App& app, AnalyzeOptions& o) {
   o.prompt_len_flag = cmd->add_option("--prompt-len", o.prompt_len, "prompt tokens (P)");
   o.output_len_flag = cmd->add_option("--output-len", o.output_len, "output tokens per request (O)")
                           ->capture_default_str();
-  cmd->add_option("--dtype", o.dtype, "weight and compute dtype: fp32, bf16, fp16, fp8")
+  cmd->add_option("--dtype", o.dtype,
+                  "the run's dtype: fp32, bf16, fp16, fp8, fp8_block128, int8, int4_g128, mxfp4, "
+                  "nvfp4 (weights the model names no native precision for)")
       ->capture_default_str();
-  cmd->add_option("--kv-dtype", o.kv_dtype, "KV-cache dtype (default: --dtype)");
+  cmd->add_option("--kv-dtype", o.kv_dtype,
+                  "KV-cache dtype (default: bf16 for fp8 or narrower --dtype, else --dtype)");
+  cmd->add_option("--expert-dtype", o.expert_dtype,
+                  "expert weights' dtype (default: the model's native, else --dtype)");
+  cmd->add_option("--attention-dtype", o.attention_dtype,
+                  "attention, router and dense-FFN weights' dtype (default: native, else --dtype)");
+  cmd->add_option("--lm-head-dtype", o.lm_head_dtype,
+                  "LM head's dtype (default: native, else --dtype)");
+  cmd->add_option("--compute-dtype", o.compute_dtype,
+                  "the matrix units' dtype, which picks the peak FLOP/s (default: fp8 for fp8 "
+                  "experts, bf16 for int8/int4/fp4 ones, else the experts' dtype)");
+  cmd->add_flag("--strict", o.strict,
+                "fail (exit 1) when a figure is invalid (over the roofline), after printing it");
   o.ttft_flag = cmd->add_option("--ttft-s", o.ttft_s, "measured time to first token, seconds");
   o.tpot_flag = cmd->add_option("--tpot-s", o.tpot_s, "measured time per output token, seconds");
   o.prefill_activated_flag = cmd->add_option(
@@ -295,7 +336,7 @@ absl::Status RunAnalyzeCommand(const AnalyzeOptions& o, const GlobalOptions& glo
       PrintAnalysisTable(*input, *result, o.explain, io.out);
       break;
   }
-  return absl::OkStatus();
+  return StrictCheck(o, AnalysisValidity(*result));
 }
 
 }  // namespace moecap::ctl

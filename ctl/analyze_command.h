@@ -29,6 +29,11 @@ struct AnalyzeOptions {
   int64_t output_len = 1;
   std::string dtype = "bf16";
   std::string kv_dtype;
+  std::string expert_dtype;     // --expert-dtype: routed and shared experts (default: native)
+  std::string attention_dtype;  // --attention-dtype: attention, router, dense FFN
+  std::string lm_head_dtype;    // --lm-head-dtype
+  std::string compute_dtype;    // --compute-dtype: the peak FLOP/s's dtype
+  bool strict = false;          // --strict: an invalid figure is an error (exit 1)
   double ttft_s = 0;
   double tpot_s = 0;
   double prefill_activated = 0;
@@ -73,6 +78,11 @@ absl::Status RunAnalyzeCommand(const AnalyzeOptions& options, const GlobalOption
 // its defaults. Errors are usage errors naming the flag.
 absl::StatusOr<AnalysisInput> BuildCommonInput(const AnalyzeOptions& options,
                                                const Catalog& catalog, bool need_hardware);
+// The warning lines printed above a table: one per invalid figure's reason and per estimate's
+// assumption ("warning: decode S-MBU 142.0% is over 100%: ..."). Empty when there are none.
+std::string ValidityWarnings(const Validity& validity);
+// With --strict, an invalid figure fails the command after its output was printed.
+absl::Status StrictCheck(const AnalyzeOptions& options, const Validity& validity);
 // The step mode's table (and breakdown with --explain).
 void PrintAnalysisTable(const AnalysisInput& input, const AnalysisResult& result, bool explain,
                         std::ostream& out);

@@ -188,7 +188,7 @@ absl::Status RunRecordsAnalysis(const AnalyzeOptions& o, const GlobalOptions& gl
   options.origin = o.records == "-" ? "stdin" : o.records;
   options.model = common->model;
   options.dtype = common->dtype;
-  options.kv_dtype = common->kv_dtype;
+  options.precision = common->precision;
   if (!o.hardware.empty()) options.hardware = common->hardware;
   options.catalog = &*catalog;
   if (o.gpus_flag != nullptr && o.gpus_flag->count() > 0) options.devices = o.gpus;

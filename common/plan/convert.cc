@@ -65,6 +65,16 @@ std::optional<Dtype> DtypeFromProto(v1::Dtype dtype) {
       return Dtype::kFp16;
     case v1::DTYPE_FP8:
       return Dtype::kFp8;
+    case v1::DTYPE_FP8_BLOCK128:
+      return Dtype::kFp8Block128;
+    case v1::DTYPE_INT8:
+      return Dtype::kInt8;
+    case v1::DTYPE_INT4_G128:
+      return Dtype::kInt4Group128;
+    case v1::DTYPE_MXFP4:
+      return Dtype::kMxfp4;
+    case v1::DTYPE_NVFP4:
+      return Dtype::kNvfp4;
     default:
       return std::nullopt;
   }
@@ -80,6 +90,16 @@ v1::Dtype DtypeToProto(Dtype dtype) {
       return v1::DTYPE_FP16;
     case Dtype::kFp8:
       return v1::DTYPE_FP8;
+    case Dtype::kFp8Block128:
+      return v1::DTYPE_FP8_BLOCK128;
+    case Dtype::kInt8:
+      return v1::DTYPE_INT8;
+    case Dtype::kInt4Group128:
+      return v1::DTYPE_INT4_G128;
+    case Dtype::kMxfp4:
+      return v1::DTYPE_MXFP4;
+    case Dtype::kNvfp4:
+      return v1::DTYPE_NVFP4;
   }
   return v1::DTYPE_UNSPECIFIED;
 }

@@ -23,11 +23,12 @@ class RecordsAnalyzer {
   RecordsAnalyzer(const RecordsOptions& options, const PassCallback& on_pass)
       : options_(options),
         on_pass_(on_pass),
-        precision_(MakePrecision(options.dtype, options.kv_dtype)) {
+        dtypes_(ResolvePrecisions(options.model, options.dtype, options.precision)),
+        precision_(BytesOf(dtypes_)) {
     summary_.origin = options.origin;
     summary_.model = options.model;
     summary_.dtype = options.dtype;
-    summary_.kv_dtype = options.kv_dtype.value_or(options.dtype);
+    summary_.dtypes = dtypes_;
   }
 
   absl::StatusOr<RecordsSummary> Run(std::istream& in) {
@@ -187,7 +188,7 @@ class RecordsAnalyzer {
     if (options_.peak_flops.has_value()) {
       run.peak_flops = *options_.peak_flops;
     } else {
-      absl::StatusOr<double> flops = PeakFlops(run.hardware, options_.dtype);
+      absl::StatusOr<double> flops = PeakFlops(run.hardware, dtypes_.compute);
       if (!flops.ok()) return flops.status();
       run.peak_flops = *flops;
     }
@@ -227,6 +228,7 @@ class RecordsAnalyzer {
 
   const RecordsOptions& options_;
   const PassCallback& on_pass_;
+  const PartDtypes dtypes_;
   const Precision precision_;
   RecordsSummary summary_;
   PassRecord record_;
@@ -281,10 +283,11 @@ nlohmann::json RecordsJson(const RecordsSummary& s) {
   j["gpus"] = s.run.devices;
   j["gpus_from"] = s.run.devices_source;
   j["dtype"] = std::string(DtypeName(s.dtype));
-  j["kv_dtype"] = std::string(DtypeName(s.kv_dtype));
+  j["kv_dtype"] = std::string(DtypeName(s.dtypes.kv_cache));
+  j["precisions"] = PartDtypesJson(s.dtypes);
   j["peaks"] = {{"bandwidth_bytes_per_s", s.run.peak_bandwidth_bytes_s},
                 {"flops_per_s", s.run.peak_flops},
-                {"dtype", std::string(DtypeName(s.dtype))}};
+                {"dtype", std::string(DtypeName(s.dtypes.compute))}};
   j["records"] = s.records;
   j["prefill"] = s.prefill.has_value() ? PhaseJson(*s.prefill) : nlohmann::json(nullptr);
   j["decode"] = s.decode.has_value() ? PhaseJson(*s.decode) : nlohmann::json(nullptr);

@@ -20,6 +20,7 @@
 #include "common/dtype.h"
 #include "common/hardware.h"
 #include "common/model.h"
+#include "common/precision.h"
 #include "common/records/pass_counts.h"
 #include "common/records/phase_stats.h"
 #include "nlohmann/json.hpp"
@@ -29,8 +30,8 @@ namespace moecap::records {
 struct RecordsOptions {
   std::string origin = "records";  // the file's name, first in every message ("passes.jsonl:7: ")
   ModelSpec model;
-  Dtype dtype = Dtype::kBf16;
-  std::optional<Dtype> kv_dtype;
+  Dtype dtype = Dtype::kBf16;  // the run's dtype (precision.h)
+  PrecisionOverrides precision;
   // Fixed hardware (--hardware). Without it each record's gpu_raw_type is looked up in `catalog`.
   std::optional<HardwareSpec> hardware;
   const Catalog* catalog = nullptr;
@@ -78,7 +79,7 @@ struct RecordsSummary {
   std::string origin;
   ModelSpec model;
   Dtype dtype = Dtype::kBf16;
-  Dtype kv_dtype = Dtype::kBf16;
+  PartDtypes dtypes;  // resolved per part; dtypes.compute picked the peak
   RunContext run;
   int64_t records = 0;  // non-blank lines
   std::optional<PhaseSummary> prefill;

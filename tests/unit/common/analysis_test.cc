@@ -69,6 +69,50 @@ TEST(AnalyzeTest, RooflineOfAMemoryBoundDecodeGivesFullBandwidth) {
   EXPECT_TRUE(r->cost->at_roofline);
 }
 
+TEST(AnalyzeTest, AFigureOverTheRooflineIsInvalidWithItsLikelyCause) {
+  AnalysisInput in = MixtralInput();
+  // The decode step's bytes need bytes/(2·3.35e12) s; a TPOT 100× under that is impossible.
+  absl::StatusOr<AnalysisResult> honest = Analyze(in);
+  ASSERT_TRUE(honest.ok());
+  EXPECT_TRUE(honest->decode->validity.valid);
+  EXPECT_TRUE(AnalysisValidity(*honest).valid);
+  in.tpot_s = honest->decode->roofline_s / 100;
+  absl::StatusOr<AnalysisResult> r = Analyze(in);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->prefill.validity.valid);
+  ASSERT_FALSE(r->decode->validity.valid);
+  EXPECT_NEAR(r->decode->measured->s_mbu, 100, 1e-9);
+  // Far over: the time unit is named first.
+  EXPECT_TRUE(
+      absl::StrContains(r->decode->validity.reasons.front(), "decode S-MBU 10000.0% is over 100%"))
+      << r->decode->validity.reasons.front();
+  EXPECT_TRUE(absl::StrContains(r->decode->validity.reasons.front(), "likely a time in the wrong"));
+  const nlohmann::json j = AnalysisJson(in, *r);
+  EXPECT_EQ(j["valid"], false);
+  EXPECT_EQ(j["decode"]["valid"], false);
+  EXPECT_EQ(j["prefill"]["valid"], true);
+  // A little over: the device count first.
+  in.tpot_s = honest->decode->roofline_s / 1.5;
+  r = Analyze(in);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(absl::StrContains(r->decode->validity.reasons.front(), "likely too few devices"));
+}
+
+TEST(AnalyzeTest, PeakFollowsTheComputePrecision) {
+  AnalysisInput in = MixtralInput();
+  in.hardware.peak_flops[Dtype::kFp8] = 1979e12;
+  in.model.expert_dtype = Dtype::kFp8Block128;  // fp8 experts compute in fp8
+  absl::StatusOr<AnalysisResult> r = Analyze(in);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->dtypes.compute, Dtype::kFp8);
+  EXPECT_DOUBLE_EQ(r->peak_flops, 1979e12);
+  EXPECT_EQ(r->dtypes.kv_cache, Dtype::kBf16);
+  in.precision.compute = Dtype::kBf16;
+  r = Analyze(in);
+  ASSERT_TRUE(r.ok());
+  EXPECT_DOUBLE_EQ(r->peak_flops, 989.5e12);
+}
+
 TEST(AnalyzeTest, CostPerMillionTokens) {
   absl::StatusOr<AnalysisResult> r = Analyze(MixtralInput());
   ASSERT_TRUE(r.ok()) << r.status();

@@ -100,8 +100,37 @@ TEST(CountTest, ToyChunkedPrefillWithCachedTokens) {
   const Counts c = CountPrefillPass(m, MakePrecision(Dtype::kBf16), pass);
   // W = 2·[384 + 2·32 + 5·96 + 80] = 2016; KV = 2·(3 + 3)·2·8 = 192. Bytes 2208.
   EXPECT_DOUBLE_EQ(c.bytes(), 2208.0);
-  // F = 3·1824 + L·2·n_h·(d_qk + d_v)·10 = 5472 + 2·2·2·8·10 = 5472 + 640 = 6112.
-  EXPECT_DOUBLE_EQ(c.flops(), 6112.0);
+  // F_tok = 2·[384 + 2·(32 + 2·96)] = 1664 per token, F_lm = 2·80 = 160 per completing prompt
+  // (both complete: b_done = 2); scores L·2·n_h·2·d_h·10 = 2·32·10 = 640.
+  // F = 3·1664 + 2·160 + 640 = 4992 + 320 + 640 = 5952.
+  EXPECT_DOUBLE_EQ(c.flops(), 5952.0);
+  EXPECT_DOUBLE_EQ(c[Term::kLmHead].flops, 320.0);
+}
+
+TEST(CountTest, LogitsOnlyForPromptsThatComplete) {
+  const ModelSpec m = ToyModel();
+  // The same pass, but sequence 1's chunk is not its prompt's last: b_done = 1.
+  const PrefillPass pass =
+      PrefillPass::FromSequences({{.new_tokens = 2, .cached_tokens = 3, .completes = false},
+                                  {.new_tokens = 1, .cached_tokens = 0}},
+                                 5);
+  EXPECT_DOUBLE_EQ(pass.completed_sequences, 1.0);
+  const Counts c = CountPrefillPass(m, MakePrecision(Dtype::kBf16), pass);
+  // 5952 − 160 = 5792.
+  EXPECT_DOUBLE_EQ(c[Term::kLmHead].flops, 160.0);
+  EXPECT_DOUBLE_EQ(c.flops(), 5792.0);
+}
+
+TEST(CountTest, ToyPrefillMatchesMetricsDocV2) {
+  const ModelSpec m = ToyModel();
+  // METRICS.md v2's worked example: B = 2 fresh prompts of P = 3, T = 6, A(6) = 3.9375.
+  const Counts c =
+      CountPrefillStep(m, MakePrecision(Dtype::kBf16), 2, 3, ExpectedActivatedExpertsSum(m, 6));
+  // W = 2·[384 + 2·(32 + 3.9375·96) + 80] = 2·1284 = 2568; KV written 2·6·2·8 = 192.
+  EXPECT_DOUBLE_EQ(c.bytes(), 2760.0);
+  // 6·1664 + 2·160 + L·att·Σ n(n+1)/2 = 9984 + 320 + 2·32·(6 + 6) = 11072.
+  EXPECT_DOUBLE_EQ(c.flops(), 11072.0);
+  EXPECT_DOUBLE_EQ(c[Term::kAttentionScores].flops, 768.0);
 }
 
 TEST(CountTest, FreshPrefillSharesTokensEqually) {
@@ -137,10 +166,85 @@ TEST(CountTest, DeepSeekV3PrefillFp8WeightsBf16Cache) {
   EXPECT_DOUBLE_EQ(c.bytes(), 179'667'702'784.0);
   EXPECT_DOUBLE_EQ(c[Term::kDenseFfn].bytes, 1'189'085'184.0);
   EXPECT_DOUBLE_EQ(c[Term::kSharedExperts].bytes, 58.0 * 44'040'192);
-  // F_lin/token = 2·[11,413,422,080 + 1,189,085,184 + 58·(1,835,008 + 44,040,192
-  //   + 8·44,040,192) + 926,679,040] = 2·36,624,596,992 = 73,249,193,984; ×8 tokens
-  //   = 585,993,551,872. Scores: 61·2·128·(192 + 128)·(2·(4·5/2)) = 99,942,400.
-  EXPECT_DOUBLE_EQ(c.flops(), 586'093'494'272.0);
+  // F_tok = 2·[11,413,422,080 + 1,189,085,184 + 58·(1,835,008 + 44,040,192 + 8·44,040,192)]
+  //   = 2·35,697,917,952 = 71,395,835,904; ×8 tokens = 571,166,687,232. Logits for the 2
+  //   completing prompts: 2·2·926,679,040 = 3,706,716,160. Scores, MLA prefill in the expanded
+  //   form: 61·2·128·(128 + 64 + 128)·(2·(4·5/2)) = 99,942,400.
+  EXPECT_DOUBLE_EQ(c.flops(), 574'973'345'792.0);
+  EXPECT_DOUBLE_EQ(c[Term::kAttentionScores].flops, 99'942'400.0);
+}
+
+TEST(CountTest, MlaDecodeScoresInTheAbsorbedForm) {
+  const ModelSpec m = DeepSeekV3();
+  // Decode: 2·n_h·(2·kv_lora + rope) = 2·128·(1024 + 64) = 278,528 per pair and layer; prefill
+  // keeps the expanded 2·128·(128 + 64 + 128) = 81,920 (3.4× fewer).
+  EXPECT_DOUBLE_EQ(ScoreFlopsPerPair(m, PassKind::kDecode), 278'528.0);
+  EXPECT_DOUBLE_EQ(ScoreFlopsPerPair(m, PassKind::kPrefill), 81'920.0);
+  const Counts c = CountDecodePass(m, MakePrecision(Dtype::kBf16), DecodePass{2, 1000, 100});
+  // 61 layers · 278,528 · C = 1000.
+  EXPECT_DOUBLE_EQ(c[Term::kAttentionScores].flops, 61.0 * 278'528 * 1000);
+  // GQA is unchanged: 2·n_h·2·d_h = 2·2·2·4 = 32 on the toy model, both phases.
+  EXPECT_DOUBLE_EQ(ScoreFlopsPerPair(ToyModel(), PassKind::kDecode), 32.0);
+  EXPECT_DOUBLE_EQ(ScoreFlopsPerPair(ToyModel(), PassKind::kPrefill), 32.0);
+}
+
+TEST(CountTest, SlidingWindowLayersClipTheContext) {
+  ModelSpec m = ToyModel();
+  m.sliding_window = 4;
+  m.sliding_window_layers = 1;  // one of the two layers
+  const Precision p = MakePrecision(Dtype::kBf16);
+  // Decode: 2 sequences, C = 14 (7 each). Full layer reads 14 entries, the windowed one
+  // 2·min(7, 4) = 8: KV = 2·8·(14 + 8) = 352; scores 32·(14 + 8) = 704.
+  const Counts d = CountDecodePass(m, p, DecodePass{2, 14, 6});
+  EXPECT_DOUBLE_EQ(d[Term::kKvCache].bytes, 352.0);
+  EXPECT_DOUBLE_EQ(d[Term::kAttentionScores].flops, 704.0);
+  // Known contexts 3 and 11: the windowed layer reads 3 + 4 = 7.
+  const Counts known = CountDecodePass(m, p, DecodePass{2, 14, 6, /*windowed_context_sum=*/7});
+  EXPECT_DOUBLE_EQ(known[Term::kKvCache].bytes, 2.0 * 8 * (14 + 7));
+  // Prefill of one fresh 6-token prompt: pairs 21 in the full layer; in the window
+  // Σ_j min(j, 4) = 1 + 2 + 3 + 4 + 4 + 4 = 18. KV entries 6 and min(6, 4) = 4.
+  const PrefillPass fresh = PrefillPass::Fresh(1, 6, 3, /*window=*/4);
+  EXPECT_DOUBLE_EQ(fresh.windowed_score_pairs, 18.0);
+  EXPECT_DOUBLE_EQ(fresh.windowed_kv_tokens, 4.0);
+  const Counts pre = CountPrefillPass(m, p, fresh);
+  EXPECT_DOUBLE_EQ(pre[Term::kAttentionScores].flops, 32.0 * (21 + 18));
+  EXPECT_DOUBLE_EQ(pre[Term::kKvCache].bytes, 2.0 * 8 * (6 + 4));
+  // 2 new tokens after 3 cached, window 4: queries at 4 and 5 see min(4, 4) + min(5, 4) = 8.
+  EXPECT_DOUBLE_EQ(WindowedScorePairs(2, 3, 4), 8.0);
+  EXPECT_DOUBLE_EQ(WindowedScorePairs(3, 5, 4), 12.0);  // all past the window
+  // The mean decode step, P = 2, O = 5: steps s = 1..4 attend min(2 + s, 4) = 3, 4, 4, 4,
+  // mean 3.75; the full layer c̄ = 2 + 2.5 = 4.5. B = 2: KV = 2·8·2·(4.5 + 3.75) = 264.
+  const Counts step = CountMeanDecodeStep(m, p, 2, 2, 5, 6);
+  EXPECT_DOUBLE_EQ(step[Term::kKvCache].bytes, 264.0);
+}
+
+TEST(CountTest, MixedPassReadsTheWeightsOnce) {
+  const ModelSpec m = ToyModel();
+  const Precision p = MakePrecision(Dtype::kBf16);
+  const DecodePass decode{2, 8, 0};
+  const PrefillPass prefill = PrefillPass::Fresh(1, 3, 0);
+  const Counts mixed = CountMixedPass(m, p, decode, prefill, /*activated_experts_sum=*/6);
+  const Counts d = CountDecodePass(m, p, DecodePass{2, 8, 6});
+  const Counts f = CountPrefillPass(m, p, PrefillPass::Fresh(1, 3, 6));
+  // Weights (W(6) = 2208 bytes) once; KV and FLOPs of both parts.
+  EXPECT_DOUBLE_EQ(mixed.bytes(), d.bytes() + f.bytes() - 2208.0);
+  EXPECT_DOUBLE_EQ(mixed.flops(), d.flops() + f.flops());
+  EXPECT_DOUBLE_EQ(mixed[Term::kKvCache].bytes, d[Term::kKvCache].bytes + f[Term::kKvCache].bytes);
+}
+
+TEST(PrecisionTest, PartsCountWithTheirOwnBytes) {
+  ModelSpec m = ToyModel();
+  m.expert_dtype = Dtype::kMxfp4;  // as gpt-oss's checkpoint
+  const PartDtypes dtypes = ResolvePrecisions(m, Dtype::kBf16);
+  EXPECT_EQ(dtypes.experts, Dtype::kMxfp4);
+  EXPECT_EQ(dtypes.attention, Dtype::kBf16);
+  EXPECT_EQ(dtypes.compute, Dtype::kBf16);  // mxfp4 weights, bf16 activations
+  const Counts c = CountDecodePass(m, BytesOf(dtypes), DecodePass{1, 4, 2});
+  // Experts at 0.5 + 1/32 = 0.53125 bytes: 2 experts·96 = 192 params -> 102 bytes; attention,
+  // router and LM head at 2: 2·(384 + 64 + 80) = 1056.
+  EXPECT_DOUBLE_EQ(c[Term::kRoutedExperts].bytes, 102.0);
+  EXPECT_DOUBLE_EQ(c[Term::kAttention].bytes + c[Term::kRouter].bytes + c[Term::kLmHead].bytes,
+                   1056.0);
 }
 
 TEST(CountTest, Qwen3MeasuredDecodePass) {

@@ -63,5 +63,35 @@ TEST(DtypeTest, ParsesNamesCaseInsensitively) {
   EXPECT_NE(bad.status().message().find("'int3'"), std::string::npos);
 }
 
+TEST(DtypeTest, BlockScaledFormatsCountTheirScales) {
+  // METRICS.md v2: fp8 with a 128×128 fp32 scale: 1 + 4/16384; int4 with an fp16 scale and zero
+  // per 128: 0.5 + 4/128; mxfp4, one 8-bit scale per 32: 0.5 + 1/32; nvfp4, one fp8 scale per
+  // 16: 0.5 + 1/16.
+  EXPECT_DOUBLE_EQ(DtypeBytes(Dtype::kFp8Block128), 1.000244140625);
+  EXPECT_DOUBLE_EQ(DtypeBytes(Dtype::kInt8), 1.0);
+  EXPECT_DOUBLE_EQ(DtypeBytes(Dtype::kInt4Group128), 0.53125);
+  EXPECT_DOUBLE_EQ(DtypeBytes(Dtype::kMxfp4), 0.53125);
+  EXPECT_DOUBLE_EQ(DtypeBytes(Dtype::kNvfp4), 0.5625);
+  EXPECT_EQ(*ParseDtype("FP8-Block128"), Dtype::kFp8Block128);
+  EXPECT_EQ(*ParseDtype("gptq"), Dtype::kInt4Group128);
+  EXPECT_EQ(*ParseDtype("MXFP4"), Dtype::kMxfp4);
+  for (Dtype d :
+       {Dtype::kFp8Block128, Dtype::kInt8, Dtype::kInt4Group128, Dtype::kMxfp4, Dtype::kNvfp4}) {
+    EXPECT_EQ(*ParseDtype(DtypeName(d)), d) << DtypeName(d);
+  }
+}
+
+TEST(DtypeTest, ComputeAndKvDefaults) {
+  EXPECT_EQ(DefaultComputeDtype(Dtype::kFp8Block128), Dtype::kFp8);
+  EXPECT_EQ(DefaultComputeDtype(Dtype::kMxfp4), Dtype::kBf16);
+  EXPECT_EQ(DefaultComputeDtype(Dtype::kInt4Group128), Dtype::kBf16);
+  EXPECT_EQ(DefaultComputeDtype(Dtype::kFp16), Dtype::kFp16);
+  // vLLM and SGLang keep the KV cache in bf16 for fp8 (or narrower) runs.
+  EXPECT_EQ(DefaultKvDtype(Dtype::kFp8), Dtype::kBf16);
+  EXPECT_EQ(DefaultKvDtype(Dtype::kMxfp4), Dtype::kBf16);
+  EXPECT_EQ(DefaultKvDtype(Dtype::kFp32), Dtype::kFp32);
+  EXPECT_EQ(DefaultKvDtype(Dtype::kFp16), Dtype::kFp16);
+}
+
 }  // namespace
 }  // namespace moecap

@@ -111,11 +111,12 @@ workload: {dtype: DTYPE_BF16, phases: [Decode, phase_prefill]}
               ::testing::ElementsAre(v1::PHASE_DECODE, v1::PHASE_PREFILL));
 
   EXPECT_EQ(ParseError("workload: {dtype: bf17}\n"),
-            "plan.yaml: field 'workload.dtype': expected one of fp32, bf16, fp16, fp8, got 'bf17'");
+            "plan.yaml: field 'workload.dtype': expected one of fp32, bf16, fp16, fp8, "
+            "fp8_block128, int8, int4_g128, mxfp4, nvfp4, got 'bf17'");
   // UNSPECIFIED is the "not given" marker, never a value a user writes.
   EXPECT_EQ(ParseError("workload: {dtype: unspecified}\n"),
-            "plan.yaml: field 'workload.dtype': expected one of fp32, bf16, fp16, fp8, got "
-            "'unspecified'");
+            "plan.yaml: field 'workload.dtype': expected one of fp32, bf16, fp16, fp8, "
+            "fp8_block128, int8, int4_g128, mxfp4, nvfp4, got 'unspecified'");
   EXPECT_EQ(
       ParseError("workload: {phases: [prefill, {a: 1}]}\n"),
       "plan.yaml: field 'workload.phases[1]': expected one of prefill, decode, got a mapping");

@@ -73,13 +73,14 @@ TEST(CountPassRecordTest, ChunkedPrefillWithCachedTokens) {
   EXPECT_DOUBLE_EQ(p.counts[Term::kKvCache].bytes, 256);
   EXPECT_DOUBLE_EQ(p.counts.bytes(), 2464);
   // FLOPs: attention 2·5·384 = 3840, router 2·5·2·32 = 640, routed 2·5·2·2·96 = 3840, LM head
-  // 2·5·80 = 800, scores L·32·15 = 960; total 10080 (= 5·1824 + 960).
+  // for the 2 prompts that complete (no is_last_chunk: all do) 2·2·80 = 320, scores L·32·15 =
+  // 960; total 9600 (= 5·1664 + 2·160 + 960).
   EXPECT_DOUBLE_EQ(p.counts[Term::kAttention].flops, 3840);
   EXPECT_DOUBLE_EQ(p.counts[Term::kRouter].flops, 640);
   EXPECT_DOUBLE_EQ(p.counts[Term::kRoutedExperts].flops, 3840);
-  EXPECT_DOUBLE_EQ(p.counts[Term::kLmHead].flops, 800);
+  EXPECT_DOUBLE_EQ(p.counts[Term::kLmHead].flops, 320);
   EXPECT_DOUBLE_EQ(p.counts[Term::kAttentionScores].flops, 960);
-  EXPECT_DOUBLE_EQ(p.counts.flops(), 10080);
+  EXPECT_DOUBLE_EQ(p.counts.flops(), 9600);
 }
 
 TEST(CountPassRecordTest, DecodeWithBatchOne) {
@@ -103,19 +104,19 @@ TEST(CountPassRecordTest, PrefillWithoutPerRequestInfoIsFreshSequences) {
   // scheduled_tokens T = 4 over b = 2: two fresh sequences of 2 tokens (seq_lens_sum 9, SGLang's
   // running context, is not used when scheduled_tokens is there). Score pairs 2·(2·3/2) = 6,
   // Σ_l A_l = 8. Bytes: 768 + 128 + 2·8·96 (1536) + 160 + KV 2·4·2·8 (128) = 2720.
-  // FLOPs: 4·1824 + 2·32·6 = 7296 + 384 = 7680.
+  // FLOPs: 4·1664 + 2·160 (logits of the 2 prompts) + 2·32·6 = 6656 + 320 + 384 = 7360.
   const CountedPass scheduled =
       Count(R"({"forward_mode": "prefill", "batch_size": 2, "latency": 0.4, "seq_lens_sum": 9,)"
             R"( "scheduled_tokens": 4, "expert_activation": 4})");
   EXPECT_DOUBLE_EQ(scheduled.tokens, 4);
   EXPECT_DOUBLE_EQ(scheduled.counts.bytes(), 2720);
-  EXPECT_DOUBLE_EQ(scheduled.counts.flops(), 7680);
+  EXPECT_DOUBLE_EQ(scheduled.counts.flops(), 7360);
   // Without scheduled_tokens, seq_lens_sum is the token total.
   const CountedPass from_sum =
       Count(R"({"forward_mode": "prefill", "batch_size": 2, "latency": 0.4, "seq_lens_sum": 4,)"
             R"( "expert_activation": 4})");
   EXPECT_DOUBLE_EQ(from_sum.counts.bytes(), 2720);
-  EXPECT_DOUBLE_EQ(from_sum.counts.flops(), 7680);
+  EXPECT_DOUBLE_EQ(from_sum.counts.flops(), 7360);
 }
 
 TEST(CountPassRecordTest, SkipsMissingOrNegativeActivationAndRejectsTooMany) {
@@ -153,10 +154,10 @@ std::string ReadFile(const std::string& path) {
 }
 
 TEST(AnalyzeRecordsTest, ToyFileByHand) {
-  // testdata/toy_passes.jsonl: 1 chunked prefill (2464 B, 10080 FLOP, 0.5 s), 2 decode b = 1
+  // testdata/toy_passes.jsonl: 1 chunked prefill (2464 B, 9600 FLOP, 0.5 s), 2 decode b = 1
   // (2016 B, 2208 FLOP, 0.25 s), 3 skipped (null), 4 decode b = 2, C = 13, ā = 3.5 (Σ_l A_l = 7:
   // 768 + 128 + 1344 + 160 + KV 2·13·2·8 = 416 -> 2816 B; 2·1824 + 2·32·13 = 4480 FLOP; 0.4 s),
-  // 5 fresh prefill T = 4 (2720 B, 7680 FLOP, 0.4 s), 6 skipped (negative).
+  // 5 fresh prefill T = 4 (2720 B, 7360 FLOP, 0.4 s), 6 skipped (negative).
   std::vector<PassResult> passes;
   absl::StatusOr<RecordsSummary> s =
       AnalyzeText(ReadFile(std::string(kTestdata) + "/toy_passes.jsonl"), ToyOptions(),
@@ -174,17 +175,17 @@ TEST(AnalyzeRecordsTest, ToyFileByHand) {
   EXPECT_EQ(pre.passes, 2);
   EXPECT_DOUBLE_EQ(pre.tokens, 9);              // 5 + 4
   EXPECT_DOUBLE_EQ(pre.counts.bytes(), 5184);   // 2464 + 2720
-  EXPECT_DOUBLE_EQ(pre.counts.flops(), 17760);  // 10080 + 7680
+  EXPECT_DOUBLE_EQ(pre.counts.flops(), 16960);  // 9600 + 7360
   EXPECT_DOUBLE_EQ(pre.time_s, 0.9);            // 0.5 + 0.4
   EXPECT_NEAR(pre.s_mbu, 0.576, 1e-12);         // 5184 / (0.9·1e4)
-  EXPECT_NEAR(pre.s_mfu, 17760 / 9e4, 1e-12);   // 0.19733...
-  // Per pass: S-MBU 2464/5000 = 0.4928 and 2720/4000 = 0.68; S-MFU 0.2016 and 0.192.
+  EXPECT_NEAR(pre.s_mfu, 16960 / 9e4, 1e-12);   // 0.18844...
+  // Per pass: S-MBU 2464/5000 = 0.4928 and 2720/4000 = 0.68; S-MFU 0.192 and 0.184.
   EXPECT_NEAR(pre.s_mbu_p50, 0.5864, 1e-12);    // 0.4928 + 0.5·0.1872
   EXPECT_NEAR(pre.s_mbu_p90, 0.66128, 1e-12);   // 0.4928 + 0.9·0.1872
   EXPECT_NEAR(pre.s_mbu_p99, 0.678128, 1e-12);  // 0.4928 + 0.99·0.1872
-  EXPECT_NEAR(pre.s_mfu_p50, 0.1968, 1e-12);    // 0.192 + 0.5·0.0096
-  EXPECT_NEAR(pre.s_mfu_p90, 0.20064, 1e-12);
-  EXPECT_NEAR(pre.s_mfu_p99, 0.201504, 1e-12);
+  EXPECT_NEAR(pre.s_mfu_p50, 0.188, 1e-12);     // 0.184 + 0.5·0.008
+  EXPECT_NEAR(pre.s_mfu_p90, 0.1912, 1e-12);
+  EXPECT_NEAR(pre.s_mfu_p99, 0.19192, 1e-12);
   EXPECT_DOUBLE_EQ(pre.mean_batch, 2);                // (2 + 2) / 2
   EXPECT_DOUBLE_EQ(pre.mean_activated_experts, 3.5);  // (3 + 4) / 2
   // The breakdown sums term by term: KV 256 + 128 = 384 bytes; routed 1152 + 1536 = 2688 bytes.
@@ -219,10 +220,10 @@ TEST(AnalyzeRecordsTest, ToyFileByHand) {
   EXPECT_DOUBLE_EQ(passes[3].start_s, 1.25);
   EXPECT_NEAR(passes[1].s_mbu, 0.8064, 1e-12);
   EXPECT_NEAR(passes[1].s_mfu, 0.08832, 1e-12);  // 2208 / 25000
-  // Pass 1 is memory-bound: bytes need 0.2464 s, FLOPs 0.1008 s; at 0.2464 s S-MBU is 1 and
-  // S-MFU 0.1008/0.2464 = 0.40909...
+  // Pass 1 is memory-bound: bytes need 0.2464 s, FLOPs 0.096 s; at 0.2464 s S-MBU is 1 and
+  // S-MFU 0.096/0.2464 = 0.38961...
   EXPECT_NEAR(passes[0].roofline_s_mbu, 1, 1e-12);
-  EXPECT_NEAR(passes[0].roofline_s_mfu, 0.1008 / 0.2464, 1e-12);
+  EXPECT_NEAR(passes[0].roofline_s_mfu, 0.096 / 0.2464, 1e-12);
   // $36/h = $0.01/s: pass 2 costs $0.0025 for 1 token, $2500 per million; pass 1 $0.005 for 5.
   ASSERT_TRUE(passes[1].usd_per_million_tokens.has_value());
   EXPECT_NEAR(*passes[1].usd_per_million_tokens, 2500, 1e-9);
