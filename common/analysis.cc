@@ -90,6 +90,7 @@ absl::StatusOr<AnalysisResult> Analyze(const AnalysisInput& in) {
   MOECAP_RETURN_IF_ERROR(ValidateAnalysisInput(in));
   AnalysisResult result;
   result.dtypes = ResolvePrecisions(in.model, in.dtype, in.precision);
+  FitComputeToHardware(in.hardware, in.precision, &result.dtypes);
   if (in.peak_bandwidth_bytes_s.has_value()) {
     result.peak_bandwidth_bytes_s = *in.peak_bandwidth_bytes_s;
   } else {

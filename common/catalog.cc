@@ -13,10 +13,12 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/catalog_data.h"
+#include "common/hf_config.h"
 #include "common/status_macros.h"
 
 namespace moecap {
@@ -91,6 +93,39 @@ class MappingReader {
     }
     return absl::OkStatus();
   }
+  // A dtype name (ParseDtype's spellings); absent leaves `out` unset.
+  absl::Status DtypeField(absl::string_view key, std::optional<Dtype>* out) {
+    std::string text;
+    MOECAP_RETURN_IF_ERROR(String(key, false, &text));
+    if (text.empty()) return absl::OkStatus();
+    absl::StatusOr<Dtype> d = ParseDtype(text);
+    if (!d.ok()) return Error(key, d.status().message());
+    *out = *d;
+    return absl::OkStatus();
+  }
+  // A number of layers, given as a count or as the list of the layers' indices (0-based, each
+  // below `layers`, none twice).
+  absl::Status LayerCount(absl::string_view key, int64_t layers, int64_t* out) {
+    std::optional<YAML::Node> v;
+    if (absl::Status s = Get(key, false, &v); !s.ok() || !v) return s;
+    if (v->IsScalar()) return Int(key, false, out);
+    if (!v->IsSequence()) return Error(key, "expected a layer count or a list of layer indices");
+    std::set<int64_t> seen;
+    for (const YAML::Node& item : *v) {
+      int64_t index = -1;
+      try {
+        index = item.as<int64_t>();
+      } catch (const YAML::Exception&) {
+        return Error(key, "expected a list of layer indices (integers)");
+      }
+      if (index < 0 || index >= layers) {
+        return Error(key, absl::StrCat("layer ", index, " is not between 0 and ", layers - 1));
+      }
+      if (!seen.insert(index).second) return Error(key, absl::StrCat("layer ", index, " twice"));
+    }
+    *out = static_cast<int64_t>(seen.size());
+    return absl::OkStatus();
+  }
   // A nested mapping (an empty one when it is absent and not required).
   absl::StatusOr<MappingReader> Child(absl::string_view key, bool required) {
     std::optional<YAML::Node> v;
@@ -103,7 +138,13 @@ class MappingReader {
     for (const auto& kv : node_) {
       const std::string key = kv.first.Scalar();
       if (!read_.contains(key)) {
-        return Error(key, "unknown field (check the spelling; see docs/catalog.md)");
+        const std::vector<std::string> known(read_.begin(), read_.end());
+        const std::vector<std::string> nearest = NearestNames(key, known, 1);
+        return absl::InvalidArgumentError(absl::StrCat(
+            origin_, ": unknown field '", Path(key), "'",
+            nearest.empty() ? std::string()
+                            : absl::StrCat(" (did you mean '", Path(nearest.front()), "'?)"),
+            "; see docs/catalog.md"));
       }
     }
     return absl::OkStatus();
@@ -169,13 +210,16 @@ std::string ReadFile(const std::filesystem::path& path, absl::Status* status) {
   return buf.str();
 }
 
-std::vector<std::filesystem::path> YamlFilesIn(const std::filesystem::path& dir) {
+std::vector<std::filesystem::path> FilesIn(const std::filesystem::path& dir, bool with_json) {
   std::vector<std::filesystem::path> files;
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) return files;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     const std::string ext = entry.path().extension().string();
-    if (entry.is_regular_file() && (ext == ".yaml" || ext == ".yml")) files.push_back(entry.path());
+    if (entry.is_regular_file() &&
+        (ext == ".yaml" || ext == ".yml" || (with_json && ext == ".json"))) {
+      files.push_back(entry.path());
+    }
   }
   std::sort(files.begin(), files.end());
   return files;
@@ -203,16 +247,18 @@ bool MatchesAlias(const Entry& e, const std::string& normalized) {
   return false;
 }
 
+// Returns whether an entry of the same name was replaced.
 template <typename Entry>
-void Upsert(std::vector<Entry>& entries, Entry entry) {
+bool Upsert(std::vector<Entry>& entries, Entry entry) {
   const std::string key = NormalizeName(entry.name);
   for (Entry& e : entries) {
     if (NormalizeName(e.name) == key) {
       e = std::move(entry);
-      return;
+      return true;
     }
   }
   entries.push_back(std::move(entry));
+  return false;
 }
 
 template <typename Entry>
@@ -282,6 +328,9 @@ absl::StatusOr<ModelSpec> ParseModelYaml(absl::string_view yaml, absl::string_vi
     return attn->Error(
         "kind", absl::StrCat("unknown attention kind '", kind, "': expected gqa, mha or mla"));
   }
+  MOECAP_RETURN_IF_ERROR(attn->Int("sliding_window", false, &m.sliding_window));
+  MOECAP_RETURN_IF_ERROR(
+      attn->LayerCount("sliding_window_layers", m.layers, &m.sliding_window_layers));
   MOECAP_RETURN_IF_ERROR(attn->RejectUnknown());
 
   absl::StatusOr<MappingReader> moe = r.Child("moe", true);
@@ -295,6 +344,7 @@ absl::StatusOr<ModelSpec> ParseModelYaml(absl::string_view yaml, absl::string_vi
       moe->Int("shared_expert_ffn_size", false, &m.shared_expert_ffn_size),
       moe->String("router", false, &router),
       moe->Bool("normalize_topk", false, &m.normalize_topk),
+      moe->Int("layer_step", false, &m.moe_layer_step),
   };
   for (const absl::Status& s : statuses) {
     if (!s.ok()) return s;
@@ -309,6 +359,13 @@ absl::StatusOr<ModelSpec> ParseModelYaml(absl::string_view yaml, absl::string_vi
                       absl::StrCat("unknown router '", router, "': expected softmax or sigmoid"));
   }
   MOECAP_RETURN_IF_ERROR(moe->RejectUnknown());
+
+  absl::StatusOr<MappingReader> precision = r.Child("precision", false);
+  if (!precision.ok()) return precision.status();
+  MOECAP_RETURN_IF_ERROR(precision->DtypeField("experts", &m.expert_dtype));
+  MOECAP_RETURN_IF_ERROR(precision->DtypeField("attention", &m.attention_dtype));
+  MOECAP_RETURN_IF_ERROR(precision->DtypeField("lm_head", &m.lm_head_dtype));
+  MOECAP_RETURN_IF_ERROR(precision->RejectUnknown());
   MOECAP_RETURN_IF_ERROR(r.RejectUnknown());
   if (absl::Status s = ValidateModel(m); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(origin, ": ", s.message()));
@@ -322,7 +379,7 @@ absl::StatusOr<HardwareSpec> ParseHardwareYaml(absl::string_view yaml, absl::str
   MappingReader r(*root, std::string(origin), "");
   HardwareSpec hw;
   std::string kind = "gpu";
-  double memory_gib = 0, bandwidth_gb_s = 0;
+  double memory_gib = 0, memory_gb = 0, bandwidth_gb_s = 0;
   std::vector<absl::Status> statuses = {
       r.String("name", true, &hw.name),
       r.String("display_name", false, &hw.display_name),
@@ -330,6 +387,7 @@ absl::StatusOr<HardwareSpec> ParseHardwareYaml(absl::string_view yaml, absl::str
       r.String("source", false, &hw.source),
       r.String("kind", false, &kind),
       r.Double("memory_gib", false, &memory_gib),
+      r.Double("memory_gb", false, &memory_gb),
       r.Double("memory_bandwidth_gb_s", false, &bandwidth_gb_s),
       r.Double("tdp_watts", false, &hw.tdp_watts),
       r.Double("purchase_usd", false, &hw.purchase_usd),
@@ -348,7 +406,11 @@ absl::StatusOr<HardwareSpec> ParseHardwareYaml(absl::string_view yaml, absl::str
   } else {
     return r.Error("kind", absl::StrCat("unknown device kind '", kind, "': expected gpu or cpu"));
   }
-  hw.memory_bytes = memory_gib * 1024.0 * 1024.0 * 1024.0;
+  if (memory_gib != 0 && memory_gb != 0) {
+    return r.Error("memory_gb", "give memory_gb (10^9 bytes) or memory_gib (2^30), not both");
+  }
+  // Datasheets give memory in their own unit (NVIDIA: GB for HBM3e parts); keep it as printed.
+  hw.memory_bytes = memory_gb != 0 ? memory_gb * 1e9 : memory_gib * 1024.0 * 1024.0 * 1024.0;
   hw.peak_bandwidth_bytes_s = bandwidth_gb_s * 1e9;
   if (!std::isfinite(hw.memory_bytes)) return r.Error("memory_gib", "too large");
   if (!std::isfinite(hw.peak_bandwidth_bytes_s)) {
@@ -357,7 +419,8 @@ absl::StatusOr<HardwareSpec> ParseHardwareYaml(absl::string_view yaml, absl::str
 
   absl::StatusOr<MappingReader> peaks = r.Child("peak_tflops", false);
   if (!peaks.ok()) return peaks.status();
-  for (Dtype dtype : {Dtype::kFp32, Dtype::kBf16, Dtype::kFp16, Dtype::kFp8}) {
+  for (Dtype dtype :
+       {Dtype::kFp32, Dtype::kBf16, Dtype::kFp16, Dtype::kFp8, Dtype::kInt8, Dtype::kNvfp4}) {
     const std::string key(DtypeName(dtype));
     double tflops = 0;
     MOECAP_RETURN_IF_ERROR(peaks->Double(key, false, &tflops));
@@ -379,10 +442,12 @@ absl::StatusOr<Catalog> Catalog::Builtin() {
     if (absl::StartsWith(file.path, "models/")) {
       absl::StatusOr<ModelSpec> m = ParseModelYaml(file.content, origin);
       if (!m.ok()) return m.status();
+      catalog.origins_[absl::StrCat("model:", NormalizeName(m->name))] = "";
       catalog.AddModel(*std::move(m));
     } else if (absl::StartsWith(file.path, "hardware/")) {
       absl::StatusOr<HardwareSpec> h = ParseHardwareYaml(file.content, origin);
       if (!h.ok()) return h.status();
+      catalog.origins_[absl::StrCat("hardware:", NormalizeName(h->name))] = "";
       catalog.AddHardware(*std::move(h));
     }
   }
@@ -411,10 +476,10 @@ absl::Status Catalog::AddDirectory(const std::string& dir) {
     return absl::NotFoundError(absl::StrCat("catalog directory '", dir, "' does not exist"));
   }
   const std::filesystem::path root(dir);
-  for (const auto& path : YamlFilesIn(root / "models")) {
+  for (const auto& path : FilesIn(root / "models", /*with_json=*/true)) {
     MOECAP_RETURN_IF_ERROR(AddModelFile(path.string()));
   }
-  for (const auto& path : YamlFilesIn(root / "hardware")) {
+  for (const auto& path : FilesIn(root / "hardware", /*with_json=*/false)) {
     MOECAP_RETURN_IF_ERROR(AddHardwareFile(path.string()));
   }
   return absl::OkStatus();
@@ -424,8 +489,10 @@ absl::Status Catalog::AddModelFile(const std::string& path) {
   absl::Status read_status;
   const std::string text = ReadFile(path, &read_status);
   if (!read_status.ok()) return read_status;
-  absl::StatusOr<ModelSpec> m = ParseModelYaml(text, path);
+  absl::StatusOr<ModelSpec> m =
+      absl::EndsWith(path, ".json") ? ModelFromHfConfig(text, path) : ParseModelYaml(text, path);
   if (!m.ok()) return m.status();
+  NoteReplacement("model", m->name, path);
   AddModel(*std::move(m));
   return absl::OkStatus();
 }
@@ -436,8 +503,21 @@ absl::Status Catalog::AddHardwareFile(const std::string& path) {
   if (!read_status.ok()) return read_status;
   absl::StatusOr<HardwareSpec> h = ParseHardwareYaml(text, path);
   if (!h.ok()) return h.status();
+  NoteReplacement("hardware", h->name, path);
   AddHardware(*std::move(h));
   return absl::OkStatus();
+}
+
+void Catalog::NoteReplacement(absl::string_view kind, const std::string& name,
+                              const std::string& path) {
+  const std::string key = absl::StrCat(kind, ":", NormalizeName(name));
+  auto it = origins_.find(key);
+  if (it != origins_.end()) {
+    notes_.push_back(absl::StrCat(path, ": ", kind, " '", NormalizeName(name), "' replaces the ",
+                                  it->second.empty() ? std::string("built-in entry")
+                                                     : absl::StrCat("entry from ", it->second)));
+  }
+  origins_[key] = path;
 }
 
 void Catalog::AddModel(ModelSpec model) { Upsert(models_, std::move(model)); }

@@ -3,6 +3,7 @@
 #ifndef MOECAP_COMMON_CATALOG_H_
 #define MOECAP_COMMON_CATALOG_H_
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -32,8 +33,9 @@ class Catalog {
   // variable MOECAP_CATALOG (directories separated by ':').
   static absl::StatusOr<Catalog> Load(const std::vector<std::string>& extra_dirs);
 
-  // Adds DIR/models/*.yaml and DIR/hardware/*.yaml. An entry whose name is already in the
-  // catalog replaces it, so a user can correct a built-in entry.
+  // Adds DIR/models/*.yaml, DIR/models/*.json (Hugging Face config.json files, hf_config.h) and
+  // DIR/hardware/*.yaml. An entry whose name is already in the catalog replaces it, so a user can
+  // correct a built-in entry; notes() says so.
   absl::Status AddDirectory(const std::string& dir);
   absl::Status AddModelFile(const std::string& path);
   absl::Status AddHardwareFile(const std::string& path);
@@ -44,12 +46,21 @@ class Catalog {
   absl::StatusOr<const ModelSpec*> FindModel(absl::string_view name) const;
   absl::StatusOr<const HardwareSpec*> FindHardware(absl::string_view name) const;
 
+  // One line per user entry that replaced a built-in or earlier one ("models/x.yaml: model
+  // 'mixtral-8x7b' replaces the built-in entry").
+  const std::vector<std::string>& notes() const { return notes_; }
+
   const std::vector<ModelSpec>& models() const { return models_; }
   const std::vector<HardwareSpec>& hardware() const { return hardware_; }
 
  private:
   std::vector<ModelSpec> models_;
   std::vector<HardwareSpec> hardware_;
+  std::vector<std::string> notes_;
+  // "model:<name>" / "hardware:<name>" -> the file it came from ("" for built-in entries).
+  std::map<std::string, std::string> origins_;
+
+  void NoteReplacement(absl::string_view kind, const std::string& name, const std::string& path);
 };
 
 // The closest names to `query` among `candidates` (edit distance on normalised names, prefix and

@@ -14,6 +14,12 @@ PartDtypes ResolvePrecisions(const ModelSpec& model, Dtype run_dtype,
   return d;
 }
 
+void FitComputeToHardware(const HardwareSpec& hw, const PrecisionOverrides& overrides,
+                          PartDtypes* d) {
+  if (overrides.compute.has_value() || hw.peak_flops.contains(d->compute)) return;
+  if (d->compute == Dtype::kFp8 && hw.peak_flops.contains(Dtype::kBf16)) d->compute = Dtype::kBf16;
+}
+
 Precision BytesOf(const PartDtypes& d) {
   return Precision{DtypeBytes(d.experts), DtypeBytes(d.attention), DtypeBytes(d.lm_head),
                    DtypeBytes(d.kv_cache)};

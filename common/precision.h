@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "common/dtype.h"
+#include "common/hardware.h"
 #include "common/model.h"
 #include "nlohmann/json.hpp"
 
@@ -36,6 +37,12 @@ struct PrecisionOverrides {
 // experts' dtype (the bulk of an MoE's weights: mxfp4 experts compute in bf16, fp8 ones in fp8).
 PartDtypes ResolvePrecisions(const ModelSpec& model, Dtype run_dtype,
                              const PrecisionOverrides& overrides = {});
+
+// On a device without matrix units for the defaulted compute dtype (fp8 on Ampere), engines
+// dequantise the weights and compute in bf16 (vLLM's w8a16 Marlin kernels): the compute dtype
+// becomes bf16 there. An explicit --compute-dtype is left as given.
+void FitComputeToHardware(const HardwareSpec& hardware, const PrecisionOverrides& overrides,
+                          PartDtypes* dtypes);
 
 // Bytes per element of each part (p_e, p_a, p_lm, p_kv).
 struct Precision {

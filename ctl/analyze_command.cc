@@ -1,12 +1,16 @@
 // `moecapctl analyze` for a batch shape: flags -> AnalysisInput -> Analyze -> table/JSON/CSV.
 #include "ctl/analyze_command.h"
 
+#include <filesystem>
 #include <optional>
 #include <tuple>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/analysis.h"
+#include "common/hf_config.h"
+#include "common/records/input_file.h"
 #include "ctl/analyze_records.h"
 #include "ctl/format.h"
 
@@ -197,16 +201,38 @@ void PrintAnalysisCsv(const nlohmann::json& j,
   out << CsvLine(header) << CsvLine(values);
 }
 
+absl::StatusOr<ModelSpec> ResolveModel(const std::string& arg, const Catalog& catalog) {
+  std::error_code ec;
+  const bool is_file = absl::EndsWith(arg, ".json") || std::filesystem::is_regular_file(arg, ec);
+  if (!is_file) {
+    absl::StatusOr<const ModelSpec*> model = catalog.FindModel(arg);
+    if (!model.ok()) {
+      return AsUsageError(
+          "--model", absl::Status(model.status().code(),
+                                  absl::StrCat(model.status().message(),
+                                               "; a Hugging Face config.json path works too")));
+    }
+    return **model;
+  }
+  absl::StatusOr<std::string> text = records::ReadInputFile(arg);
+  if (!text.ok()) return AsUsageError("--model", text.status());
+  absl::StatusOr<ModelSpec> model = absl::EndsWith(arg, ".yaml") || absl::EndsWith(arg, ".yml")
+                                        ? ParseModelYaml(*text, arg)
+                                        : ModelFromHfConfig(*text, arg);
+  if (!model.ok()) return AsUsageError("--model", model.status());
+  return model;
+}
+
 absl::StatusOr<AnalysisInput> BuildCommonInput(const AnalyzeOptions& o, const Catalog& catalog,
                                                bool need_hardware) {
   if (o.model.empty()) return UsageError("--model: required (`moecapctl models` lists them)");
   if (need_hardware && o.hardware.empty()) {
     return UsageError("--hardware: required (`moecapctl hardware` lists them)");
   }
-  absl::StatusOr<const ModelSpec*> model = catalog.FindModel(o.model);
-  if (!model.ok()) return AsUsageError("--model", model.status());
+  absl::StatusOr<ModelSpec> model = ResolveModel(o.model, catalog);
+  if (!model.ok()) return model.status();
   AnalysisInput in;
-  in.model = **model;
+  in.model = *std::move(model);
   if (!o.hardware.empty()) {
     absl::StatusOr<const HardwareSpec*> hardware = catalog.FindHardware(o.hardware);
     if (!hardware.ok()) return AsUsageError("--hardware", hardware.status());
@@ -246,7 +272,9 @@ absl::StatusOr<AnalysisInput> BuildCommonInput(const AnalyzeOptions& o, const Ca
 CLI::App* RegisterAnalyzeCommand(CLI::App& app, AnalyzeOptions& o) {
   CLI::App* cmd = app.add_subcommand(
       "analyze", "MoE-CAP calculator: bytes, FLOPs, S-MBU, S-MFU, roofline and cost of a batch");
-  cmd->add_option("--model", o.model, "model name (see `moecapctl models`)");
+  cmd->add_option("--model", o.model,
+                  "model name (see `moecapctl models`), or the path of a Hugging Face "
+                  "config.json (or a catalog .yaml)");
   cmd->add_option("--hardware", o.hardware, "hardware name (see `moecapctl hardware`)");
   o.gpus_flag = cmd->add_option("--gpus", o.gpus,
                                 "devices serving the batch (G); with --records: default gpu_num")
@@ -295,11 +323,16 @@ CLI::App* RegisterAnalyzeCommand(CLI::App& app, AnalyzeOptions& o) {
   cmd->add_option("-o,--output", o.output, "table, json or csv")->capture_default_str();
   cmd->add_flag("--explain", o.explain, "print each term of the byte and FLOP counts");
   cmd->add_option("--records", o.records,
-                  "analyze a MoE-CAP per-pass records file (JSON lines; - reads stdin)");
+                  "analyze per-pass records: MoE-CAP's expert_distribution_record.jsonl or "
+                  "detailed_results_*.jsonl, vLLM or SGLang (JSON lines, .gz read; - reads "
+                  "stdin)");
   cmd->add_option("--vllm-result", o.vllm_result,
                   "estimate from a vLLM `bench serve --save-result` JSON file");
   cmd->add_flag("--per-pass", o.per_pass,
                 "with --records: stream one row per pass (-o csv or -o json: JSON lines)");
+  cmd->add_flag("--uniform-activation", o.uniform_activation,
+                "with --records: count passes whose expert_activation is 0 (not recorded) at the "
+                "uniform-routing expectation, marked estimated, instead of skipping them");
   cmd->add_flag("--skip-bad", o.skip_bad,
                 "with --records: count malformed lines in `skipped` instead of failing");
   return cmd;
@@ -314,6 +347,7 @@ absl::Status RunAnalyzeCommand(const AnalyzeOptions& o, const GlobalOptions& glo
   if (!o.vllm_result.empty()) return RunVllmAnalysis(o, global, io);
   if (o.per_pass) return UsageError("--per-pass: only with --records FILE");
   if (o.skip_bad) return UsageError("--skip-bad: only with --records FILE");
+  if (o.uniform_activation) return UsageError("--uniform-activation: only with --records FILE");
   absl::StatusOr<OutputFormat> format = ParseOutputFormat(o.output);
   if (!format.ok()) return format.status();
   absl::StatusOr<Catalog> catalog = LoadCatalog(global);

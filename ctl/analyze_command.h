@@ -29,11 +29,12 @@ struct AnalyzeOptions {
   int64_t output_len = 1;
   std::string dtype = "bf16";
   std::string kv_dtype;
-  std::string expert_dtype;     // --expert-dtype: routed and shared experts (default: native)
-  std::string attention_dtype;  // --attention-dtype: attention, router, dense FFN
-  std::string lm_head_dtype;    // --lm-head-dtype
-  std::string compute_dtype;    // --compute-dtype: the peak FLOP/s's dtype
-  bool strict = false;          // --strict: an invalid figure is an error (exit 1)
+  std::string expert_dtype;         // --expert-dtype: routed and shared experts (default: native)
+  std::string attention_dtype;      // --attention-dtype: attention, router, dense FFN
+  std::string lm_head_dtype;        // --lm-head-dtype
+  std::string compute_dtype;        // --compute-dtype: the peak FLOP/s's dtype
+  bool strict = false;              // --strict: an invalid figure is an error (exit 1)
+  bool uniform_activation = false;  // --uniform-activation: with --records
   double ttft_s = 0;
   double tpot_s = 0;
   double prefill_activated = 0;
@@ -72,6 +73,10 @@ absl::Status RunAnalyzeCommand(const AnalyzeOptions& options, const GlobalOption
                                const CommandIo& io);
 
 // Pieces the record and vLLM modes share with the step mode.
+
+// --model: a catalog name or alias, or a file: a Hugging Face config.json (any name not ending in
+// .yaml/.yml), or a catalog YAML entry. Usage errors name --model.
+absl::StatusOr<ModelSpec> ResolveModel(const std::string& arg, const Catalog& catalog);
 
 // An AnalysisInput holding what every mode takes from flags: model, hardware (when
 // `need_hardware` or given), --gpus, dtypes, peak and price overrides. The batch shape is left at

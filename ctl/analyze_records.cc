@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/records/input_file.h"
 #include "common/records/records_analysis.h"
 #include "common/records/vllm_result.h"
 #include "common/status_macros.h"
@@ -26,7 +27,7 @@ using records::RecordsSummary;
 
 // The step mode's batch-shape flags: a serving-run mode takes these from its file.
 absl::Status RejectShapeFlags(const AnalyzeOptions& o, absl::string_view mode_flag,
-                              absl::string_view why) {
+                              absl::string_view why, bool allow_lengths = false) {
   const std::pair<const CLI::Option*, const char*> flags[] = {
       {o.batch_flag, "--batch"},
       {o.prompt_len_flag, "--prompt-len"},
@@ -36,6 +37,7 @@ absl::Status RejectShapeFlags(const AnalyzeOptions& o, absl::string_view mode_fl
       {o.prefill_activated_flag, "--prefill-activated"},
       {o.decode_activated_flag, "--decode-activated"}};
   for (const auto& [flag, name] : flags) {
+    if (allow_lengths && (flag == o.prompt_len_flag || flag == o.output_len_flag)) continue;
     if (flag != nullptr && flag->count() > 0) {
       return UsageError(absl::StrCat(name, ": not used with ", mode_flag, " (", why, ")"));
     }
@@ -60,11 +62,22 @@ std::string Cell(const nlohmann::json& j) {
   return j.dump();
 }
 
+// The phases in the order every output lists them.
+std::vector<std::pair<const char*, const std::optional<PhaseSummary>*>> Phases(
+    const RecordsSummary& s) {
+  return {{"prefill", &s.prefill}, {"decode", &s.decode}, {"mixed", &s.mixed}};
+}
+
+int64_t CountedPasses(const RecordsSummary& s) {
+  int64_t n = 0;
+  for (const auto& [name, phase] : Phases(s)) n += phase->has_value() ? (*phase)->passes : 0;
+  return n;
+}
+
 std::string PhaseRowTitle(const RecordsSummary& s) {
-  return absl::StrFormat(
-      "%s on %d x %s, %s: %d records, %d passes counted, %d skipped\n", s.model.display_name,
-      s.run.devices, s.run.hardware.display_name, DtypeName(s.dtype), s.records,
-      (s.prefill ? s.prefill->passes : 0) + (s.decode ? s.decode->passes : 0), s.skipped);
+  return absl::StrFormat("%s on %d x %s, %s: %d records, %d passes counted, %d skipped\n",
+                         s.model.display_name, s.run.devices, s.run.hardware.display_name,
+                         DtypeName(s.dtype), s.records, CountedPasses(s), s.skipped);
 }
 
 std::string SkippedSummary(const RecordsSummary& s) {
@@ -76,16 +89,17 @@ std::string SkippedSummary(const RecordsSummary& s) {
 }
 
 void PrintRecordsTable(const RecordsSummary& s, bool explain, std::ostream& out) {
+  out << ValidityWarnings(s.validity);
+  for (const std::string& note : s.notes) out << "note: " << note << "\n";
   out << PhaseRowTitle(s);
   out << absl::StrFormat("device from %s, device count from %s\n", s.run.hardware_source,
                          s.run.devices_source);
   out << absl::StrFormat("peaks per device: %s/s memory, %s/s %s\n\n",
                          HumanBytes(s.run.peak_bandwidth_bytes_s), HumanFlops(s.run.peak_flops),
-                         DtypeName(s.dtype));
+                         DtypeName(s.dtypes.compute));
   TextTable table({"phase", "passes", "tokens", "time", "bytes", "FLOPs", "S-MBU", "p50", "p90",
                    "p99", "S-MFU", "p50", "p90", "p99", "mean batch", "experts/layer"});
-  for (const auto& [name, phase] :
-       {std::pair{"prefill", &s.prefill}, std::pair{"decode", &s.decode}}) {
+  for (const auto& [name, phase] : Phases(s)) {
     if (!phase->has_value()) continue;
     const PhaseSummary& p = **phase;
     table.AddRow({name, absl::StrCat(p.passes), Fixed(p.tokens, 0), HumanSeconds(p.time_s),
@@ -103,6 +117,7 @@ void PrintRecordsTable(const RecordsSummary& s, bool explain, std::ostream& out)
   std::vector<std::pair<std::string, const Counts*>> phases;
   if (s.prefill.has_value()) phases.emplace_back("prefill", &s.prefill->counts);
   if (s.decode.has_value()) phases.emplace_back("decode", &s.decode->counts);
+  if (s.mixed.has_value()) phases.emplace_back("mixed", &s.mixed->counts);
   out << "\nbreakdown (METRICS.md terms, summed over the passes; share of the phase total)\n"
       << BreakdownTable(phases);
 }
@@ -113,7 +128,7 @@ void PrintRecordsCsv(const RecordsSummary& s, bool explain, std::ostream& out) {
       "passes",    "tokens",    "bytes",     "flops",      "time_s",
       "s_mbu",     "s_mfu",     "s_mbu_p50", "s_mbu_p90",  "s_mbu_p99",
       "s_mfu_p50", "s_mfu_p90", "s_mfu_p99", "mean_batch", "mean_activated_experts",
-      "skipped"};
+      "skipped",   "valid",     "estimated", "reasons"};
   if (explain) {
     for (Term t : kAllTerms) {
       header.push_back(absl::StrCat(TermName(t), ".bytes"));
@@ -121,8 +136,7 @@ void PrintRecordsCsv(const RecordsSummary& s, bool explain, std::ostream& out) {
     }
   }
   out << CsvLine(header);
-  for (const auto& [name, phase] :
-       {std::pair{"prefill", &s.prefill}, std::pair{"decode", &s.decode}}) {
+  for (const auto& [name, phase] : Phases(s)) {
     if (!phase->has_value()) continue;
     const PhaseSummary& p = **phase;
     std::vector<std::string> row = {s.origin,
@@ -145,7 +159,10 @@ void PrintRecordsCsv(const RecordsSummary& s, bool explain, std::ostream& out) {
                                     ExactNumber(p.s_mfu_p99),
                                     ExactNumber(p.mean_batch),
                                     ExactNumber(p.mean_activated_experts),
-                                    absl::StrCat(s.skipped)};
+                                    absl::StrCat(s.skipped),
+                                    p.validity.valid ? "true" : "false",
+                                    p.validity.estimated ? "true" : "false",
+                                    absl::StrJoin(p.validity.reasons, "; ")};
     if (explain) {
       for (Term t : kAllTerms) {
         row.push_back(ExactNumber(p.counts[t].bytes));
@@ -178,7 +195,15 @@ absl::Status RunRecordsAnalysis(const AnalyzeOptions& o, const GlobalOptions& gl
   if (o.per_pass && *format == OutputFormat::kTable) {
     return UsageError("--per-pass: writes CSV or JSON lines: add -o csv or -o json");
   }
-  MOECAP_RETURN_IF_ERROR(RejectShapeFlags(o, "--records", "each record gives its pass's shape"));
+  MOECAP_RETURN_IF_ERROR(RejectShapeFlags(o, "--records", "each record gives its pass's shape",
+                                          /*allow_lengths=*/true));
+  const bool prompt_given = o.prompt_len_flag != nullptr && o.prompt_len_flag->count() > 0;
+  const bool output_given = o.output_len_flag != nullptr && o.output_len_flag->count() > 0;
+  if (prompt_given != output_given) {
+    return UsageError(
+        "--prompt-len, --output-len: give both with --records (they rebuild the decode context "
+        "P + O/2 where a recorder wrote the scheduled-token count)");
+  }
   absl::StatusOr<Catalog> catalog = LoadCatalog(global);
   if (!catalog.ok()) return catalog.status();
   absl::StatusOr<AnalysisInput> common = BuildCommonInput(o, *catalog, /*need_hardware=*/false);
@@ -196,13 +221,19 @@ absl::Status RunRecordsAnalysis(const AnalyzeOptions& o, const GlobalOptions& gl
   options.peak_flops = common->peak_flops;
   options.price = common->price;
   options.skip_bad = o.skip_bad;
-
-  std::ifstream file;
-  if (o.records != "-") {
-    file.open(o.records, std::ios::binary);
-    if (!file.is_open()) return CannotOpen(o.records);
+  if (prompt_given) {
+    options.counting.prompt_len = static_cast<double>(o.prompt_len);
+    options.counting.output_len = static_cast<double>(o.output_len);
   }
-  std::istream& in = o.records == "-" ? std::cin : file;
+  options.counting.uniform_when_unrecorded = o.uniform_activation;
+
+  records::InputFile file;
+  if (o.records != "-") {
+    absl::StatusOr<records::InputFile> opened = records::OpenInputFile(o.records);
+    if (!opened.ok()) return opened.status();
+    file = *std::move(opened);
+  }
+  std::istream& in = o.records == "-" ? std::cin : *file.stream;
 
   records::PassCallback on_pass;
   bool header_written = false;
@@ -225,7 +256,12 @@ absl::Status RunRecordsAnalysis(const AnalyzeOptions& o, const GlobalOptions& gl
   absl::StatusOr<RecordsSummary> summary = records::AnalyzeRecords(in, options, on_pass);
   if (!summary.ok()) return MapAnalysisError(summary.status());
   WarnSkipped(*summary, io.err);
-  if (o.per_pass) return absl::OkStatus();
+  if (*format != OutputFormat::kTable || o.per_pass) {
+    // Table mode prints these above the table; the machine formats keep stdout clean.
+    io.err << ValidityWarnings(summary->validity);
+    for (const std::string& note : summary->notes) io.err << "note: " << note << "\n";
+  }
+  if (o.per_pass) return StrictCheck(o, summary->validity);
   switch (*format) {
     case OutputFormat::kJson:
       io.out << records::RecordsJson(*summary).dump(2) << "\n";
@@ -237,7 +273,7 @@ absl::Status RunRecordsAnalysis(const AnalyzeOptions& o, const GlobalOptions& gl
       PrintRecordsTable(*summary, o.explain, io.out);
       break;
   }
-  return absl::OkStatus();
+  return StrictCheck(o, summary->validity);
 }
 
 absl::Status RunVllmAnalysis(const AnalyzeOptions& o, const GlobalOptions& global,

@@ -1,8 +1,13 @@
 // Catalog listings.
 #include "ctl/catalog_commands.h"
 
+#include <filesystem>
+#include <fstream>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/hf_config.h"
+#include "common/records/input_file.h"
 #include "ctl/format.h"
 #include "nlohmann/json.hpp"
 
@@ -26,8 +31,39 @@ std::string PeakTflops(const HardwareSpec& hw, Dtype dtype) {
 CLI::App* RegisterModelsCommand(CLI::App& app, CatalogListOptions& o) {
   CLI::App* cmd = app.add_subcommand("models", "list the model catalog");
   cmd->add_option("-o,--output", o.output, "table, json or csv")->capture_default_str();
+  o.import_command = cmd->add_subcommand(
+      "import", "write the catalog YAML of a Hugging Face config.json (prints it, or --write)");
+  o.import_command->add_option("config", o.import_path, "the model's config.json")->required();
+  o.import_command->add_option("--write", o.import_dir,
+                               "a catalog directory: writes DIR/models/<name>.yaml (a --catalog "
+                               "directory then finds it)");
   return cmd;
 }
+
+namespace {
+absl::Status RunModelsImport(const CatalogListOptions& o, const CommandIo& io) {
+  absl::StatusOr<std::string> text = records::ReadInputFile(o.import_path);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<ModelSpec> model = ModelFromHfConfig(*text, o.import_path);
+  if (!model.ok()) return model.status();
+  const std::string yaml = absl::StrCat("# Imported by `moecapctl models import` from ",
+                                        o.import_path, "\n", ModelYaml(*model));
+  if (o.import_dir.empty()) {
+    io.out << yaml;
+    return absl::OkStatus();
+  }
+  const std::filesystem::path dir = std::filesystem::path(o.import_dir) / "models";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat(dir.string(), ": ", ec.message()));
+  const std::filesystem::path file = dir / absl::StrCat(model->name, ".yaml");
+  std::ofstream out(file, std::ios::binary);
+  out << yaml;
+  if (!out.flush()) return absl::InternalError(absl::StrCat(file.string(), ": cannot write"));
+  io.out << "wrote " << file.string() << " (model '" << model->name << "')\n";
+  return absl::OkStatus();
+}
+}  // namespace
 
 CLI::App* RegisterHardwareCommand(CLI::App& app, CatalogListOptions& o) {
   CLI::App* cmd = app.add_subcommand("hardware", "list the hardware catalog");
@@ -37,6 +73,7 @@ CLI::App* RegisterHardwareCommand(CLI::App& app, CatalogListOptions& o) {
 
 absl::Status RunModelsCommand(const CatalogListOptions& o, const GlobalOptions& global,
                               const CommandIo& io) {
+  if (o.import_command != nullptr && o.import_command->parsed()) return RunModelsImport(o, io);
   absl::StatusOr<OutputFormat> format = ParseOutputFormat(o.output);
   if (!format.ok()) return format.status();
   absl::StatusOr<Catalog> catalog = LoadCatalog(global);

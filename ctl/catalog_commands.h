@@ -12,6 +12,10 @@ namespace moecap::ctl {
 
 struct CatalogListOptions {
   std::string output = "table";
+  // `models import CONFIG [--write DIR]`: a Hugging Face config.json to the catalog YAML.
+  CLI::App* import_command = nullptr;
+  std::string import_path;
+  std::string import_dir;  // write DIR/models/<name>.yaml instead of printing it
 };
 
 CLI::App* RegisterModelsCommand(CLI::App& app, CatalogListOptions& options);

@@ -1,6 +1,8 @@
 // Shared command plumbing.
 #include "ctl/command.h"
 
+#include <iostream>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
@@ -45,7 +47,13 @@ absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name) {
 }
 
 absl::StatusOr<Catalog> LoadCatalog(const GlobalOptions& options) {
-  return Catalog::Load(options.catalog_dirs);
+  absl::StatusOr<Catalog> catalog = Catalog::Load(options.catalog_dirs);
+  // A user entry that replaces a built-in one changes every figure of that name: say so.
+  if (catalog.ok()) {
+    for (const std::string& note : catalog->notes())
+      std::cerr << "moecapctl: note: " << note << "\n";
+  }
+  return catalog;
 }
 
 }  // namespace moecap::ctl

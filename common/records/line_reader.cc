@@ -22,6 +22,7 @@ bool LineReader::Next(absl::string_view* line) {
       if (length > 0 && data[begin_ + length - 1] == '\r') --length;
       *line = absl::string_view(data + begin_, length);
       begin_ = newline != nullptr ? stop + 1 : end_;
+      unterminated_ = newline == nullptr;
       scanned_ = 0;
       ++line_number_;
       return true;

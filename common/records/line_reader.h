@@ -27,6 +27,9 @@ class LineReader {
   bool Next(absl::string_view* line);
   // 1-based number of the line Next returned last.
   int64_t line_number() const { return line_number_; }
+  // Whether the line Next returned last ended the input without a newline (a writer stopped
+  // mid-line leaves one).
+  bool last_line_unterminated() const { return unterminated_; }
   const absl::Status& status() const { return status_; }
 
  private:
@@ -38,6 +41,7 @@ class LineReader {
   size_t scanned_ = 0;  // bytes from begin_ known to hold no '\n'
   bool eof_ = false;
   int64_t line_number_ = 0;
+  bool unterminated_ = false;
   absl::Status status_;
 };
 

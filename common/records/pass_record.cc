@@ -10,7 +10,17 @@
 namespace moecap::records {
 
 absl::string_view ForwardModeName(ForwardMode mode) {
-  return mode == ForwardMode::kPrefill ? "prefill" : "decode";
+  switch (mode) {
+    case ForwardMode::kPrefill:
+      return "prefill";
+    case ForwardMode::kDecode:
+      return "decode";
+    case ForwardMode::kMixed:
+      return "mixed";
+    case ForwardMode::kUnknown:
+      return "unknown";
+  }
+  return "unknown";
 }
 
 void PassRecord::Clear() {
@@ -18,6 +28,7 @@ void PassRecord::Clear() {
   forward_mode = ForwardMode::kDecode;
   batch_size = 0;
   latency_s = 0;
+  latency_key = LatencyKey::kLatency;
   seq_lens_sum.reset();
   scheduled_tokens.reset();
   expert_activation.reset();
@@ -25,6 +36,7 @@ void PassRecord::Clear() {
   has_gpu_raw_type = false;
   gpu_raw_type.clear();
   requests.clear();
+  decode_request_ids.clear();
 }
 
 namespace {
@@ -119,11 +131,23 @@ class RecordParser {
       has_batch_size_ = true;
       return true;
     }
-    if (key == "latency") {
+    const bool is_ttft = key == "ttft";
+    if (key == "latency" || is_ttft || key == "tpot") {
+      // detailed_results_*.jsonl: the pass's latency under the name of its phase's figure.
       std::optional<JsonNumber> n;
       if (!ReadNumberOrNull(key, key, /*integer=*/false, &n)) return false;
       if (!n.has_value()) return FieldError(key, "expected a number");
+      if (has_latency_) {
+        return FieldError(key, "a second pass time",
+                          " (a record has one of latency, ttft and tpot)");
+      }
       record_->latency_s = n->value;
+      record_->latency_key = key == "latency" ? LatencyKey::kLatency
+                             : is_ttft        ? LatencyKey::kTtft
+                                              : LatencyKey::kTpot;
+      latency_field_ = record_->latency_key == LatencyKey::kLatency ? "latency"
+                       : is_ttft                                    ? "ttft"
+                                                                    : "tpot";
       has_latency_ = true;
       return true;
     }
@@ -155,12 +179,13 @@ class RecordParser {
       return true;
     }
     if (key == "per_req_info") return ReadRequests();
+    if (key == "req_ids") return ReadRequestIds();
     return scanner_.SkipValue() || SyntaxError();
   }
 
   bool ReadForwardMode() {
     constexpr absl::string_view kField = "forward_mode";
-    constexpr absl::string_view kExpected = "expected \"prefill\" or \"decode\"";
+    constexpr absl::string_view kExpected = "expected \"prefill\", \"decode\" or \"unknown\"";
     JsonType type;
     if (!scanner_.PeekType(&type)) return SyntaxError();
     if (type != JsonType::kString) return FieldError(kField, kExpected);
@@ -169,6 +194,8 @@ class RecordParser {
       record_->forward_mode = ForwardMode::kPrefill;
     } else if (value_scratch_ == "decode") {
       record_->forward_mode = ForwardMode::kDecode;
+    } else if (value_scratch_ == "unknown") {
+      record_->forward_mode = ForwardMode::kUnknown;
     } else {
       return FieldError(kField, kExpected, absl::StrCat(", got '", value_scratch_, "'"));
     }
@@ -192,6 +219,48 @@ class RecordParser {
     return true;
   }
 
+  bool ReadRequestIds() {
+    constexpr absl::string_view kField = "req_ids";
+    record_->decode_request_ids.clear();
+    JsonType type;
+    if (!scanner_.PeekType(&type)) return SyntaxError();
+    if (type == JsonType::kNull) return scanner_.ReadNull() || SyntaxError();
+    if (type != JsonType::kArray) return FieldError(kField, "expected an array");
+    bool done = false;
+    if (!scanner_.BeginArray(&done)) return SyntaxError();
+    while (!done) {
+      if (!scanner_.PeekType(&type)) return SyntaxError();
+      if (type == JsonType::kString) {
+        record_->decode_request_ids.emplace_back();
+        if (!scanner_.ReadString(&record_->decode_request_ids.back())) return SyntaxError();
+      } else if (type == JsonType::kNumber) {
+        if (!scanner_.SkipValue()) return SyntaxError();  // SGLang's pool slots
+      } else {
+        return KindFieldError("req_ids", "req_ids[]", "expected strings or integers");
+      }
+      if (!scanner_.NextElement(&done)) return SyntaxError();
+    }
+    return true;
+  }
+
+  // An integer or null member of per_req_info[index]; `slot` is unset for null.
+  bool ReadRequestInt(size_t index, absl::string_view name, std::optional<int64_t>* slot) {
+    JsonType type;
+    if (!scanner_.PeekType(&type)) return SyntaxError();
+    if (type == JsonType::kNull) {
+      slot->reset();
+      return scanner_.ReadNull() || SyntaxError();
+    }
+    JsonNumber n;
+    if (type == JsonType::kNumber && !scanner_.ReadNumber(&n)) return SyntaxError();
+    if (type != JsonType::kNumber || !n.is_integer) {
+      return KindFieldError(absl::StrCat("per_req_info[", index, "].", name),
+                            absl::StrCat("per_req_info[].", name), "expected an integer");
+    }
+    *slot = n.integer;
+    return true;
+  }
+
   bool ReadRequest(size_t index) {
     // Field names are built only for an error message: this runs for every request of a prefill.
     auto element = [index] { return absl::StrCat("per_req_info[", index, "]"); };
@@ -200,28 +269,42 @@ class RecordParser {
     if (type != JsonType::kObject) {
       return KindFieldError(element(), "per_req_info[]", "expected an object");
     }
-    std::optional<int64_t> extend_len, total_len;
+    record_->requests.emplace_back();
+    RequestInfo& info = record_->requests.back();
+    std::optional<int64_t> extend_len;
     bool done = false;
     if (!scanner_.BeginObject(&done)) return SyntaxError();
     while (!done) {
       absl::string_view key;
       if (!scanner_.ReadKey(&key, &key_scratch_)) return SyntaxError();
-      const bool is_extend = key == "extend_len";
-      if (is_extend || key == "total_len") {
-        std::optional<int64_t>& slot = is_extend ? extend_len : total_len;
+      if (key == "extend_len") {
+        if (!ReadRequestInt(index, key, &extend_len)) return false;
+      } else if (key == "total_len") {
+        if (!ReadRequestInt(index, key, &info.total_len)) return false;
+      } else if (key == "prompt_len") {
+        if (!ReadRequestInt(index, key, &info.prompt_len)) return false;
+      } else if (key == "req_pool_idx") {
+        info.has_pool_index = true;
+        if (!scanner_.SkipValue()) return SyntaxError();
+      } else if (key == "is_last_chunk") {
         if (!scanner_.PeekType(&type)) return SyntaxError();
         if (type == JsonType::kNull) {
           if (!scanner_.ReadNull()) return SyntaxError();
-          slot.reset();
         } else {
-          JsonNumber n;
-          if (type == JsonType::kNumber && !scanner_.ReadNumber(&n)) return SyntaxError();
-          if (type != JsonType::kNumber || !n.is_integer) {
-            const absl::string_view name = is_extend ? "extend_len" : "total_len";
-            return KindFieldError(absl::StrCat(element(), ".", name),
-                                  absl::StrCat("per_req_info[].", name), "expected an integer");
+          bool last = false;
+          if (type != JsonType::kTrue && type != JsonType::kFalse) {
+            return KindFieldError(absl::StrCat(element(), ".is_last_chunk"),
+                                  "per_req_info[].is_last_chunk", "expected true or false");
           }
-          slot = n.integer;
+          if (!scanner_.ReadBool(&last)) return SyntaxError();
+          info.is_last_chunk = last;
+        }
+      } else if (key == "req_id") {
+        if (!scanner_.PeekType(&type)) return SyntaxError();
+        if (type == JsonType::kString) {
+          if (!scanner_.ReadString(&info.req_id)) return SyntaxError();
+        } else if (!scanner_.SkipValue()) {
+          return SyntaxError();
         }
       } else if (!scanner_.SkipValue()) {
         return SyntaxError();
@@ -236,16 +319,13 @@ class RecordParser {
       return KindFieldError(absl::StrCat(element(), ".extend_len"), "per_req_info[].extend_len",
                             "must not be negative", absl::StrCat(", got ", *extend_len));
     }
-    double cached = 0;
-    if (total_len.has_value()) {
-      if (*total_len < *extend_len) {
-        return KindFieldError(absl::StrCat(element(), ".total_len"), "per_req_info[].total_len",
-                              "must be at least extend_len",
-                              absl::StrCat(", got ", *total_len, " < ", *extend_len));
-      }
-      cached = static_cast<double>(*total_len - *extend_len);
+    info.extend_len = *extend_len;
+    // SGLang's total_len counts this chunk; vLLM's is the prompt, which holds every chunk too.
+    if (info.total_len.has_value() && *info.total_len < *extend_len) {
+      return KindFieldError(absl::StrCat(element(), ".total_len"), "per_req_info[].total_len",
+                            "must be at least extend_len",
+                            absl::StrCat(", got ", *info.total_len, " < ", *extend_len));
     }
-    record_->requests.push_back(PrefillPass::Sequence{static_cast<double>(*extend_len), cached});
     return true;
   }
 
@@ -253,12 +333,16 @@ class RecordParser {
     PassRecord& r = *record_;
     if (!has_forward_mode_) return FieldError("forward_mode", "missing");
     if (!has_batch_size_) return FieldError("batch_size", "missing");
-    if (!has_latency_) return FieldError("latency", "missing");
+    if (!has_latency_) {
+      return FieldError("latency", "missing", " (nor ttft or tpot, as detailed_results has)");
+    }
+    // A step without requests: its other fields are placeholders; counting skips it.
+    if (r.forward_mode == ForwardMode::kUnknown) return true;
     if (r.batch_size < 1) {
       return FieldError("batch_size", "must be at least 1", absl::StrCat(", got ", r.batch_size));
     }
-    if (!(r.latency_s > 0)) {
-      return FieldError("latency", "must be a positive number of seconds",
+    if (!(r.latency_s > 0) || !std::isfinite(r.latency_s)) {
+      return FieldError(latency_field_, "must be a positive number of seconds",
                         absl::StrCat(", got ", r.latency_s));
     }
     for (const auto& [name, value] : {std::pair{"seq_lens_sum", r.seq_lens_sum},
@@ -296,6 +380,7 @@ class RecordParser {
   bool has_forward_mode_ = false;
   bool has_batch_size_ = false;
   bool has_latency_ = false;
+  absl::string_view latency_field_ = "latency";
 };
 
 }  // namespace

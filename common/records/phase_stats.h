@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "common/metrics.h"
 #include "common/records/pass_counts.h"
+#include "common/validity.h"
 
 namespace moecap::records {
 
@@ -25,14 +27,19 @@ struct PhaseSummary {
   double s_mfu_p50 = 0, s_mfu_p90 = 0, s_mfu_p99 = 0;
   double mean_batch = 0;              // mean over passes of b
   double mean_activated_experts = 0;  // mean over passes of ā (per MoE layer)
+  int64_t invalid_passes = 0;         // passes with a sparse utilisation over 100 %
+  int64_t estimated_passes = 0;       // passes counted from an estimate (pass.validity)
+  Validity validity;                  // of the phase's figures, with the passes' reasons
 };
 
 class PhaseAccumulator {
  public:
-  void Add(const CountedPass& pass, double latency_s, double s_mbu, double s_mfu);
+  // `line` is where the pass starts in the file, for the first invalid pass's message.
+  void Add(const CountedPass& pass, double latency_s, double s_mbu, double s_mfu, int64_t line = 0);
   int64_t passes() const { return passes_; }
-  // Precondition: passes() > 0.
-  PhaseSummary Finish(double devices, double peak_bandwidth, double peak_flops);
+  // Precondition: passes() > 0. `phase` names the phase in the validity reasons.
+  PhaseSummary Finish(absl::string_view phase, double devices, double peak_bandwidth,
+                      double peak_flops);
 
  private:
   int64_t passes_ = 0;
@@ -43,6 +50,11 @@ class PhaseAccumulator {
   double activated_sum_ = 0;
   std::vector<double> s_mbu_;
   std::vector<double> s_mfu_;
+  int64_t invalid_ = 0;
+  int64_t first_invalid_line_ = 0;
+  double first_invalid_value_ = 0;
+  int64_t estimated_ = 0;
+  Validity assumptions_;  // the passes' estimates, each assumption once
 };
 
 }  // namespace moecap::records

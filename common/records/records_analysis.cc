@@ -1,6 +1,10 @@
 // Streaming analysis of a per-pass records file.
 #include "common/records/records_analysis.h"
 
+#include <optional>
+#include <tuple>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/analysis.h"
@@ -35,19 +39,30 @@ class RecordsAnalyzer {
     LineReader reader(in);
     absl::string_view line;
     while (reader.Next(&line)) {
+      if (reader.line_number() == 1 && absl::StartsWith(line, kUtf8Bom)) {
+        line.remove_prefix(kUtf8Bom.size());  // a UTF-8 BOM some editors add
+      }
       if (IsBlank(line)) continue;
+      if (line.find('\0') != absl::string_view::npos) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            Where(reader.line_number()),
+            "binary data (a NUL byte): not a JSON-lines records file (a .gz file is read "
+            "when its name ends in .gz)"));
+      }
       ++summary_.records;
-      MOECAP_RETURN_IF_ERROR(HandleLine(reader.line_number(), line));
+      MOECAP_RETURN_IF_ERROR(
+          HandleLine(reader.line_number(), line, reader.last_line_unterminated()));
     }
     if (!reader.status().ok()) {
       return absl::Status(reader.status().code(),
                           absl::StrCat(options_.origin, ": ", reader.status().message()));
     }
+    MOECAP_RETURN_IF_ERROR(FlushPending());
     if (summary_.records == 0) {
       return absl::InvalidArgumentError(
           absl::StrCat(options_.origin, ": no records: the file is empty"));
     }
-    if (prefill_.passes() == 0 && decode_.passes() == 0) {
+    if (prefill_.passes() == 0 && decode_.passes() == 0 && mixed_.passes() == 0) {
       std::vector<std::string> reasons;
       for (const auto& [reason, count] : summary_.skipped_reasons) {
         reasons.push_back(absl::StrCat(reason, ": ", count));
@@ -58,33 +73,115 @@ class RecordsAnalyzer {
     }
     const RunContext& run = summary_.run;
     const double devices = static_cast<double>(run.devices);
-    if (prefill_.passes() > 0) {
-      summary_.prefill = prefill_.Finish(devices, run.peak_bandwidth_bytes_s, run.peak_flops);
+    for (auto [name, accumulator, slot] : {std::tuple{"prefill", &prefill_, &summary_.prefill},
+                                           std::tuple{"decode", &decode_, &summary_.decode},
+                                           std::tuple{"mixed", &mixed_, &summary_.mixed}}) {
+      if (accumulator->passes() == 0) continue;
+      *slot = accumulator->Finish(name, devices, run.peak_bandwidth_bytes_s, run.peak_flops);
+      summary_.validity.Merge((*slot)->validity);
     }
-    if (decode_.passes() > 0) {
-      summary_.decode = decode_.Finish(devices, run.peak_bandwidth_bytes_s, run.peak_flops);
+    if (summary_.merged_steps > 0) {
+      summary_.notes.push_back(absl::StrCat(
+          summary_.merged_steps,
+          " steps split into a prefill and a decode record (same pass id, latency and "
+          "expert_activation, as MoE-CAP's vLLM recorder writes a chunked-prefill step) were "
+          "merged back into one mixed pass each"));
     }
     return std::move(summary_);
   }
 
  private:
-  absl::Status HandleLine(int64_t line_number, absl::string_view line) {
-    RecordError error;
-    if (!ParsePassRecord(line, &record_, &error)) return BadLine(line_number, error);
+  static constexpr absl::string_view kUtf8Bom = "\xEF\xBB\xBF";
+
+  // A parsed record waiting for the next one: a prefill may be the first half of a split step.
+  struct Pending {
+    int64_t line = 0;
+    PassRecord record;
+    PassOutcome outcome = PassOutcome::kCounted;
     CountedPass counted;
-    switch (CountPassRecord(options_.model, precision_, record_, &counted, &error)) {
+    RecordError error;
+  };
+
+  absl::Status HandleLine(int64_t line_number, absl::string_view line, bool unterminated) {
+    RecordError error;
+    if (!ParsePassRecord(line, &record_, &error)) {
+      if (unterminated && error.reason == "invalid JSON") {
+        // The writer was stopped mid-line (or is still writing): the last line is cut short.
+        error.reason = "truncated last line (no newline, invalid JSON)";
+        error.message = absl::StrCat(error.reason, ": ", error.message);
+        summary_.notes.push_back(absl::StrCat(Where(line_number), error.message, ": skipped"));
+        Skip(line_number, error);
+        return absl::OkStatus();
+      }
+      return BadLine(line_number, error);
+    }
+    if (pending_.has_value() && IsSecondHalfOfSplitStep(pending_->record, record_)) {
+      return MergeWithPending(line_number);
+    }
+    MOECAP_RETURN_IF_ERROR(FlushPending());
+    CountedPass counted;
+    const PassOutcome outcome = CountPassRecord(options_.model, precision_, record_,
+                                                options_.counting, &tracker_, &counted, &error);
+    if (outcome != PassOutcome::kBad && record_.forward_mode == ForwardMode::kPrefill) {
+      pending_.emplace();
+      pending_->line = line_number;
+      std::swap(pending_->record, record_);
+      pending_->outcome = outcome;
+      pending_->counted = std::move(counted);
+      pending_->error = std::move(error);
+      return absl::OkStatus();
+    }
+    return Finish(line_number, record_, outcome, counted, error);
+  }
+
+  absl::Status MergeWithPending(int64_t line_number) {
+    Pending prefill = *std::move(pending_);
+    pending_.reset();
+    CountedPass decode;
+    RecordError error;
+    const PassOutcome outcome = CountPassRecord(options_.model, precision_, record_,
+                                                options_.counting, &tracker_, &decode, &error);
+    if (outcome == PassOutcome::kBad) return BadLine(line_number, error);
+    ++summary_.merged_steps;
+    if (prefill.outcome != PassOutcome::kCounted || outcome != PassOutcome::kCounted) {
+      // One step: both halves go together, with the reason of the one that could not count.
+      const RecordError& why = prefill.outcome != PassOutcome::kCounted ? prefill.error : error;
+      Skip(prefill.line, why);
+      Skip(line_number, why);
+      elapsed_s_ += record_.latency_s;  // the step's time, once
+      return absl::OkStatus();
+    }
+    CountedPass mixed = MergeSplitPass(options_.model, precision_, prefill.counted, decode);
+    return Emit(prefill.line, record_, mixed);
+  }
+
+  absl::Status FlushPending() {
+    if (!pending_.has_value()) return absl::OkStatus();
+    Pending p = *std::move(pending_);
+    pending_.reset();
+    return Finish(p.line, p.record, p.outcome, p.counted, p.error);
+  }
+
+  absl::Status Finish(int64_t line_number, const PassRecord& record, PassOutcome outcome,
+                      CountedPass& counted, const RecordError& error) {
+    switch (outcome) {
       case PassOutcome::kSkipped:
         Skip(line_number, error);
-        elapsed_s_ += record_.latency_s;
+        elapsed_s_ += record.latency_s;
         return absl::OkStatus();
       case PassOutcome::kBad:
         return BadLine(line_number, error);
       case PassOutcome::kCounted:
         break;
     }
+    return Emit(line_number, record, counted);
+  }
+
+  absl::Status Emit(int64_t line_number, const PassRecord& record, CountedPass& counted) {
+    RecordError error;
     if (!resolved_) {
-      MOECAP_RETURN_IF_ERROR(ResolveRun(line_number));
-    } else if (!SameRun(&error)) {
+      MOECAP_RETURN_IF_ERROR(ResolveRun(line_number, record));
+    } else if (!SameRun(record, &error)) {
       return BadLine(line_number, error);
     }
     const RunContext& run = summary_.run;
@@ -95,24 +192,31 @@ class RecordsAnalyzer {
     const double flops = counted.counts.flops();
     PassResult result;
     result.line = line_number;
-    result.forward_pass_id = record_.forward_pass_id;
+    result.forward_pass_id = record.forward_pass_id;
     result.start_s = elapsed_s_;
-    result.latency_s = record_.latency_s;
-    result.s_mbu = Utilization(bytes, record_.latency_s, devices, bw);
-    result.s_mfu = Utilization(flops, record_.latency_s, devices, peak);
+    result.latency_s = record.latency_s;
+    result.s_mbu = Utilization(bytes, record.latency_s, devices, bw);
+    result.s_mfu = Utilization(flops, record.latency_s, devices, peak);
     const double roofline_s = RooflineSeconds(bytes, flops, devices, bw, peak);
     if (roofline_s > 0) {
       result.roofline_s_mbu = Utilization(bytes, roofline_s, devices, bw);
       result.roofline_s_mfu = Utilization(flops, roofline_s, devices, peak);
     }
-    result.tokens_per_s = counted.tokens / record_.latency_s;
+    result.tokens_per_s = counted.tokens / record.latency_s;
     if (run.price.has_value() && counted.tokens > 0) {
       result.usd_per_million_tokens = UsdPerMillionTokens(run.price->usd_per_device_hour, devices,
-                                                          record_.latency_s, counted.tokens);
+                                                          record.latency_s, counted.tokens);
     }
-    (counted.mode == ForwardMode::kPrefill ? prefill_ : decode_)
-        .Add(counted, record_.latency_s, result.s_mbu, result.s_mfu);
-    elapsed_s_ += record_.latency_s;
+    result.validity = counted.validity;
+    const std::string phase(ForwardModeName(counted.mode));
+    CheckUtilization(absl::StrCat(phase, " S-MBU"), result.s_mbu, &result.validity);
+    CheckUtilization(absl::StrCat(phase, " S-MFU"), result.s_mfu, &result.validity);
+    if (counted.context_rebuilt) ++summary_.rebuilt_contexts;
+    PhaseAccumulator& phase_acc = counted.mode == ForwardMode::kPrefill ? prefill_
+                                  : counted.mode == ForwardMode::kMixed ? mixed_
+                                                                        : decode_;
+    phase_acc.Add(counted, record.latency_s, result.s_mbu, result.s_mfu, line_number);
+    elapsed_s_ += record.latency_s;
     if (on_pass_) {
       result.pass = std::move(counted);
       on_pass_(result, summary_);
@@ -141,13 +245,13 @@ class RecordsAnalyzer {
   }
 
   // The first counted pass fixes the device, the device count and the peaks for the file.
-  absl::Status ResolveRun(int64_t line_number) {
+  absl::Status ResolveRun(int64_t line_number, const PassRecord& record) {
     RunContext& run = summary_.run;
     if (options_.hardware.has_value()) {
       run.hardware = *options_.hardware;
       run.hardware_source = "--hardware";
     } else {
-      if (!record_.has_gpu_raw_type) {
+      if (!record.has_gpu_raw_type) {
         return absl::FailedPreconditionError(
             absl::StrCat(Where(line_number),
                          "the record has no gpu_raw_type: pass --hardware NAME (`moecapctl "
@@ -156,23 +260,23 @@ class RecordsAnalyzer {
       absl::StatusOr<const HardwareSpec*> hw =
           options_.catalog == nullptr
               ? absl::StatusOr<const HardwareSpec*>(absl::NotFoundError("no catalog"))
-              : options_.catalog->FindHardware(record_.gpu_raw_type);
+              : options_.catalog->FindHardware(record.gpu_raw_type);
       if (!hw.ok()) {
         return absl::NotFoundError(absl::StrCat(
-            Where(line_number), "field 'gpu_raw_type': unknown device '", record_.gpu_raw_type,
+            Where(line_number), "field 'gpu_raw_type': unknown device '", record.gpu_raw_type,
             "': pass --hardware NAME (`moecapctl hardware` lists the names), or add '",
-            record_.gpu_raw_type, "' to the aliases of a hardware entry in a --catalog directory"));
+            record.gpu_raw_type, "' to the aliases of a hardware entry in a --catalog directory"));
       }
       run.hardware = **hw;
-      run.hardware_source = absl::StrCat("gpu_raw_type '", record_.gpu_raw_type, "'");
-      first_raw_type_ = record_.gpu_raw_type;
-      last_checked_raw_type_ = record_.gpu_raw_type;
+      run.hardware_source = absl::StrCat("gpu_raw_type '", record.gpu_raw_type, "'");
+      first_raw_type_ = record.gpu_raw_type;
+      last_checked_raw_type_ = record.gpu_raw_type;
     }
     if (options_.devices.has_value()) {
       run.devices = *options_.devices;
       run.devices_source = "--gpus";
-    } else if (record_.gpu_num.has_value()) {
-      run.devices = *record_.gpu_num;
+    } else if (record.gpu_num.has_value()) {
+      run.devices = *record.gpu_num;
       run.devices_source = "gpu_num";
     } else {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -185,6 +289,8 @@ class RecordsAnalyzer {
       if (!bw.ok()) return bw.status();
       run.peak_bandwidth_bytes_s = *bw;
     }
+    FitComputeToHardware(run.hardware, options_.precision, &dtypes_);
+    summary_.dtypes = dtypes_;
     if (options_.peak_flops.has_value()) {
       run.peak_flops = *options_.peak_flops;
     } else {
@@ -200,25 +306,25 @@ class RecordsAnalyzer {
   }
 
   // A later pass must come from the same device and device count, unless flags fixed them.
-  bool SameRun(RecordError* error) {
+  bool SameRun(const PassRecord& record, RecordError* error) {
     const RunContext& run = summary_.run;
-    if (!options_.hardware.has_value() && record_.has_gpu_raw_type &&
-        record_.gpu_raw_type != last_checked_raw_type_) {
-      absl::StatusOr<const HardwareSpec*> hw = options_.catalog->FindHardware(record_.gpu_raw_type);
+    if (!options_.hardware.has_value() && record.has_gpu_raw_type &&
+        record.gpu_raw_type != last_checked_raw_type_) {
+      absl::StatusOr<const HardwareSpec*> hw = options_.catalog->FindHardware(record.gpu_raw_type);
       if (!hw.ok() || (*hw)->name != run.hardware.name) {
         error->reason = "field 'gpu_raw_type': differs from the first pass";
         error->message =
-            absl::StrCat("field 'gpu_raw_type': '", record_.gpu_raw_type,
+            absl::StrCat("field 'gpu_raw_type': '", record.gpu_raw_type,
                          "' is not the device of line ", first_line_, " ('", first_raw_type_,
                          "'): pass --hardware to read the file as one device");
         return false;
       }
-      last_checked_raw_type_ = record_.gpu_raw_type;
+      last_checked_raw_type_ = record.gpu_raw_type;
     }
-    if (!options_.devices.has_value() && record_.gpu_num.has_value() &&
-        *record_.gpu_num != run.devices) {
+    if (!options_.devices.has_value() && record.gpu_num.has_value() &&
+        *record.gpu_num != run.devices) {
       error->reason = "field 'gpu_num': differs from the first pass";
-      error->message = absl::StrCat("field 'gpu_num': ", *record_.gpu_num, " differs from ",
+      error->message = absl::StrCat("field 'gpu_num': ", *record.gpu_num, " differs from ",
                                     run.devices, " on line ", first_line_,
                                     ": pass --gpus to read the file as one device count");
       return false;
@@ -228,12 +334,15 @@ class RecordsAnalyzer {
 
   const RecordsOptions& options_;
   const PassCallback& on_pass_;
-  const PartDtypes dtypes_;
+  PartDtypes dtypes_;
   const Precision precision_;
   RecordsSummary summary_;
   PassRecord record_;
+  std::optional<Pending> pending_;
+  RequestTracker tracker_;
   PhaseAccumulator prefill_;
   PhaseAccumulator decode_;
+  PhaseAccumulator mixed_;
   double elapsed_s_ = 0;
   bool resolved_ = false;
   int64_t first_line_ = 0;
@@ -259,6 +368,12 @@ nlohmann::json PhaseJson(const PhaseSummary& p) {
       {"mean_batch", p.mean_batch},
       {"mean_activated_experts", p.mean_activated_experts},
       {"breakdown", BreakdownJson(p.counts)},
+      {"invalid_passes", p.invalid_passes},
+      {"estimated_passes", p.estimated_passes},
+      {"valid", p.validity.valid},
+      {"estimated", p.validity.estimated},
+      {"reasons", p.validity.reasons},
+      {"assumptions", p.validity.assumptions},
   };
 }
 
@@ -291,6 +406,11 @@ nlohmann::json RecordsJson(const RecordsSummary& s) {
   j["records"] = s.records;
   j["prefill"] = s.prefill.has_value() ? PhaseJson(*s.prefill) : nlohmann::json(nullptr);
   j["decode"] = s.decode.has_value() ? PhaseJson(*s.decode) : nlohmann::json(nullptr);
+  j["mixed"] = s.mixed.has_value() ? PhaseJson(*s.mixed) : nlohmann::json(nullptr);
+  j["merged_steps"] = s.merged_steps;
+  j["rebuilt_contexts"] = s.rebuilt_contexts;
+  j["notes"] = s.notes;
+  AddValidityJson(s.validity, j);
   nlohmann::json reasons = nlohmann::json::object();
   for (const auto& [reason, count] : s.skipped_reasons) reasons[reason] = count;
   j["skipped"] = {{"count", s.skipped}, {"reasons", reasons}};
@@ -317,7 +437,9 @@ const std::vector<std::string>& PassJsonKeys() {
                                    "roofline_s_mbu",
                                    "roofline_s_mfu",
                                    "tokens_per_s",
-                                   "usd_per_million_tokens"};
+                                   "usd_per_million_tokens",
+                                   "valid",
+                                   "estimated"};
   return *kKeys;
 }
 
@@ -343,6 +465,8 @@ nlohmann::json PassJson(const PassResult& p, const RecordsSummary& s) {
   j["roofline_s_mfu"] = p.roofline_s_mfu;
   j["tokens_per_s"] = p.tokens_per_s;
   j["usd_per_million_tokens"] = Optional(p.usd_per_million_tokens);
+  j["valid"] = p.validity.valid;
+  j["estimated"] = p.validity.estimated;
   return j;
 }
 

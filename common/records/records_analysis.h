@@ -41,6 +41,8 @@ struct RecordsOptions {
   PriceOptions price;
   // Count lines that fail to parse or check in `skipped` instead of failing.
   bool skip_bad = false;
+  // Decode contexts to rebuild from, unrecorded activations (pass_counts.h).
+  CountOptions counting;
 };
 
 // What the file resolved to: the device, how many, and their peaks.
@@ -56,7 +58,7 @@ struct RunContext {
 
 // One counted pass, as --per-pass prints it.
 struct PassResult {
-  int64_t line = 0;
+  int64_t line = 0;  // the first line of the pass (a merged split step spans two)
   std::optional<int64_t> forward_pass_id;
   CountedPass pass;
   double start_s = 0;  // Σ latency of the well-formed records before it
@@ -68,6 +70,7 @@ struct PassResult {
   double roofline_s_mfu = 0;
   double tokens_per_s = 0;
   std::optional<double> usd_per_million_tokens;  // price of the pass's device time per token
+  Validity validity;                             // the pass's estimate and whether it is possible
 };
 
 struct SkippedLine {
@@ -84,6 +87,12 @@ struct RecordsSummary {
   int64_t records = 0;  // non-blank lines
   std::optional<PhaseSummary> prefill;
   std::optional<PhaseSummary> decode;
+  std::optional<PhaseSummary> mixed;  // split steps merged back (chunked prefill + decode)
+  int64_t merged_steps = 0;           // split prefill + decode records merged into one pass
+  int64_t rebuilt_contexts = 0;       // decode parts whose context was rebuilt (estimated)
+  Validity validity;                  // the phases' together
+  // Lines the reader says about the file, not the figures ("6 split steps merged ...").
+  std::vector<std::string> notes;
   int64_t skipped = 0;
   std::map<std::string, int64_t> skipped_reasons;
   std::vector<SkippedLine> first_skipped;  // the first kMaxListedSkips, for warnings

@@ -98,7 +98,7 @@ std::string ToyWith(const std::string& from, const std::string& to) {
 TEST(CatalogBuiltinTest, EveryEntryParsesAndValidates) {
   absl::StatusOr<Catalog> catalog = Catalog::Builtin();
   ASSERT_TRUE(catalog.ok()) << catalog.status();
-  EXPECT_EQ(catalog->models().size(), 12u);
+  EXPECT_EQ(catalog->models().size(), 13u);
   EXPECT_EQ(catalog->hardware().size(), 9u);
   for (const ModelSpec& m : catalog->models()) {
     EXPECT_TRUE(ValidateModel(m).ok()) << m.name << ": " << ValidateModel(m);
@@ -179,6 +179,8 @@ TEST(CatalogBuiltinTest, ParameterCountsMatchModelCards) {
       // huggingface.co/openai/gpt-oss-120b model card (arXiv 2508.10925): 116.83B total, 5.13B
       // active, which counts the unembedding but not the embedding.
       {"gpt-oss-120b", 116.83e9, 5.13e9, true},
+      // huggingface.co/openai/gpt-oss-20b, same card: 20.91B total, 3.61B active.
+      {"gpt-oss-20b", 20.91e9, 3.61e9, true},
   };
   constexpr double kTolerance = 0.03;
   ASSERT_EQ(std::size(kPublished), Builtin().models().size());
@@ -317,9 +319,20 @@ TEST(CatalogBuiltinTest, HardwarePeaksAreDensePerDtype) {
   // Dense figures: half the datasheets' 2:4-sparse 1,979 (H100 SXM BF16) and 1,513 (PCIe).
   EXPECT_DOUBLE_EQ(*PeakFlops(**Builtin().FindHardware("h100-sxm"), Dtype::kBf16), 989.5e12);
   EXPECT_DOUBLE_EQ(*PeakFlops(**Builtin().FindHardware("h100-pcie"), Dtype::kBf16), 756.5e12);
-  // 141 GB as sold, in GiB as the schema says; 4.8 TB/s in bytes/s.
+  // 141 GB as the datasheet gives it (memory_gb: 10^9 bytes); 4.8 TB/s in bytes/s.
   const HardwareSpec& h200 = **Builtin().FindHardware("h200");
-  EXPECT_DOUBLE_EQ(h200.memory_bytes, 141.0 * 1024 * 1024 * 1024);
+  EXPECT_DOUBLE_EQ(h200.memory_bytes, 141e9);
+  // MoE-CAP's get_gpu_details() names resolve.
+  for (const auto& [raw, name] :
+       {std::pair{"NVIDIA-H100-HBM3-80GB", "h100-sxm"}, std::pair{"NVIDIA-H200-140GB", "h200"},
+        std::pair{"NVIDIA-B200-183GB", "b200"}, std::pair{"NVIDIA-B200-179GB", "b200"},
+        std::pair{"NVIDIA-A100-80GB", "a100-sxm-80gb"}, std::pair{"NVIDIA-L40S-45GB", "l40s"}}) {
+    absl::StatusOr<const HardwareSpec*> hw = Builtin().FindHardware(raw);
+    ASSERT_TRUE(hw.ok()) << raw;
+    EXPECT_EQ((*hw)->name, name) << raw;
+  }
+  // B200 at NVIDIA's current HGX figure: 62 TB/s over 8 GPUs, 7.7 TB/s each.
+  EXPECT_DOUBLE_EQ((**Builtin().FindHardware("b200")).peak_bandwidth_bytes_s, 7.7e12);
   EXPECT_DOUBLE_EQ(h200.peak_bandwidth_bytes_s, 4.8e12);
   // Ampere has no FP8.
   for (const char* name : {"a100-sxm-80gb", "rtx-a6000"}) {
@@ -431,14 +444,16 @@ TEST(CatalogLoaderTest, UnknownKeyNamesItsPath) {
   absl::StatusOr<ModelSpec> m = ParseModelYaml(
       ToyWith("  expert_ffn_size: 4\n", "  expert_ffn_size: 4\n  expertz: 8\n"), "my.yaml");
   ASSERT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(m.status().message(), HasSubstr("my.yaml: field 'moe.expertz': unknown field"));
+  // The nearest known key is offered.
+  EXPECT_THAT(m.status().message(),
+              HasSubstr("my.yaml: unknown field 'moe.expertz' (did you mean 'moe.experts'?)"));
 
   m = ParseModelYaml(ToyWith("layers: 2", "layer: 2\nlayers: 2"), "my.yaml");
-  EXPECT_THAT(m.status().message(), HasSubstr("field 'layer': unknown field"));
+  EXPECT_THAT(m.status().message(), HasSubstr("unknown field 'layer' (did you mean"));
 
   absl::StatusOr<HardwareSpec> hw =
-      ParseHardwareYaml("name: x\npeak_tflops:\n  bf16: 100\n  int8: 200\n", "hw.yaml");
-  EXPECT_THAT(hw.status().message(), HasSubstr("hw.yaml: field 'peak_tflops.int8': unknown"));
+      ParseHardwareYaml("name: x\npeak_tflops:\n  bf16: 100\n  int3: 200\n", "hw.yaml");
+  EXPECT_THAT(hw.status().message(), HasSubstr("hw.yaml: unknown field 'peak_tflops.int3'"));
 }
 
 TEST(CatalogLoaderTest, WrongTypeSaysWhatWasExpected) {

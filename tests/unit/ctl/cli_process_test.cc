@@ -151,7 +151,7 @@ TEST(AnalyzeRecordsCliTest, CsvIsAHeaderAndOneRowPerPhase) {
   const std::vector<std::string> lines = Lines(r.out);
   ASSERT_EQ(lines.size(), 3u) << r.out;
   EXPECT_TRUE(absl::StartsWith(lines[0], "source,model,hardware,gpus,phase,passes,tokens,bytes,"));
-  EXPECT_TRUE(absl::StrContains(lines[1], ",toy-moe,toy-gpu,1,prefill,2,9,5184,16960,0.9,0.576,"))
+  EXPECT_TRUE(absl::StrContains(lines[1], ",toy-moe,toy-gpu,1,prefill,2,9,5184,16800,0.9,0.576,"))
       << lines[1];
   EXPECT_TRUE(absl::StrContains(lines[2], ",decode,2,3,4832,6688,0.65,")) << lines[2];
 }
@@ -195,7 +195,7 @@ TEST(AnalyzeRecordsCliTest, PerPassStreamsJsonLinesOrCsv) {
   EXPECT_EQ(lines[0],
             "model,hardware,gpus,line,forward_pass_id,phase,start_s,latency_s,batch,tokens,"
             "activated_experts,bytes,flops,s_mbu,s_mfu,roofline_s_mbu,roofline_s_mfu,"
-            "tokens_per_s,usd_per_million_tokens");
+            "tokens_per_s,usd_per_million_tokens,valid,estimated");
   EXPECT_TRUE(absl::StartsWith(lines[2], "toy-moe,toy-gpu,1,2,2,decode,0.5,0.25,1,1,2,2016,2208,"))
       << lines[2];
 

@@ -59,13 +59,56 @@ TEST(PassRecordTest, ParsesPerRequestInfoOfAChunkedPrefill) {
       << error.message;
   EXPECT_EQ(r.forward_mode, ForwardMode::kPrefill);
   ASSERT_EQ(r.requests.size(), 3u);
-  EXPECT_EQ(r.requests[0].new_tokens, 2);
-  EXPECT_EQ(r.requests[0].cached_tokens, 3);
-  EXPECT_EQ(r.requests[1].new_tokens, 3);
-  EXPECT_EQ(r.requests[1].cached_tokens, 0);
-  EXPECT_EQ(r.requests[2].new_tokens, 1);
-  EXPECT_EQ(r.requests[2].cached_tokens, 0);
+  EXPECT_EQ(r.requests[0].extend_len, 2);
+  EXPECT_EQ(r.requests[0].total_len, 5);
+  EXPECT_EQ(r.requests[0].req_id, "a");
+  EXPECT_EQ(r.requests[1].extend_len, 3);
+  EXPECT_EQ(r.requests[1].total_len, 3);
+  EXPECT_EQ(r.requests[2].extend_len, 1);
+  EXPECT_FALSE(r.requests[2].total_len.has_value());
+  EXPECT_FALSE(r.requests[2].is_last_chunk.has_value());
   EXPECT_FALSE(r.seq_lens_sum.has_value());
+}
+
+TEST(PassRecordTest, ReadsEachRecordersKeys) {
+  PassRecord r;
+  RecordError error;
+  // SGLang's per_req_info (req_pool_idx first) and vLLM's (prompt_len, is_last_chunk).
+  ASSERT_TRUE(ParsePassRecord(
+      R"({"forward_mode": "prefill", "batch_size": 2, "latency": 0.5, "expert_activation": 3,)"
+      R"( "per_req_info": [{"req_pool_idx": 4, "req_id": "4_0", "extend_len": 8, "total_len": 8,)"
+      R"( "is_last_chunk": false}, {"req_id": "cmpl-a-0", "extend_len": 5, "total_len": 9,)"
+      R"( "prompt_len": 9, "is_last_chunk": true}]})",
+      &r, &error))
+      << error.message;
+  EXPECT_TRUE(r.requests[0].has_pool_index);
+  EXPECT_EQ(r.requests[0].is_last_chunk, false);
+  EXPECT_FALSE(r.requests[1].has_pool_index);
+  EXPECT_EQ(r.requests[1].prompt_len, 9);
+  EXPECT_EQ(r.requests[1].is_last_chunk, true);
+  // detailed_results_*.jsonl: the pass time under `tpot` (or `ttft`), req_ids of a decode.
+  ASSERT_TRUE(ParsePassRecord(
+      R"({"index": 3, "forward_mode": "decode", "expert_activation": 12.5, "batch_size": 2,)"
+      R"( "seq_lens_sum": 2, "tpot": 0.01, "req_ids": ["cmpl-a-0", "cmpl-b-0"]})",
+      &r, &error))
+      << error.message;
+  EXPECT_EQ(r.latency_key, LatencyKey::kTpot);
+  EXPECT_DOUBLE_EQ(r.latency_s, 0.01);
+  EXPECT_EQ(r.decode_request_ids, (std::vector<std::string>{"cmpl-a-0", "cmpl-b-0"}));
+  // vLLM's step without requests.
+  ASSERT_TRUE(ParsePassRecord(
+      R"({"forward_pass_id": 9, "batch_size": 0, "latency": 0.001, "seq_lens_sum": 0,)"
+      R"( "forward_mode": "unknown", "expert_activation": 0, "scheduled_tokens": 0})",
+      &r, &error))
+      << error.message;
+  EXPECT_EQ(r.forward_mode, ForwardMode::kUnknown);
+  // Two times in one record are refused, naming the second.
+  EXPECT_FALSE(
+      ParsePassRecord(R"({"forward_mode": "decode", "batch_size": 1, "latency": 0.1, "tpot": 0.1,)"
+                      R"( "seq_lens_sum": 4})",
+                      &r, &error));
+  EXPECT_EQ(error.message,
+            "field 'tpot': a second pass time (a record has one of latency, ttft and tpot)");
 }
 
 TEST(PassRecordTest, IgnoresUnknownFieldsAndTakesNullAsAbsent) {
@@ -138,16 +181,17 @@ TEST(PassRecordTest, WrongTypesNameTheField) {
   EXPECT_EQ(Message(Replace(kDecode, R"("forward_pass_id": 7)", R"("forward_pass_id": "7")")),
             "field 'forward_pass_id': expected an integer");
   EXPECT_EQ(Message(Replace(kDecode, R"("forward_mode": "decode")", R"("forward_mode": 1)")),
-            "field 'forward_mode': expected \"prefill\" or \"decode\"");
+            "field 'forward_mode': expected \"prefill\", \"decode\" or \"unknown\"");
   EXPECT_EQ(Message(Replace(kDecode, R"("forward_mode": "decode")", R"("forward_mode": "extend")")),
-            "field 'forward_mode': expected \"prefill\" or \"decode\", got 'extend'");
+            "field 'forward_mode': expected \"prefill\", \"decode\" or \"unknown\", got 'extend'");
 }
 
 TEST(PassRecordTest, MissingFieldsAreNamed) {
   EXPECT_EQ(Message(Replace(kDecode, R"("forward_mode": "decode", )", "")),
             "field 'forward_mode': missing");
   EXPECT_EQ(Message(Replace(kDecode, R"("batch_size": 4, )", "")), "field 'batch_size': missing");
-  EXPECT_EQ(Message(Replace(kDecode, R"("latency": 0.02, )", "")), "field 'latency': missing");
+  EXPECT_EQ(Message(Replace(kDecode, R"("latency": 0.02, )", "")),
+            "field 'latency': missing (nor ttft or tpot, as detailed_results has)");
   EXPECT_EQ(Message(Replace(kDecode, R"("seq_lens_sum": 40, )", "")),
             "field 'seq_lens_sum': missing (a decode pass needs the sum of its context lengths)");
   EXPECT_EQ(ParseError(Replace(kDecode, R"("seq_lens_sum": 40, )", "")).reason,

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "common/records/line_reader.h"
 #include "common/records/pass_counts.h"
 #include "common/records/phase_stats.h"
@@ -132,8 +133,17 @@ TEST(CountPassRecordTest, SkipsMissingOrNegativeActivationAndRejectsTooMany) {
   record.expert_activation = -1;
   EXPECT_EQ(CountPassRecord(model, Precision{}, record, &pass, &error), PassOutcome::kSkipped);
   EXPECT_EQ(error.reason, "expert_activation negative");
-  record.expert_activation = 0;  // allowed, as MoE-CAP allows it (dense models, no tracking)
-  EXPECT_EQ(CountPassRecord(model, Precision{}, record, &pass, &error), PassOutcome::kCounted);
+  // 0 is what the recorders write when nothing was recorded: a pass with tokens activates k.
+  record.expert_activation = 0;
+  EXPECT_EQ(CountPassRecord(model, Precision{}, record, &pass, &error), PassOutcome::kSkipped);
+  EXPECT_TRUE(absl::StartsWith(error.reason, "expert_activation 0: not recorded")) << error.reason;
+  // --uniform-activation: A(1) = k = 2 per layer, estimated.
+  CountOptions uniform;
+  uniform.uniform_when_unrecorded = true;
+  EXPECT_EQ(CountPassRecord(model, Precision{}, record, uniform, nullptr, &pass, &error),
+            PassOutcome::kCounted);
+  EXPECT_DOUBLE_EQ(pass.activated_experts_per_layer, 2.0);
+  EXPECT_TRUE(pass.validity.estimated);
   record.expert_activation = 5;  // the toy model has 4 experts per layer
   EXPECT_EQ(CountPassRecord(model, Precision{}, record, &pass, &error), PassOutcome::kBad);
   EXPECT_EQ(error.message,
@@ -154,7 +164,8 @@ std::string ReadFile(const std::string& path) {
 }
 
 TEST(AnalyzeRecordsTest, ToyFileByHand) {
-  // testdata/toy_passes.jsonl: 1 chunked prefill (2464 B, 9600 FLOP, 0.5 s), 2 decode b = 1
+  // testdata/toy_passes.jsonl: 1 chunked prefill (2464 B; 9440 FLOP: b's chunk is not its last,
+  // is_last_chunk false, so only a's logits count; 0.5 s), 2 decode b = 1
   // (2016 B, 2208 FLOP, 0.25 s), 3 skipped (null), 4 decode b = 2, C = 13, ā = 3.5 (Σ_l A_l = 7:
   // 768 + 128 + 1344 + 160 + KV 2·13·2·8 = 416 -> 2816 B; 2·1824 + 2·32·13 = 4480 FLOP; 0.4 s),
   // 5 fresh prefill T = 4 (2720 B, 7360 FLOP, 0.4 s), 6 skipped (negative).
@@ -175,17 +186,17 @@ TEST(AnalyzeRecordsTest, ToyFileByHand) {
   EXPECT_EQ(pre.passes, 2);
   EXPECT_DOUBLE_EQ(pre.tokens, 9);              // 5 + 4
   EXPECT_DOUBLE_EQ(pre.counts.bytes(), 5184);   // 2464 + 2720
-  EXPECT_DOUBLE_EQ(pre.counts.flops(), 16960);  // 9600 + 7360
+  EXPECT_DOUBLE_EQ(pre.counts.flops(), 16800);  // 9440 + 7360
   EXPECT_DOUBLE_EQ(pre.time_s, 0.9);            // 0.5 + 0.4
   EXPECT_NEAR(pre.s_mbu, 0.576, 1e-12);         // 5184 / (0.9·1e4)
-  EXPECT_NEAR(pre.s_mfu, 16960 / 9e4, 1e-12);   // 0.18844...
-  // Per pass: S-MBU 2464/5000 = 0.4928 and 2720/4000 = 0.68; S-MFU 0.192 and 0.184.
+  EXPECT_NEAR(pre.s_mfu, 16800 / 9e4, 1e-12);   // 0.18666...
+  // Per pass: S-MBU 2464/5000 = 0.4928 and 2720/4000 = 0.68; S-MFU 0.1888 and 0.184.
   EXPECT_NEAR(pre.s_mbu_p50, 0.5864, 1e-12);    // 0.4928 + 0.5·0.1872
   EXPECT_NEAR(pre.s_mbu_p90, 0.66128, 1e-12);   // 0.4928 + 0.9·0.1872
   EXPECT_NEAR(pre.s_mbu_p99, 0.678128, 1e-12);  // 0.4928 + 0.99·0.1872
-  EXPECT_NEAR(pre.s_mfu_p50, 0.188, 1e-12);     // 0.184 + 0.5·0.008
-  EXPECT_NEAR(pre.s_mfu_p90, 0.1912, 1e-12);
-  EXPECT_NEAR(pre.s_mfu_p99, 0.19192, 1e-12);
+  EXPECT_NEAR(pre.s_mfu_p50, 0.1864, 1e-12);    // 0.184 + 0.5·0.0048
+  EXPECT_NEAR(pre.s_mfu_p90, 0.18832, 1e-12);
+  EXPECT_NEAR(pre.s_mfu_p99, 0.188752, 1e-12);
   EXPECT_DOUBLE_EQ(pre.mean_batch, 2);                // (2 + 2) / 2
   EXPECT_DOUBLE_EQ(pre.mean_activated_experts, 3.5);  // (3 + 4) / 2
   // The breakdown sums term by term: KV 256 + 128 = 384 bytes; routed 1152 + 1536 = 2688 bytes.
@@ -220,10 +231,10 @@ TEST(AnalyzeRecordsTest, ToyFileByHand) {
   EXPECT_DOUBLE_EQ(passes[3].start_s, 1.25);
   EXPECT_NEAR(passes[1].s_mbu, 0.8064, 1e-12);
   EXPECT_NEAR(passes[1].s_mfu, 0.08832, 1e-12);  // 2208 / 25000
-  // Pass 1 is memory-bound: bytes need 0.2464 s, FLOPs 0.096 s; at 0.2464 s S-MBU is 1 and
-  // S-MFU 0.096/0.2464 = 0.38961...
+  // Pass 1 is memory-bound: bytes need 0.2464 s, FLOPs 0.0944 s; at 0.2464 s S-MBU is 1 and
+  // S-MFU 0.0944/0.2464 = 0.38311...
   EXPECT_NEAR(passes[0].roofline_s_mbu, 1, 1e-12);
-  EXPECT_NEAR(passes[0].roofline_s_mfu, 0.096 / 0.2464, 1e-12);
+  EXPECT_NEAR(passes[0].roofline_s_mfu, 0.0944 / 0.2464, 1e-12);
   // $36/h = $0.01/s: pass 2 costs $0.0025 for 1 token, $2500 per million; pass 1 $0.005 for 5.
   ASSERT_TRUE(passes[1].usd_per_million_tokens.has_value());
   EXPECT_NEAR(*passes[1].usd_per_million_tokens, 2500, 1e-9);
@@ -282,9 +293,9 @@ TEST(AnalyzeRecordsTest, EmptyFileAndNoUsablePassAreErrors) {
   EXPECT_EQ(blank.status().message(), "passes.jsonl: no records: the file is empty");
 
   const std::string skipped =
-      R"({"forward_mode": "decode", "batch_size": 1, "latency": 0.1, "seq_lens_sum": 1})"
+      R"({"forward_mode": "decode", "batch_size": 1, "latency": 0.1, "seq_lens_sum": 5})"
       "\n"
-      R"({"forward_mode": "decode", "batch_size": 1, "latency": 0.1, "seq_lens_sum": 1,)"
+      R"({"forward_mode": "decode", "batch_size": 1, "latency": 0.1, "seq_lens_sum": 5,)"
       R"( "expert_activation": -1})";
   absl::StatusOr<RecordsSummary> none = AnalyzeText(skipped, ToyOptions());
   ASSERT_FALSE(none.ok());
@@ -362,7 +373,7 @@ TEST(AnalyzeRecordsTest, ADifferentDeviceOrCountLaterIsABadLine) {
 
 TEST(AnalyzeRecordsTest, AMissingPeakIsForAFlagToGive) {
   RecordsOptions o = ToyOptions();
-  o.dtype = Dtype::kFp8;  // the toy device lists bf16 only
+  o.precision.compute = Dtype::kFp8;  // the toy device lists bf16 only
   absl::StatusOr<RecordsSummary> s = AnalyzeText(kGoodDecode, o);
   EXPECT_TRUE(absl::IsFailedPrecondition(s.status())) << s.status();
   o.peak_flops = 2e5;
