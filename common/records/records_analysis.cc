@@ -22,6 +22,15 @@ bool IsBlank(absl::string_view line) {
   return true;
 }
 
+// A parsed record waiting for the next one: a prefill may be the first half of a split step.
+struct Pending {
+  int64_t line = 0;
+  PassRecord record;
+  PassOutcome outcome = PassOutcome::kCounted;
+  CountedPass counted;
+  RecordError error;
+};
+
 class RecordsAnalyzer {
  public:
   RecordsAnalyzer(const RecordsOptions& options, const PassCallback& on_pass)
@@ -44,10 +53,10 @@ class RecordsAnalyzer {
       }
       if (IsBlank(line)) continue;
       if (line.find('\0') != absl::string_view::npos) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            Where(reader.line_number()),
-            "binary data (a NUL byte): not a JSON-lines records file (a .gz file is read "
-            "when its name ends in .gz)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(Where(reader.line_number()),
+                         "binary data (a NUL byte): not a JSON-lines records file (gzip is read by "
+                         "its header, whatever the name; other archives must be unpacked first)"));
       }
       ++summary_.records;
       MOECAP_RETURN_IF_ERROR(
@@ -92,15 +101,6 @@ class RecordsAnalyzer {
 
  private:
   static constexpr absl::string_view kUtf8Bom = "\xEF\xBB\xBF";
-
-  // A parsed record waiting for the next one: a prefill may be the first half of a split step.
-  struct Pending {
-    int64_t line = 0;
-    PassRecord record;
-    PassOutcome outcome = PassOutcome::kCounted;
-    CountedPass counted;
-    RecordError error;
-  };
 
   absl::Status HandleLine(int64_t line_number, absl::string_view line, bool unterminated) {
     RecordError error;

@@ -70,8 +70,9 @@ void CheckLine(absl::string_view line, const ModelSpec& model) {
   if (record.forward_mode == ForwardMode::kDecode) {
     Check(record.seq_lens_sum.has_value() && *record.seq_lens_sum >= record.batch_size);
   }
-  for (const PrefillPass::Sequence& s : record.requests) {
-    Check(s.new_tokens >= 0 && s.cached_tokens >= 0);
+  for (const RequestInfo& r : record.requests) {
+    Check(r.extend_len >= 0);
+    Check(!r.total_len.has_value() || *r.total_len >= r.extend_len);
   }
   CountedPass pass;
   if (CountPassRecord(model, Precision{}, record, &pass, &error) == PassOutcome::kCounted) {
@@ -103,10 +104,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Check(!summary.status().message().empty());
       continue;
     }
+    const int64_t mixed = summary->mixed ? summary->mixed->passes : 0;
     const int64_t counted = (summary->prefill ? summary->prefill->passes : 0) +
-                            (summary->decode ? summary->decode->passes : 0);
+                            (summary->decode ? summary->decode->passes : 0) + mixed;
     Check(counted == passes && counted > 0);
-    Check(counted + summary->skipped == summary->records);
+    // A mixed pass is two records merged (a split step); every other record counts or is skipped.
+    Check(counted + mixed + summary->skipped == summary->records);
+    Check(mixed <= summary->merged_steps);
     (void)RecordsJson(*summary).dump();
   }
   return 0;
