@@ -328,6 +328,10 @@ CLI::App* RegisterAnalyzeCommand(CLI::App& app, AnalyzeOptions& o) {
                   "stdin)");
   cmd->add_option("--vllm-result", o.vllm_result,
                   "estimate from a vLLM `bench serve --save-result` JSON file");
+  cmd->add_option("--convention", o.convention,
+                  "with --records: moecap prints MoE-CAP's own S-MBU, S-MFU and cost (its code at "
+                  "e9e0d88) beside moecap's, and each difference's share of the gap")
+      ->check(CLI::IsMember({"moecap"}));
   cmd->add_flag("--per-pass", o.per_pass,
                 "with --records: stream one row per pass (-o csv or -o json: JSON lines)");
   cmd->add_flag("--uniform-activation", o.uniform_activation,
@@ -340,6 +344,10 @@ CLI::App* RegisterAnalyzeCommand(CLI::App& app, AnalyzeOptions& o) {
 
 absl::Status RunAnalyzeCommand(const AnalyzeOptions& o, const GlobalOptions& global,
                                const CommandIo& io) {
+  if (!o.convention.empty() && o.records.empty()) {
+    return UsageError(
+        "--convention: only with --records FILE (MoE-CAP's figures are per-pass figures)");
+  }
   if (!o.records.empty() && !o.vllm_result.empty()) {
     return UsageError("--records, --vllm-result: give one input, not both");
   }

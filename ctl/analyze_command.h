@@ -48,6 +48,7 @@ struct AnalyzeOptions {
   bool explain = false;
   std::string records;      // --records FILE: MoE-CAP per-pass records (JSON lines)
   std::string vllm_result;  // --vllm-result FILE: vLLM `bench serve --save-result` JSON
+  std::string convention;   // --convention moecap: with --records, MoE-CAP's figures beside ours
   bool per_pass = false;    // with --records: one row per pass instead of the phase summary
   bool skip_bad = false;    // with --records: count bad lines in `skipped` instead of failing
 

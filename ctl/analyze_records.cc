@@ -3,6 +3,7 @@
 #include "ctl/analyze_records.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -13,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/records/input_file.h"
+#include "common/records/moecap_convention.h"
 #include "common/records/records_analysis.h"
 #include "common/records/vllm_result.h"
 #include "common/status_macros.h"
@@ -186,6 +188,103 @@ void WarnSkipped(const RecordsSummary& s, std::ostream& err) {
   }
 }
 
+// --convention moecap: the records read again as MoE-CAP reads them, and the comparison.
+absl::StatusOr<nlohmann::json> CompareWithMoecap(const AnalyzeOptions& o,
+                                                 const records::RecordsOptions& options,
+                                                 const RecordsSummary& summary,
+                                                 std::istringstream& stdin_copy) {
+  records::MoecapOptions m;
+  m.origin = options.origin;
+  m.model = options.model;
+  m.dtype = options.dtype;
+  m.precision = options.precision;
+  m.counting = options.counting;
+  m.hardware = options.hardware;
+  m.devices = options.devices;
+  m.skip_bad = options.skip_bad;
+  absl::StatusOr<records::MoecapFigures> theirs;
+  if (o.records == "-") {
+    stdin_copy.clear();
+    stdin_copy.seekg(0);
+    theirs = records::MoecapFromRecords(stdin_copy, m, summary.run);
+  } else {
+    absl::StatusOr<records::InputFile> again = records::OpenInputFile(o.records);
+    if (!again.ok()) return again.status();
+    theirs = records::MoecapFromRecords(*again->stream, m, summary.run);
+  }
+  if (!theirs.ok()) return theirs.status();
+  return records::MoecapComparisonJson(*theirs, summary);
+}
+
+// A change of a utilisation in percentage points ("+2.9 pt"); under 0.05 pt it is "0.0 pt".
+std::string SignedPoints(double fraction) {
+  if (std::fabs(fraction) < 5e-4) return "0.0 pt";
+  return absl::StrFormat("%+.1f pt", fraction * 100);
+}
+
+std::string ShareCell(const nlohmann::json& share) {
+  if (share.is_null()) return "-";
+  const double v = share.get<double>();
+  return Percent(std::fabs(v) < 5e-4 ? 0.0 : v);
+}
+
+// The comparison as a table: both figures per phase, then each difference's share of the gap.
+void PrintMoecapComparison(const nlohmann::json& c, std::ostream& out) {
+  out << "\nMoE-CAP's own figures from the same records (--convention moecap: "
+      << c["reference"].get<std::string>() << ")\n";
+  out << absl::StrFormat(
+      "its inputs: %s x%d (%s), %s at %g bytes/parameter, its '%s' formulas (picked from "
+      "'%s'), prefill %s\n",
+      c["gpu"].get<std::string>().empty() ? "(no GPU)" : c["gpu"].get<std::string>(),
+      c["gpus"].get<int64_t>(), c["gpu_source"].get<std::string>(),
+      c["used_dtype"].get<std::string>(), c["bytes_per_parameter"].get<double>(),
+      c["formulas"].get<std::string>(), c["model_id"].get<std::string>(),
+      c["per_request_prefill"].get<bool>() ? "per request (its per_req_info path)" : "per record");
+  for (const auto& a : c["assumptions"]) out << "assumed: " << a.get<std::string>() << "\n";
+  TextTable figures({"phase", "points", "moecap S-MBU", "MoE-CAP S-MBU", "gap", "moecap S-MFU",
+                     "MoE-CAP S-MFU", "gap"});
+  for (const char* phase : {"prefill", "decode"}) {
+    const nlohmann::json& p = c[phase];
+    if (p.is_null()) continue;
+    const bool both = p.contains("moecap");
+    figures.AddRow({phase, absl::StrCat(p["moe_cap"]["points"].get<int64_t>()),
+                    both ? Percent(p["moecap"]["s_mbu"].get<double>()) : "-",
+                    Percent(p["moe_cap"]["s_mbu"].get<double>()),
+                    both ? SignedPoints(p["gap"]["s_mbu"].get<double>()) : "-",
+                    both ? Percent(p["moecap"]["s_mfu"].get<double>()) : "-",
+                    Percent(p["moe_cap"]["s_mfu"].get<double>()),
+                    both ? SignedPoints(p["gap"]["s_mfu"].get<double>()) : "-"});
+  }
+  if (c["prefill"].is_null() && c["decode"].is_null()) {
+    out << "MoE-CAP gives no S-MBU/S-MFU for these records (see the notes)\n";
+  } else {
+    out << figures.Render();
+  }
+  for (const char* phase : {"prefill", "decode"}) {
+    const nlohmann::json& p = c[phase];
+    if (p.is_null() || !p.contains("shares_of_gap")) continue;
+    TextTable shares({absl::StrCat(phase, ": one difference counted moecap's way"), "S-MBU",
+                      "share", "S-MFU", "share"});
+    for (const auto& s : p["shares_of_gap"]) {
+      shares.AddRow({s["difference"].get<std::string>(),
+                     SignedPoints(s["s_mbu_change"].get<double>()), ShareCell(s["s_mbu"]),
+                     SignedPoints(s["s_mfu_change"].get<double>()), ShareCell(s["s_mfu"])});
+    }
+    out << "\n" << shares.Render();
+  }
+  out << "each row: how MoE-CAP's figure moves when that one difference alone is counted "
+         "moecap's way, and its share of the gap (moecap − MoE-CAP; none under 0.1 pt); the rest "
+         "is what the single changes leave\n";
+  const nlohmann::json& cost = c["cost"];
+  if (cost["usd"].is_null()) {
+    out << "MoE-CAP cost: none\n";
+  } else {
+    out << "MoE-CAP cost: " << Usd(cost["usd"].get<double>()) << " ("
+        << cost["basis"].get<std::string>() << ")\n";
+  }
+  for (const auto& n : c["notes"]) out << "note: " << n.get<std::string>() << "\n";
+}
+
 }  // namespace
 
 absl::Status RunRecordsAnalysis(const AnalyzeOptions& o, const GlobalOptions& global,
@@ -194,6 +293,11 @@ absl::Status RunRecordsAnalysis(const AnalyzeOptions& o, const GlobalOptions& gl
   if (!format.ok()) return format.status();
   if (o.per_pass && *format == OutputFormat::kTable) {
     return UsageError("--per-pass: writes CSV or JSON lines: add -o csv or -o json");
+  }
+  if (!o.convention.empty() && (o.per_pass || *format == OutputFormat::kCsv)) {
+    return UsageError(
+        "--convention: prints a comparison of phase figures: use the table or -o json, without "
+        "--per-pass");
   }
   MOECAP_RETURN_IF_ERROR(RejectShapeFlags(o, "--records", "each record gives its pass's shape",
                                           /*allow_lengths=*/true));
@@ -233,7 +337,16 @@ absl::Status RunRecordsAnalysis(const AnalyzeOptions& o, const GlobalOptions& gl
     if (!opened.ok()) return opened.status();
     file = *std::move(opened);
   }
-  std::istream& in = o.records == "-" ? std::cin : *file.stream;
+  // MoE-CAP's figures need a second read: stdin is kept in memory for it.
+  std::istringstream stdin_copy;
+  if (o.records == "-" && !o.convention.empty()) {
+    std::ostringstream all;
+    all << std::cin.rdbuf();
+    stdin_copy.str(std::move(all).str());
+  }
+  std::istream& in = o.records != "-"       ? *file.stream
+                     : o.convention.empty() ? static_cast<std::istream&>(std::cin)
+                                            : stdin_copy;
 
   records::PassCallback on_pass;
   bool header_written = false;
@@ -255,6 +368,12 @@ absl::Status RunRecordsAnalysis(const AnalyzeOptions& o, const GlobalOptions& gl
   }
   absl::StatusOr<RecordsSummary> summary = records::AnalyzeRecords(in, options, on_pass);
   if (!summary.ok()) return MapAnalysisError(summary.status());
+  std::optional<nlohmann::json> convention;
+  if (!o.convention.empty()) {
+    absl::StatusOr<nlohmann::json> compared = CompareWithMoecap(o, options, *summary, stdin_copy);
+    if (!compared.ok()) return compared.status();
+    convention = *std::move(compared);
+  }
   WarnSkipped(*summary, io.err);
   if (*format != OutputFormat::kTable || o.per_pass) {
     // Table mode prints these above the table; the machine formats keep stdout clean.
@@ -263,14 +382,18 @@ absl::Status RunRecordsAnalysis(const AnalyzeOptions& o, const GlobalOptions& gl
   }
   if (o.per_pass) return StrictCheck(o, summary->validity);
   switch (*format) {
-    case OutputFormat::kJson:
-      io.out << records::RecordsJson(*summary).dump(2) << "\n";
+    case OutputFormat::kJson: {
+      nlohmann::json j = records::RecordsJson(*summary);
+      if (convention.has_value()) j["moecap_convention"] = *convention;
+      io.out << j.dump(2) << "\n";
       break;
+    }
     case OutputFormat::kCsv:
       PrintRecordsCsv(*summary, o.explain, io.out);
       break;
     case OutputFormat::kTable:
       PrintRecordsTable(*summary, o.explain, io.out);
+      if (convention.has_value()) PrintMoecapComparison(*convention, io.out);
       break;
   }
   return StrictCheck(o, summary->validity);

@@ -285,7 +285,14 @@ class RecordParser {
         if (!ReadRequestInt(index, key, &info.prompt_len)) return false;
       } else if (key == "req_pool_idx") {
         info.has_pool_index = true;
-        if (!scanner_.SkipValue()) return SyntaxError();
+        if (!scanner_.PeekType(&type)) return SyntaxError();
+        JsonNumber n;
+        if (type == JsonType::kNumber) {
+          if (!scanner_.ReadNumber(&n)) return SyntaxError();
+          if (n.is_integer) info.pool_index = n.integer;
+        } else if (!scanner_.SkipValue()) {
+          return SyntaxError();
+        }
       } else if (key == "is_last_chunk") {
         if (!scanner_.PeekType(&type)) return SyntaxError();
         if (type == JsonType::kNull) {

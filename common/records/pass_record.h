@@ -29,6 +29,7 @@ struct RequestInfo {
   std::optional<int64_t> prompt_len;
   std::optional<bool> is_last_chunk;  // the pass finishes the request's prompt
   bool has_pool_index = false;        // req_pool_idx present: SGLang's recorder
+  std::optional<int64_t> pool_index;  // its value when an integer (SGLang's request slot)
   std::string req_id;                 // empty when absent
 };
 
