@@ -251,6 +251,16 @@ std::string RequestKey(const RequestInfo& info) {
 
 std::string Number(double v) { return absl::StrFormat("%.6g", v); }
 
+// GPU names are ASCII; other bytes (not always valid UTF-8 in a damaged file) become '?', so the
+// name can go into JSON and a message.
+std::string AsciiOnly(absl::string_view name) {
+  std::string out(name);
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) >= 0x80 || static_cast<unsigned char>(c) < 0x20) c = '?';
+  }
+  return out;
+}
+
 }  // namespace
 
 const MoecapGpu* FindMoecapGpu(absl::string_view key) {
@@ -513,7 +523,7 @@ absl::StatusOr<MoecapFigures> MoecapFromRecords(std::istream& in, const MoecapOp
 
   // The first record's gpu_raw_type and gpu_num, as its runner takes them.
   if (first_gpu.has_value()) {
-    out.gpu_key = *first_gpu;
+    out.gpu_key = AsciiOnly(*first_gpu);
     out.gpu_source = "gpu_raw_type of the first record";
   } else if (options.hardware.has_value()) {
     std::vector<std::string> names = {options.hardware->name};

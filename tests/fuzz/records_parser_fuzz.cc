@@ -1,7 +1,8 @@
 // Fuzzes the per-pass record parser and the streamed analysis. Besides crashes and sanitizer
 // findings it checks: the JSON scanner accepts every line nlohmann::json accepts (nesting within
 // its limit); an accepted record satisfies the parser's promises; counted passes give finite,
-// non-negative bytes and FLOPs; the analysis of the whole input succeeds or fails with a message.
+// non-negative bytes and FLOPs; the analysis of the whole input succeeds or fails with a message;
+// MoE-CAP's figures (--convention moecap) of an input the analysis took are never NaN.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "common/records/json_scanner.h"
+#include "common/records/moecap_convention.h"
 #include "common/records/pass_counts.h"
 #include "common/records/pass_record.h"
 #include "common/records/records_analysis.h"
@@ -112,6 +114,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(counted + mixed + summary->skipped == summary->records);
     Check(mixed <= summary->merged_steps);
     (void)RecordsJson(*summary).dump();
+
+    // MoE-CAP's figures from the same input: never NaN or negative (an activation beyond the
+    // model's, which moecap refuses and --skip-bad skips, makes MoE-CAP's infinite, as its own).
+    MoecapOptions moecap_options;
+    moecap_options.model = *model;
+    moecap_options.hardware = options.hardware;
+    moecap_options.skip_bad = skip_bad;
+    std::istringstream again(text);
+    absl::StatusOr<MoecapFigures> theirs = MoecapFromRecords(again, moecap_options, summary->run);
+    Check(theirs.ok());  // what AnalyzeRecords read, it reads
+    for (const std::optional<MoecapPhase>* p : {&theirs->prefill, &theirs->decode}) {
+      if (!p->has_value()) continue;
+      Check(!std::isnan((*p)->s_mbu) && (*p)->s_mbu >= 0);
+      Check(!std::isnan((*p)->s_mfu) && (*p)->s_mfu >= 0);
+    }
+    (void)MoecapComparisonJson(*theirs, *summary).dump();
   }
   return 0;
 }
