@@ -35,9 +35,15 @@ double UsdPerMillionTokens(double usd_per_device_hour, double devices, double se
   return usd_per_device_hour * devices * (seconds / 3600.0) / tokens * 1e6;
 }
 
+double MoeCapSystemCostUsd(double gpu_usd, double gpu_tdp_watts, double devices, double run_hours) {
+  // Its constants: CPU_COST 7214, CPU_TDP 350 W, 0.15 $/kWh; the scale named for capital (1.2)
+  // multiplies the energy and the one named for energy (1.25) the capital.
+  return 1.25 * (gpu_usd * devices + 7214.0) +
+         1.2 * ((gpu_tdp_watts * devices + 350.0) / 1000.0 * 0.15 * run_hours);
+}
+
 double MoeCapSystemCostUsd(const HardwareSpec& hw, double devices, double run_hours) {
-  return 1.25 * (hw.purchase_usd * devices + 7214.0) +
-         1.2 * ((hw.tdp_watts * devices + 350.0) / 1000.0 * 0.15 * run_hours);
+  return MoeCapSystemCostUsd(hw.purchase_usd, hw.tdp_watts, devices, run_hours);
 }
 
 }  // namespace moecap

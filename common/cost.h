@@ -34,8 +34,10 @@ double BatchSeconds(double ttft_s, double tpot_s, int64_t output_len);
 double UsdPerMillionTokens(double usd_per_device_hour, double devices, double seconds,
                            double tokens);
 
-// MoE-CAP's system cost (its reference code): 1.25·(price·N + 7214) +
-// 1.2·((TDP·N + 350 W)/1000 · 0.15 $/kWh · run hours).
+// MoE-CAP's system cost (its reference code, cost_utils.py): 1.25·(price·N + 7214) +
+// 1.2·((TDP·N + 350 W)/1000 · 0.15 $/kWh · run hours): a purchase cost, not amortised.
+double MoeCapSystemCostUsd(double gpu_usd, double gpu_tdp_watts, double devices, double run_hours);
+// The same with the catalog's price and TDP of `hw`.
 double MoeCapSystemCostUsd(const HardwareSpec& hw, double devices, double run_hours);
 
 }  // namespace moecap

@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/cost.h"
 #include "common/records/line_reader.h"
 #include "common/records/pass_record.h"
 
@@ -52,7 +53,7 @@ constexpr MoecapGpu kMoecapGpus[] = {
     {"AMD-Instinct-MI250X-128GB", 3276e9, {47.9e12, 383e12, 383e12, 383e12, 0, 0, 383e12}},
 };
 
-// cost_utils.py GPU_COST_DICT and GPU_TDP_DICT, and its constants.
+// cost_utils.py GPU_COST_DICT and GPU_TDP_DICT (its formula: common/cost.h).
 struct MoecapGpuCost {
   absl::string_view key;
   double usd;
@@ -72,12 +73,6 @@ constexpr MoecapGpuCost kMoecapCosts[] = {
     {"NVIDIA-GB10-UnknownGB", 3999, 140},
     {"NVIDIA-GB10-128GB", 3999, 140},
 };
-constexpr double kCpuCostUsd = 7214.00;
-constexpr double kCpuTdpW = 350;
-constexpr double kUsdPerKwh = 0.15;
-constexpr double kEnergyScale = 1.2;    // its SCALE_RATE_OTHER_COST_CAPITAL, on the energy term
-constexpr double kCapitalScale = 1.25;  // its SCALE_RATE_OTHER_COST_ENERGY, on capital
-
 // Per-point sums of one way of counting; a phase's figure is a mean or a ratio of them.
 struct Sums {
   int64_t points = 0;
@@ -280,10 +275,7 @@ double MoecapPeakFlops(const MoecapGpu& gpu, absl::string_view section) {
 std::optional<double> MoecapSystemCostUsd(absl::string_view gpu_key, int64_t gpus, double seconds) {
   for (const MoecapGpuCost& c : kMoecapCosts) {
     if (c.key != gpu_key) continue;
-    const double n = static_cast<double>(gpus);
-    const double capital = c.usd * n + kCpuCostUsd;
-    const double energy = (c.tdp_w * n + kCpuTdpW) / 1000 * kUsdPerKwh * seconds / 3600;
-    return energy * kEnergyScale + capital * kCapitalScale;
+    return MoeCapSystemCostUsd(c.usd, c.tdp_w, static_cast<double>(gpus), seconds / 3600);
   }
   return std::nullopt;
 }
