@@ -58,6 +58,10 @@ absl::Status ValidateAnalysisInput(const AnalysisInput& in) {
   if (in.output_len < 1) {
     return RangeError("output-len", absl::StrCat("must be at least 1, got ", in.output_len));
   }
+  if (in.layout.has_value()) {
+    absl::Status layout = ValidateLayout(*in.layout, in.devices);
+    if (!layout.ok()) return layout;
+  }
   MOECAP_RETURN_IF_ERROR(RequirePositiveTime("ttft-s", in.ttft_s));
   MOECAP_RETURN_IF_ERROR(RequirePositiveTime("tpot-s", in.tpot_s));
   if (in.tpot_s.has_value() && in.output_len == 1) {
@@ -135,6 +139,14 @@ absl::StatusOr<AnalysisResult> Analyze(const AnalysisInput& in) {
                                 CountMeanDecodeStep(m, precision, in.batch, in.prompt_len,
                                                     in.output_len, 0, Counting::kDense),
                                 decode_tokens, decode_activated, in.tpot_s, devices, bw, peak);
+  }
+  if (in.layout.has_value()) {
+    result.prefill.hbm = PhysicalTraffic(m, result.prefill.counts, *in.layout, in.devices,
+                                         in.ttft_s, bw, "prefill", &result.prefill.validity);
+    if (result.decode.has_value()) {
+      result.decode->hbm = PhysicalTraffic(m, result.decode->counts, *in.layout, in.devices,
+                                           in.tpot_s, bw, "decode", &result.decode->validity);
+    }
   }
 
   absl::StatusOr<HourlyPrice> price = DeviceHourlyPrice(in.hardware, in.price);
@@ -214,6 +226,10 @@ nlohmann::json PhaseJson(const PhaseAnalysis& p, bool per_step) {
   roofline["bound"] = p.memory_bound ? "memory" : "compute";
   j["roofline"] = roofline;
   j["breakdown"] = BreakdownJson(p.counts);
+  if (p.hbm.has_value()) {
+    j["hbm"] = HbmTrafficJson(*p.hbm);
+    j["breakdown"]["replication"] = {{"bytes", p.hbm->replication_bytes}, {"flops", 0}};
+  }
   AddValidityJson(p.validity, j);
   return j;
 }
@@ -240,6 +256,8 @@ nlohmann::json AnalysisJson(const AnalysisInput& in, const AnalysisResult& r) {
       {"tpot_s", OptionalJson(in.tpot_s)},
       {"prefill_activated", OptionalJson(in.prefill_activated_per_layer)},
       {"decode_activated", OptionalJson(in.decode_activated_per_layer)},
+      {"layout", in.layout.has_value() ? LayoutJson(in.model, *in.layout, in.devices)
+                                       : nlohmann::json(nullptr)},
   };
   j["peaks"] = {{"bandwidth_bytes_per_s", r.peak_bandwidth_bytes_s},
                 {"flops_per_s", r.peak_flops},

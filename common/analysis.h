@@ -13,6 +13,7 @@
 #include "common/cost.h"
 #include "common/dtype.h"
 #include "common/hardware.h"
+#include "common/hbm_traffic.h"
 #include "common/metrics.h"
 #include "common/model.h"
 #include "common/precision.h"
@@ -39,6 +40,8 @@ struct AnalysisInput {
   std::optional<double> peak_bandwidth_bytes_s;
   std::optional<double> peak_flops;
   PriceOptions price;
+  // The layout over the G devices (--tp, --dp-attention): physical HBM traffic beside the bytes.
+  std::optional<ParallelLayout> layout;
 };
 
 // Checks ranges; errors name the field as the CLI flag does ("batch: must be at least 1, got 0").
@@ -62,6 +65,7 @@ struct PhaseAnalysis {
   std::optional<double> time_s;          // measured time, when given
   std::optional<Utilizations> measured;  // present when time_s is
   Validity validity;                     // of the measured sparse figures
+  std::optional<HbmTraffic> hbm;         // with a layout: what the devices really read
 };
 
 struct CostAnalysis {

@@ -66,6 +66,16 @@ absl::Status StrictCheck(const AnalyzeOptions& o, const Validity& v) {
       absl::StrCat("--strict: ", v.reasons.size(), " invalid figure(s): ", v.reasons.front()));
 }
 
+std::string LayoutLine(const ModelSpec& model, const ParallelLayout& layout, int64_t devices) {
+  const ReplicationFactors f = ReplicationOf(model, layout, devices);
+  return absl::StrFormat(
+      "HBM bytes (physical): what the %d devices read with --tp %d%s: attention and LM head read "
+      "by each of %g replicas, router/shared/dense FFN %gx, KV cache %gx, routed experts once; "
+      "S-MBU counts the model's bytes once\n",
+      devices, layout.tensor_parallel, layout.dp_attention ? " --dp-attention" : "", f.attention,
+      f.dense, f.kv_cache);
+}
+
 void PrintAnalysisTable(const AnalysisInput& in, const AnalysisResult& r, bool explain,
                         std::ostream& out) {
   out << ValidityWarnings(AnalysisValidity(r));
@@ -108,9 +118,18 @@ void PrintAnalysisTable(const AnalysisInput& in, const AnalysisResult& r, bool e
   });
   row("S-MBU at roofline", [](const PhaseAnalysis& p) { return Percent(p.at_roofline.s_mbu); });
   row("S-MFU at roofline", [](const PhaseAnalysis& p) { return Percent(p.at_roofline.s_mfu); });
+  if (r.prefill.hbm.has_value()) {
+    row("HBM bytes (physical)", [](const PhaseAnalysis& p) { return HumanBytes(p.hbm->bytes()); });
+    row("  of which replication",
+        [](const PhaseAnalysis& p) { return HumanBytes(p.hbm->replication_bytes); });
+    row("HBM utilisation", [](const PhaseAnalysis& p) {
+      return p.hbm->utilization.has_value() ? Percent(*p.hbm->utilization) : "-";
+    });
+  }
   out << table.Render();
   out << "dense: every expert read and computing for every token, what an MoE-unaware tool "
          "reports; dense MFU may exceed 100%\n";
+  if (in.layout.has_value()) out << LayoutLine(in.model, *in.layout, in.devices);
 
   if (r.cost.has_value()) {
     const CostAnalysis& c = *r.cost;
@@ -260,9 +279,16 @@ absl::StatusOr<AnalysisInput> BuildCommonInput(const AnalyzeOptions& o, const Ca
   in.price.usd_per_device_hour = IfGiven(o.usd_per_hour_flag, o.usd_per_hour);
   in.price.amortize_hours = IfGiven(o.amortize_hours_flag, o.amortize_hours);
   in.price.usd_per_kwh = o.usd_per_kwh;
-  // The range checks of the flags given here; the batch shape is checked by its mode.
+  if (o.tp_flag != nullptr && o.tp_flag->count() > 0) {
+    in.layout = ParallelLayout{o.tp, o.dp_attention};
+  } else if (o.dp_attention) {
+    return UsageError("--dp-attention: give --tp too (the attention's tensor-parallel degree)");
+  }
+  // The range checks of the flags given here; the batch shape is checked by its mode, and the
+  // layout against the device count, which records may give.
   AnalysisInput shape_free = in;
   shape_free.prompt_len = 1;
+  shape_free.layout.reset();
   if (absl::Status s = ValidateAnalysisInput(shape_free); !s.ok()) {
     return UsageError(absl::StrCat("--", s.message()));
   }
@@ -328,6 +354,13 @@ CLI::App* RegisterAnalyzeCommand(CLI::App& app, AnalyzeOptions& o) {
                   "stdin)");
   cmd->add_option("--vllm-result", o.vllm_result,
                   "estimate from a vLLM `bench serve --save-result` JSON file");
+  o.tp_flag = cmd->add_option(
+      "--tp", o.tp,
+      "attention tensor-parallel degree t (G/t attention replicas, experts over all G): adds the "
+      "physical HBM traffic and its replication term beside the model bytes");
+  cmd->add_flag("--dp-attention", o.dp_attention,
+                "with --tp: data-parallel attention (SGLang --enable-dp-attention): the router, "
+                "shared experts and dense FFN are replicated with the attention");
   cmd->add_option("--convention", o.convention,
                   "with --records: moecap prints MoE-CAP's own S-MBU, S-MFU and cost (its code at "
                   "e9e0d88) beside moecap's, and each difference's share of the gap")

@@ -46,11 +46,13 @@ struct AnalyzeOptions {
   double usd_per_kwh = 0.15;
   std::string output = "table";
   bool explain = false;
-  std::string records;      // --records FILE: MoE-CAP per-pass records (JSON lines)
-  std::string vllm_result;  // --vllm-result FILE: vLLM `bench serve --save-result` JSON
-  std::string convention;   // --convention moecap: with --records, MoE-CAP's figures beside ours
-  bool per_pass = false;    // with --records: one row per pass instead of the phase summary
-  bool skip_bad = false;    // with --records: count bad lines in `skipped` instead of failing
+  std::string records;        // --records FILE: MoE-CAP per-pass records (JSON lines)
+  std::string vllm_result;    // --vllm-result FILE: vLLM `bench serve --save-result` JSON
+  int64_t tp = 0;             // --tp: attention tensor-parallel degree (physical HBM traffic)
+  bool dp_attention = false;  // --dp-attention: router, shared and dense FFN with the replicas
+  std::string convention;     // --convention moecap: with --records, MoE-CAP's figures beside ours
+  bool per_pass = false;      // with --records: one row per pass instead of the phase summary
+  bool skip_bad = false;      // with --records: count bad lines in `skipped` instead of failing
 
   // Which optional flags were given (CLI11 fills these through the registered options).
   const CLI::Option* ttft_flag = nullptr;
@@ -63,6 +65,7 @@ struct AnalyzeOptions {
   const CLI::Option* amortize_hours_flag = nullptr;
   const CLI::Option* prompt_len_flag = nullptr;
   const CLI::Option* gpus_flag = nullptr;
+  const CLI::Option* tp_flag = nullptr;
   const CLI::Option* batch_flag = nullptr;
   const CLI::Option* output_len_flag = nullptr;
 };
@@ -89,6 +92,8 @@ absl::StatusOr<AnalysisInput> BuildCommonInput(const AnalyzeOptions& options,
 std::string ValidityWarnings(const Validity& validity);
 // With --strict, an invalid figure fails the command after its output was printed.
 absl::Status StrictCheck(const AnalyzeOptions& options, const Validity& validity);
+// The line under a table that explains the physical HBM traffic of a layout.
+std::string LayoutLine(const ModelSpec& model, const ParallelLayout& layout, int64_t devices);
 // The step mode's table (and breakdown with --explain).
 void PrintAnalysisTable(const AnalysisInput& input, const AnalysisResult& result, bool explain,
                         std::ostream& out);

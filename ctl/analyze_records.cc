@@ -115,6 +115,16 @@ void PrintRecordsTable(const RecordsSummary& s, bool explain, std::ostream& out)
   out << "S-MBU and S-MFU: phase totals (sum of bytes or FLOPs over sum of time); p50/p90/p99: "
          "distribution over passes\n";
   if (s.skipped > 0) out << "skipped: " << s.skipped << " (" << SkippedSummary(s) << ")\n";
+  if (s.layout.has_value()) {
+    TextTable hbm({"phase", "HBM bytes (physical)", "of which replication", "HBM utilisation"});
+    for (const auto& [name, phase] : Phases(s)) {
+      if (!phase->has_value() || !(*phase)->hbm.has_value()) continue;
+      const HbmTraffic& h = *(*phase)->hbm;
+      hbm.AddRow({name, HumanBytes(h.bytes()), HumanBytes(h.replication_bytes),
+                  h.utilization.has_value() ? Percent(*h.utilization) : "-"});
+    }
+    out << "\n" << hbm.Render() << LayoutLine(s.model, *s.layout, s.run.devices);
+  }
   if (!explain) return;
   std::vector<std::pair<std::string, const Counts*>> phases;
   if (s.prefill.has_value()) phases.emplace_back("prefill", &s.prefill->counts);
@@ -330,6 +340,7 @@ absl::Status RunRecordsAnalysis(const AnalyzeOptions& o, const GlobalOptions& gl
     options.counting.output_len = static_cast<double>(o.output_len);
   }
   options.counting.uniform_when_unrecorded = o.uniform_activation;
+  options.layout = common->layout;
 
   records::InputFile file;
   if (o.records != "-") {

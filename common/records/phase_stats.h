@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "common/hbm_traffic.h"
 #include "common/metrics.h"
 #include "common/records/pass_counts.h"
 #include "common/validity.h"
@@ -30,6 +31,7 @@ struct PhaseSummary {
   int64_t invalid_passes = 0;         // passes with a sparse utilisation over 100 %
   int64_t estimated_passes = 0;       // passes counted from an estimate (pass.validity)
   Validity validity;                  // of the phase's figures, with the passes' reasons
+  std::optional<HbmTraffic> hbm;      // with a layout: what the devices really read
 };
 
 class PhaseAccumulator {

@@ -42,6 +42,7 @@ class RecordsAnalyzer {
     summary_.model = options.model;
     summary_.dtype = options.dtype;
     summary_.dtypes = dtypes_;
+    summary_.layout = options.layout;
   }
 
   absl::StatusOr<RecordsSummary> Run(std::istream& in) {
@@ -87,6 +88,11 @@ class RecordsAnalyzer {
                                            std::tuple{"mixed", &mixed_, &summary_.mixed}}) {
       if (accumulator->passes() == 0) continue;
       *slot = accumulator->Finish(name, devices, run.peak_bandwidth_bytes_s, run.peak_flops);
+      if (options_.layout.has_value()) {
+        (*slot)->hbm =
+            PhysicalTraffic(options_.model, (*slot)->counts, *options_.layout, run.devices,
+                            (*slot)->time_s, run.peak_bandwidth_bytes_s, name, &(*slot)->validity);
+      }
       summary_.validity.Merge((*slot)->validity);
     }
     if (summary_.merged_steps > 0) {
@@ -282,6 +288,13 @@ class RecordsAnalyzer {
       return absl::FailedPreconditionError(absl::StrCat(
           Where(line_number), "the record has no gpu_num: pass --gpus N (devices serving it)"));
     }
+    if (options_.layout.has_value()) {
+      absl::Status layout = ValidateLayout(*options_.layout, run.devices);
+      if (!layout.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(Where(line_number), "--", layout.message(),
+                                                       " (", run.devices_source, ")"));
+      }
+    }
     if (options_.peak_bandwidth_bytes_s.has_value()) {
       run.peak_bandwidth_bytes_s = *options_.peak_bandwidth_bytes_s;
     } else {
@@ -351,7 +364,7 @@ class RecordsAnalyzer {
 };
 
 nlohmann::json PhaseJson(const PhaseSummary& p) {
-  return {
+  nlohmann::json j = {
       {"passes", p.passes},
       {"tokens", p.tokens},
       {"bytes", p.counts.bytes()},
@@ -375,6 +388,11 @@ nlohmann::json PhaseJson(const PhaseSummary& p) {
       {"reasons", p.validity.reasons},
       {"assumptions", p.validity.assumptions},
   };
+  if (p.hbm.has_value()) {
+    j["hbm"] = HbmTrafficJson(*p.hbm);
+    j["breakdown"]["replication"] = {{"bytes", p.hbm->replication_bytes}, {"flops", 0}};
+  }
+  return j;
 }
 
 nlohmann::json Optional(const std::optional<double>& v) {
@@ -403,6 +421,8 @@ nlohmann::json RecordsJson(const RecordsSummary& s) {
   j["peaks"] = {{"bandwidth_bytes_per_s", s.run.peak_bandwidth_bytes_s},
                 {"flops_per_s", s.run.peak_flops},
                 {"dtype", std::string(DtypeName(s.dtypes.compute))}};
+  j["layout"] = s.layout.has_value() ? LayoutJson(s.model, *s.layout, s.run.devices)
+                                     : nlohmann::json(nullptr);
   j["records"] = s.records;
   j["prefill"] = s.prefill.has_value() ? PhaseJson(*s.prefill) : nlohmann::json(nullptr);
   j["decode"] = s.decode.has_value() ? PhaseJson(*s.decode) : nlohmann::json(nullptr);

@@ -19,6 +19,7 @@
 #include "common/cost.h"
 #include "common/dtype.h"
 #include "common/hardware.h"
+#include "common/hbm_traffic.h"
 #include "common/model.h"
 #include "common/precision.h"
 #include "common/records/pass_counts.h"
@@ -43,6 +44,8 @@ struct RecordsOptions {
   bool skip_bad = false;
   // Decode contexts to rebuild from, unrecorded activations (pass_counts.h).
   CountOptions counting;
+  // --tp/--dp-attention: each phase's physical HBM traffic beside its bytes (hbm_traffic.h).
+  std::optional<ParallelLayout> layout;
 };
 
 // What the file resolved to: the device, how many, and their peaks.
@@ -84,7 +87,8 @@ struct RecordsSummary {
   Dtype dtype = Dtype::kBf16;
   PartDtypes dtypes;  // resolved per part; dtypes.compute picked the peak
   RunContext run;
-  int64_t records = 0;  // non-blank lines
+  std::optional<ParallelLayout> layout;  // as given (--tp, --dp-attention)
+  int64_t records = 0;                   // non-blank lines
   std::optional<PhaseSummary> prefill;
   std::optional<PhaseSummary> decode;
   std::optional<PhaseSummary> mixed;  // split steps merged back (chunked prefill + decode)
