@@ -339,14 +339,18 @@ absl::Status RunSubmitCommand(const SubmitOptions& o, const CommandIo& io) {
     return absl::OkStatus();
   }
   io.err << "submitted job " << job_id << "\n";
-  absl::StatusOr<v1::JobState> state = WatchUntilDone(
-      client, job_id, absl::Seconds(o.wait_timeout_s), io, absl::Seconds(o.agents_grace_s));
+  // Table mode interleaves progress with the results; JSON and CSV keep stdout for the results,
+  // so that `-o json > results.json` is a file other tools read.
+  const CommandIo progress_io{*format == OutputFormat::kTable ? io.out : io.err, io.err};
+  absl::StatusOr<v1::JobState> state =
+      WatchUntilDone(client, job_id, absl::Seconds(o.wait_timeout_s), progress_io,
+                     absl::Seconds(o.agents_grace_s));
   if (!state.ok()) return state.status();
   v1::GetResultsRequest get;
   get.set_job_id(job_id);
   absl::StatusOr<v1::GetResultsResponse> results = client.GetResults(get);
   if (!results.ok()) return results.status();
-  io.out << "\n";
+  if (*format == OutputFormat::kTable) io.out << "\n";
   MOECAP_RETURN_IF_ERROR(PrintResults(*results, *format, /*explain=*/false, io.out));
   return FinalStateStatus(client, job_id, *state);
 }

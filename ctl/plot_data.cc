@@ -2,7 +2,9 @@
 #include "ctl/plot_data.h"
 
 #include <algorithm>
+#include <cctype>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
@@ -127,6 +129,63 @@ void AddRecordsSummary(const json& j, PlotData& data) {
   }
 }
 
+// A phase name of the results' JSON ("PHASE_DECODE") as the other inputs spell it ("decode").
+std::string PhaseOfResult(const json& phase) {
+  std::string name = phase.is_string() ? phase.get<std::string>() : "";
+  if (name.rfind("PHASE_", 0) == 0) name = name.substr(6);
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name;
+}
+
+// `results JOB -o json` and `run --local -o json` (GetResultsResponse): one point per phase of
+// each point result, at its batch_size parameter.
+void AddJobResults(const json& j, PlotData& data) {
+  for (const json& r : j["results"]) {
+    if (!r.is_object()) continue;
+    AddRun({{"model", j.value("model", json())},
+            {"hardware", r.value("hardware", json())},
+            {"gpus", r.value("devices", json())}},
+           data);
+    std::optional<double> batch;
+    if (r.contains("parameters") && r["parameters"].is_array()) {
+      for (const json& param : r["parameters"]) {
+        double value = 0;
+        if (param.value("name", "") == "batch_size" && param["value"].is_string() &&
+            absl::SimpleAtod(param["value"].get<std::string>(), &value)) {
+          batch = value;
+        }
+      }
+    }
+    const json cost = r.value("cost", json::object());
+    if (!r.contains("phases") || !r["phases"].is_array()) continue;
+    for (const json& ph : r["phases"]) {
+      PlotPoint p;
+      p.phase = PhaseOfResult(ph.value("phase", json()));
+      p.batch = batch;
+      p.s_mbu = Number(ph, "s_mbu");
+      p.s_mfu = Number(ph, "s_mfu");
+      // The limit: the counts over the roofline time and the summed peaks of the devices used.
+      const std::optional<double> roofline = Number(ph, "roofline_seconds");
+      const std::optional<double> bytes = Number(ph, "bytes"), flops = Number(ph, "flops");
+      const std::optional<double> bw = Number(ph, "peak_bandwidth_bytes_per_s");
+      const std::optional<double> peak = Number(ph, "peak_flops_per_s");
+      if (roofline.value_or(0) > 0 && bytes && flops && bw.value_or(0) > 0 &&
+          peak.value_or(0) > 0) {
+        p.roofline_s_mbu = *bytes / (*roofline * *bw);
+        p.roofline_s_mfu = *flops / (*roofline * *peak);
+      }
+      // A decode step gives each request one token: 1 / the mean step time per request.
+      const std::optional<double> step =
+          ph.contains("step_time") ? Number(ph["step_time"], "mean") : std::nullopt;
+      if (p.phase == "decode" && step.value_or(0) > 0) {
+        p.tokens_per_s_per_request = 1.0 / *step;
+        p.usd_per_million_output_tokens = Number(cost, "usd_per_million_output_tokens");
+      }
+      data.points.push_back(p);
+    }
+  }
+}
+
 absl::Status AddValue(const json& j, absl::string_view where, PlotData& data) {
   if (j.is_array()) {
     for (const json& element : j) {
@@ -135,7 +194,10 @@ absl::Status AddValue(const json& j, absl::string_view where, PlotData& data) {
     return absl::OkStatus();
   }
   std::string kind;
-  if (j.is_object() && j.contains("phase") && j.contains("start_s")) {
+  if (j.is_object() && j.contains("job_id") && j.contains("results") && j["results"].is_array()) {
+    AddJobResults(j, data);
+    kind = "job results";
+  } else if (j.is_object() && j.contains("phase") && j.contains("start_s")) {
     AddPassRow(j, data);
     kind = "per-pass rows";
   } else if (j.is_object() && j.contains("points") && j["points"].is_array()) {
@@ -150,8 +212,9 @@ absl::Status AddValue(const json& j, absl::string_view where, PlotData& data) {
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
         where,
-        "not a moecap output: expected per-pass rows (`analyze --records --per-pass -o "
-        "json`), an `analyze -o json` output or sweep points ({\"points\": [...]})"));
+        "not a moecap output: expected `results JOB -o json` or `run --local -o json`, per-pass "
+        "rows (`analyze --records --per-pass -o json`), an `analyze -o json` output or sweep "
+        "points ({\"points\": [...]})"));
   }
   if (!data.kind.empty() && data.kind != kind) {
     return absl::InvalidArgumentError(

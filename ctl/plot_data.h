@@ -1,4 +1,5 @@
-// What `moecapctl plot` draws, loaded from moecap's own JSON outputs: the per-pass rows of
+// What `moecapctl plot` draws, loaded from moecap's own JSON outputs: a job's results (`results JOB
+// -o json`, `run --local -o json`), the per-pass rows of
 // `analyze --records --per-pass -o json`, `analyze` outputs (one, a JSON array, or JSON lines of
 // several: a hand-made sweep), and sweep points ({"model", "hardware", "gpus", "points": [...]},
 // the shape docs/analyze.md documents for `results` of a sweep).
@@ -28,7 +29,7 @@ struct PlotPoint {
 };
 
 struct PlotData {
-  std::string kind;  // "per-pass rows", "sweep points", "analyze outputs"
+  std::string kind;  // "job results", "per-pass rows", "sweep points", "analyze outputs"
   // Distinct values in order of appearance, for the title.
   std::vector<std::string> models;
   std::vector<std::string> hardware;

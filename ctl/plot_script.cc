@@ -196,6 +196,8 @@ absl::StatusOr<GnuplotJob> Pareto(const PlotData& data, absl::string_view title)
   };
   std::vector<Point> points;
   for (const PlotPoint& p : data.points) {
+    // Speed per request is a decode figure: a prefill point's would be a different quantity.
+    if (p.phase != "decode" && !p.phase.empty()) continue;
     if (p.tokens_per_s_per_request && p.usd_per_million_output_tokens &&
         *p.tokens_per_s_per_request > 0 && *p.usd_per_million_output_tokens > 0) {
       points.push_back(
@@ -242,8 +244,14 @@ absl::StatusOr<GnuplotJob> Pareto(const PlotData& data, absl::string_view title)
                   Quoted(absl::StrCat(title, ": price against speed per request")), "\n",
                   "set xlabel 'output tokens per second per request (tokens/s)'\n",
                   "set ylabel 'price per million output tokens (USD)'\n",
-                  "set offsets graph 0.05, graph 0.08, graph 0.05, graph 0.05\n");
-  if (max_usd / min_usd >= 20) absl::StrAppend(&s, "set logscale y 10\n");
+                  "set offsets graph 0, graph 0.08, graph 0.05, graph 0\n",
+                  // From 0, so that distances read as ratios; a log axis cannot start at 0.
+                  "set xrange [0:*]\n");
+  if (max_usd / min_usd >= 20) {
+    absl::StrAppend(&s, "set logscale y 10\n");
+  } else {
+    absl::StrAppend(&s, "set yrange [0:*]\n");
+  }
   absl::StrAppend(&s, "plot 'pareto_points.tsv' using 1:2 with points pt 7 ps 0.7 lc rgb '",
                   kOtherColour, "' title 'operating points', ",
                   "'pareto_front.tsv' using 1:2 with lines lw 2 lc rgb '", kDecodeColour,

@@ -257,7 +257,8 @@ absl::Status RunRunCommand(const RunLocalOptions& o, const GlobalOptions& global
     }
   } cleanup{work_dir, temporary};
 
-  // The embedded coordinator logs warnings only, to stderr: stdout carries progress and results.
+  // The embedded coordinator logs warnings only, to stderr: stdout carries the results (and the
+  // progress, in table mode).
   spdlog::set_default_logger(spdlog::stderr_color_mt("moecap-coordinator"));
   spdlog::set_level(spdlog::level::warn);
   coordinator::CoordinatorOptions options;
@@ -313,14 +314,17 @@ absl::Status RunRunCommand(const RunLocalOptions& o, const GlobalOptions& global
   const std::string job_id = submitted->job_id();
   io.err << "submitted job " << job_id << "\n";
 
+  // Table mode interleaves progress with the results; JSON and CSV keep stdout for the results,
+  // so that `-o json > results.json` is a file other tools read.
+  const CommandIo progress_io{*format == OutputFormat::kTable ? io.out : io.err, io.err};
   absl::StatusOr<v1::JobState> state =
-      WatchUntilDone(client, job_id, absl::Seconds(o.timeout_s), io);
+      WatchUntilDone(client, job_id, absl::Seconds(o.timeout_s), progress_io);
   if (!state.ok()) return state.status();
   v1::GetResultsRequest get;
   get.set_job_id(job_id);
   absl::StatusOr<v1::GetResultsResponse> results = client.GetResults(get);
   if (!results.ok()) return results.status();
-  io.out << "\n";
+  if (*format == OutputFormat::kTable) io.out << "\n";
   MOECAP_RETURN_IF_ERROR(PrintResults(*results, *format, o.explain, io.out));
   const absl::Status final_status = FinalStateStatus(client, job_id, *state);
   agents.StopAll(absl::Seconds(5));

@@ -2,6 +2,9 @@
 // points, and which points form the Pareto front.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -28,6 +31,53 @@ const std::string* FindFile(const GnuplotJob& job, const std::string& name) {
     if (file == name) return &contents;
   }
   return nullptr;
+}
+
+// The JSON `moecapctl run examples/plans/mixtral-8x7b-cpu-small.yaml --local 2 -o json` printed
+// (GetResultsResponse): three points (batch 1, 8, 32), each with a prefill and a decode phase.
+std::string RunLocalResults() {
+  std::ifstream in(std::string(MOECAP_CTL_TESTDATA) + "/run_local_mixtral_cpu_small.json");
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST(PlotDataTest, JobResultsAsResultsAndRunLocalPrintThem) {
+  absl::StatusOr<PlotData> d = ParsePlotData(RunLocalResults(), "results.json");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->kind, "job results");
+  ASSERT_EQ(d->points.size(), 6u);
+  EXPECT_EQ(d->models, std::vector<std::string>{"mixtral-8x7b"});
+  EXPECT_EQ(d->hardware, std::vector<std::string>{"cpu"});
+  EXPECT_EQ(d->gpus, std::vector<int64_t>{2});
+  // Point 1 (batch_size "1"): its decode phase's mean step was 0.0018746786 s, so one request
+  // sees 1 / 0.0018746786 tokens/s; its price is the cost's usd_per_million_output_tokens.
+  const PlotPoint& prefill = d->points[0];
+  const PlotPoint& decode = d->points[1];
+  EXPECT_EQ(prefill.phase, "prefill");
+  EXPECT_EQ(decode.phase, "decode");
+  EXPECT_EQ(decode.batch, 1.0);
+  EXPECT_NEAR(*decode.tokens_per_s_per_request, 1 / 0.0018746786, 1e-6);
+  EXPECT_NEAR(*decode.usd_per_million_output_tokens, 0.13479697291666665, 1e-15);
+  EXPECT_NEAR(*decode.s_mbu, 0.12554287376886294, 1e-15);
+  EXPECT_FALSE(prefill.tokens_per_s_per_request.has_value());
+  // At the roofline the binding resource is at 100 %: bytes / (roofline time · summed peak).
+  ASSERT_TRUE(decode.roofline_s_mbu.has_value() && decode.roofline_s_mfu.has_value());
+  EXPECT_NEAR(std::max(*decode.roofline_s_mbu, *decode.roofline_s_mfu), 1.0, 1e-9);
+  EXPECT_EQ(d->points[4].batch, 32.0);
+}
+
+TEST(PlotScriptTest, ParetoOfJobResultsTakesDecodePointsWithAxesFromZero) {
+  absl::StatusOr<PlotData> d = ParsePlotData(RunLocalResults(), "results.json");
+  ASSERT_TRUE(d.ok()) << d.status();
+  // A prefill point given a speed and a price must still stay out of the decode front.
+  d->points[0].tokens_per_s_per_request = 1e6;
+  d->points[0].usd_per_million_output_tokens = 1e-6;
+  absl::StatusOr<GnuplotJob> job = BuildPlot(PlotKind::kPareto, *d, "T");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->data_points, 3u);
+  EXPECT_TRUE(absl::StrContains(job->script, "set xrange [0:*]"));
+  EXPECT_FALSE(absl::StrContains(*FindFile(*job, "pareto_points.tsv"), "1e+06"));
 }
 
 TEST(PlotDataTest, PerPassRows) {
@@ -87,8 +137,9 @@ TEST(PlotDataTest, AnalyzeOutputsAsJsonLines) {
 
 TEST(PlotDataTest, RejectsWhatIsNotAMoecapOutput) {
   EXPECT_EQ(ParsePlotData(R"({"hello": 1})", "x.json").status().message(),
-            "x.json: not a moecap output: expected per-pass rows (`analyze --records --per-pass "
-            "-o json`), an `analyze -o json` output or sweep points ({\"points\": [...]})");
+            "x.json: not a moecap output: expected `results JOB -o json` or `run --local -o "
+            "json`, per-pass rows (`analyze --records --per-pass -o json`), an `analyze -o json` "
+            "output or sweep points ({\"points\": [...]})");
   EXPECT_TRUE(
       absl::StartsWith(ParsePlotData("{\"phase\": \"decode\", \"start_s\": 0}\n{oops\n", "x.jsonl")
                            .status()
