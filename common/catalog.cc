@@ -24,6 +24,9 @@
 namespace moecap {
 namespace {
 
+// Levenshtein distance (defined below with the name look-ups).
+size_t EditDistance(absl::string_view a, absl::string_view b);
+
 // Reads the keys of one YAML mapping, remembering which were read so that unknown (mistyped)
 // keys can be reported. Every error names the full field path.
 class MappingReader {
@@ -133,6 +136,18 @@ class MappingReader {
     if (v && !v->IsMap()) return Error(key, "expected a mapping");
     return MappingReader(v ? *v : YAML::Node(YAML::NodeType::Map), origin_, Path(key));
   }
+  // " ('expertz' is there: a misspelling?)" when a key of the mapping is near `key`: a typo of a
+  // required key would otherwise read as a missing key.
+  std::string Misspelt(absl::string_view key) const {
+    for (const auto& kv : node_) {
+      const std::string candidate = kv.first.Scalar();
+      if (candidate != key && EditDistance(candidate, key) <= 2) {
+        return absl::StrCat(" ('", Path(candidate), "' is there: a misspelling?)");
+      }
+    }
+    return "";
+  }
+
   // Errors on the first key that was never read.
   absl::Status RejectUnknown() const {
     for (const auto& kv : node_) {
@@ -157,7 +172,7 @@ class MappingReader {
     const YAML::Node& node = node_;  // const: look-ups must not insert the key
     YAML::Node v = node[std::string(key)];
     if (!v.IsDefined() || v.IsNull()) {
-      if (required) return Error(key, "required but missing");
+      if (required) return Error(key, absl::StrCat("required but missing", Misspelt(key)));
       out->reset();
       return absl::OkStatus();
     }

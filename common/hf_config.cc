@@ -4,7 +4,10 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
+#include <filesystem>
 #include <limits>
 #include <optional>
 #include <set>
@@ -17,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "common/catalog.h"
 #include "common/dtype.h"
 #include "common/status_macros.h"
@@ -688,6 +692,27 @@ void EmitPrecision(YAML::Emitter& out, absl::string_view key, const std::optiona
   out << YAML::Key << std::string(key) << YAML::Value << std::string(DtypeName(*dtype));
 }
 
+// The model's name from where its config.json lies: Hugging Face's cache keeps
+// models--<org>--<name>/snapshots/<commit>/config.json ("<org>/<name>"); a folder of the model's
+// own files is named after it ("GLM-4.5/config.json"). Empty when the path says nothing.
+std::string ModelNameFromPath(absl::string_view origin) {
+  const std::filesystem::path path{std::string(origin)};
+  for (const auto& part : path) {
+    const std::string p = part.string();
+    if (absl::StartsWith(p, "models--")) {
+      return absl::StrReplaceAll(p.substr(8), {{"--", "/"}});
+    }
+  }
+  const std::string parent = path.parent_path().filename().string();
+  const bool commit_hash =
+      parent.size() == 40 &&
+      std::all_of(parent.begin(), parent.end(), [](char c) { return std::isxdigit(c) != 0; });
+  if (parent.empty() || parent == "." || parent == ".." || parent == "snapshots" || commit_hash) {
+    return "";
+  }
+  return parent;
+}
+
 }  // namespace
 
 absl::StatusOr<ModelSpec> ModelFromHfConfig(absl::string_view json_text, absl::string_view origin) {
@@ -773,7 +798,12 @@ absl::StatusOr<ModelSpec> ModelFromHfConfig(absl::string_view json_text, absl::s
 
   std::string name_or_path;
   MOECAP_RETURN_IF_ERROR(top.String("_name_or_path", false, &name_or_path));
-  m.display_name = !name_or_path.empty() ? name_or_path : arch_name;
+  // Downloaded configs often lack _name_or_path: the repository's folder names the model better
+  // than the architecture does ("glm4moeforcausallm").
+  const std::string from_path = ModelNameFromPath(origin);
+  m.display_name = !name_or_path.empty() ? name_or_path
+                   : !from_path.empty()  ? from_path
+                                         : arch_name;
   m.name = NormalizeName(m.display_name);  // lower case: "mixtralforcausallm"
   m.source = std::string(origin);
   if (m.name.empty()) return top.Error("_name_or_path", "empty once spaces are trimmed");

@@ -24,6 +24,7 @@ namespace moecap {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 const Catalog& Builtin() {
@@ -450,6 +451,15 @@ TEST(CatalogLoaderTest, UnknownKeyNamesItsPath) {
 
   m = ParseModelYaml(ToyWith("layers: 2", "layer: 2\nlayers: 2"), "my.yaml");
   EXPECT_THAT(m.status().message(), HasSubstr("unknown field 'layer' (did you mean"));
+
+  // A required key typed wrong reads as missing: the near key present is pointed at.
+  m = ParseModelYaml(ToyWith("  experts: 4\n", "  expertz: 4\n"), "my.yaml");
+  EXPECT_THAT(m.status().message(),
+              HasSubstr("field 'moe.experts': required but missing ('moe.expertz' is there: a "
+                        "misspelling?)"));
+  // ... but not a longer key that merely starts the same.
+  m = ParseModelYaml(ToyWith("  experts: 4\n", ""), "my.yaml");
+  EXPECT_THAT(m.status().message(), Not(HasSubstr("misspelling")));
 
   absl::StatusOr<HardwareSpec> hw =
       ParseHardwareYaml("name: x\npeak_tflops:\n  bf16: 100\n  int3: 200\n", "hw.yaml");

@@ -380,6 +380,21 @@ TEST(HfConfigTest, Llama4InterleavedMoeLayers) {
 // GLM-4.5: GQA with head_dim 128 (n_h·d_h = 12288 > d = 5120), DeepSeek-style MoE with 3 dense
 // layers and a sigmoid router. Not in the builtin catalog: the card (zai-org/GLM-4.5) says 355B
 // total and 32B active; the MTP layer (num_nextn_predict_layers 1) is not counted here.
+TEST(HfConfigTest, AConfigWithoutItsNameIsNamedByItsFolder) {
+  // GLM-4.5's published config.json has no _name_or_path (neither has a copy from the hub).
+  const std::string text = ConfigText("GLM-4.5");
+  EXPECT_EQ(ModelFromHfConfig(text, "dl/GLM-4.5/config.json")->display_name, "GLM-4.5");
+  EXPECT_EQ(ModelFromHfConfig(text, "dl/GLM-4.5/config.json")->name, "glm-4.5");
+  // Hugging Face's cache: models--<org>--<name>/snapshots/<commit>/config.json.
+  EXPECT_EQ(ModelFromHfConfig(text,
+                              "/root/.cache/huggingface/hub/models--zai-org--GLM-4.5/snapshots/"
+                              "0123456789abcdef0123456789abcdef01234567/config.json")
+                ->display_name,
+            "zai-org/GLM-4.5");
+  // Nothing to go by: the architecture names it.
+  EXPECT_EQ(ModelFromHfConfig(text, "config.json")->name, "glm4moeforcausallm");
+}
+
 TEST(HfConfigTest, Glm45) {
   const ModelSpec m = FromConfig("GLM-4.5");
   EXPECT_EQ(m.layers, 92);
