@@ -7,7 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <ios>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -28,9 +28,18 @@ class GzipStreambuf : public std::streambuf {
   int_type underflow() override {
     if (gptr() < egptr()) return traits_type::to_int_type(*gptr());
     const int got = gzread(file_, buffer_.data(), static_cast<unsigned>(buffer_.size()));
-    if (got <= 0) return traits_type::eof();  // end, or a corrupt stream: the reader sees EOF
-    setg(buffer_.data(), buffer_.data(), buffer_.data() + got);
-    return traits_type::to_int_type(*gptr());
+    if (got > 0) {
+      setg(buffer_.data(), buffer_.data(), buffer_.data() + got);
+      return traits_type::to_int_type(*gptr());
+    }
+    int errnum = Z_OK;
+    const char* what = gzerror(file_, &errnum);
+    if (got < 0 || (errnum != Z_OK && errnum != Z_STREAM_END)) {
+      // A damaged or cut-short .gz must not read as a shorter file: the istream turns this into
+      // badbit (it does not escape the stream), which the readers report as lost data.
+      throw std::ios_base::failure(absl::StrCat("gzip: ", what));
+    }
+    return traits_type::eof();
   }
 
  private:
@@ -83,9 +92,18 @@ absl::StatusOr<InputFile> OpenInputFile(const std::string& path) {
 absl::StatusOr<std::string> ReadInputFile(const std::string& path) {
   absl::StatusOr<InputFile> input = OpenInputFile(path);
   if (!input.ok()) return input.status();
-  std::ostringstream text;
-  text << input->stream->rdbuf();
-  return text.str();
+  std::string text;
+  std::vector<char> block(size_t{64} << 10);
+  while (*input->stream) {
+    input->stream->read(block.data(), static_cast<std::streamsize>(block.size()));
+    text.append(block.data(), static_cast<size_t>(input->stream->gcount()));
+  }
+  if (input->stream->bad()) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": read error after ", text.size(),
+                     " bytes: the file is damaged or cut short (a .gz whose end is missing?)"));
+  }
+  return text;
 }
 
 }  // namespace moecap::records

@@ -44,7 +44,9 @@ bool LineReader::Next(absl::string_view* line) {
     in_.read(buffer_.data() + end_, static_cast<std::streamsize>(buffer_.size() - end_));
     const std::streamsize got = in_.gcount();
     if (in_.bad()) {
-      status_ = absl::DataLossError(absl::StrCat("read error after line ", line_number_));
+      status_ = absl::DataLossError(
+          absl::StrCat("read error after line ", line_number_,
+                       ": the file is damaged or cut short (a .gz whose end is missing?)"));
       return false;
     }
     end_ += static_cast<size_t>(got);

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -196,6 +197,27 @@ TEST(RealRecordsTest, GzipBomAndATruncatedLastLineAreReadAsTheyAre) {
   ASSERT_TRUE(plain.summary.ok());
   EXPECT_EQ(from_gz->records, plain.summary->records);
   EXPECT_DOUBLE_EQ(from_gz->decode->s_mbu, plain.summary->decode->s_mbu);
+
+  // The same .gz cut short (a copy stopped mid-way) is lost data, not a shorter file.
+  std::string whole;
+  {
+    std::ifstream in(gz_path, std::ios::binary);
+    whole.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const std::string cut_path = gz_path + ".cut.gz";
+  {
+    std::ofstream out(cut_path, std::ios::binary);
+    out.write(whole.data(), static_cast<std::streamsize>(whole.size() / 2));
+  }
+  absl::StatusOr<InputFile> cut_gz = OpenInputFile(cut_path);
+  ASSERT_TRUE(cut_gz.ok()) << cut_gz.status();
+  absl::StatusOr<RecordsSummary> from_cut =
+      AnalyzeRecords(*cut_gz->stream, Qwen3Options("cut.jsonl.gz"));
+  EXPECT_EQ(from_cut.status().code(), absl::StatusCode::kDataLoss) << from_cut.status();
+  EXPECT_TRUE(absl::StrContains(from_cut.status().message(), "damaged or cut short"))
+      << from_cut.status();
+  EXPECT_EQ(ReadInputFile(cut_path).status().code(), absl::StatusCode::kDataLoss);
+  std::remove(cut_path.c_str());
   std::remove(gz_path.c_str());
 
   // A UTF-8 BOM before the first record.
