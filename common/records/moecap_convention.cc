@@ -425,6 +425,10 @@ absl::StatusOr<MoecapFigures> MoecapFromRecords(std::istream& in, const MoecapOp
   RequestTracker tracker;
   PassRecord record;
   PhaseSums decode, prefill_records, prefill_records_without_info;
+  // Its decode points less the decode halves of split steps (which moecap merges into one pass).
+  PhaseSums decode_unsplit;
+  PassRecord previous_prefill;
+  bool previous_is_prefill = false;
   std::map<std::string, RequestAccumulator> requests;
   bool any_prefill_info = false;
   bool first = true;
@@ -444,6 +448,10 @@ absl::StatusOr<MoecapFigures> MoecapFromRecords(std::istream& in, const MoecapOp
     }
     ++out.records;
     out.run_seconds += record.latency_s;
+    const bool split_half = previous_is_prefill && record.forward_mode != ForwardMode::kPrefill &&
+                            IsSecondHalfOfSplitStep(previous_prefill, record);
+    previous_is_prefill = record.forward_mode == ForwardMode::kPrefill;
+    if (previous_is_prefill) previous_prefill = record;
     if (first) {
       first = false;
       if (record.has_gpu_raw_type) first_gpu = record.gpu_raw_type;
@@ -468,8 +476,11 @@ absl::StatusOr<MoecapFigures> MoecapFromRecords(std::istream& in, const MoecapOp
     }
     if (!prefill) {  // every mode other than "prefill" is decode to it
       const double tokens = static_cast<double>(record.batch_size);
-      decode.Add(TheirTerms(out.sizes, precision, ctx, activation, tokens), record.latency_s,
-                 precision, our_precision, our_counts);
+      const PointTerms terms = TheirTerms(out.sizes, precision, ctx, activation, tokens);
+      decode.Add(terms, record.latency_s, precision, our_precision, our_counts);
+      if (!split_half) {
+        decode_unsplit.Add(terms, record.latency_s, precision, our_precision, our_counts);
+      }
       continue;
     }
     const PointTerms terms = TheirTerms(out.sizes, precision, ctx, activation, ctx);
@@ -597,6 +608,29 @@ absl::StatusOr<MoecapFigures> MoecapFromRecords(std::istream& in, const MoecapOp
                                 s.mfu_rate / n / (g * pf)});
     }
     *slot = std::move(phase);
+  }
+  // Two differences in which points it takes, where the records show them.
+  auto plain_mean = [&](const Sums& s) {
+    const double n = static_cast<double>(s.points);
+    return std::pair{s.mbu_rate / n / (g * bw), s.mfu_rate / n / (g * pf)};
+  };
+  if (out.decode.has_value() && decode_unsplit.ways[kTheirs].points > 0 &&
+      decode_unsplit.ways[kTheirs].points < decode.ways[kTheirs].points) {
+    const auto [mbu, mfu] = plain_mean(decode_unsplit.ways[kTheirs]);
+    out.decode->variants.push_back(
+        {"split steps merged",
+         "moecap merges a chunked-prefill step's decode half into one mixed pass; MoE-CAP counts "
+         "it as a decode point with the whole step's latency",
+         mbu, mfu});
+  }
+  if (out.prefill.has_value() && out.per_request_prefill &&
+      prefill_records.ways[kTheirs].points > 0) {
+    const auto [mbu, mfu] = plain_mean(prefill_records.ways[kTheirs]);
+    out.prefill->variants.push_back(
+        {"per-pass prefill points",
+         "moecap counts each prefill pass once; MoE-CAP, with per_req_info, makes a point of each "
+         "request, its TTFT the sum of its passes and each pass's weights charged to it",
+         mbu, mfu});
   }
   return out;
 }

@@ -254,6 +254,39 @@ TEST(MoecapConventionTest, VllmRecordsMatchTheHandPortOnItsPerRequestPath) {
   EXPECT_NEAR(t.prefill->mean_latency_s, 0.11225627332653666, 1e-15);
 }
 
+const MoecapVariant* FindVariant(const MoecapPhase& phase, const std::string& name) {
+  for (const MoecapVariant& v : phase.variants) {
+    if (v.difference == name) return &v;
+  }
+  return nullptr;
+}
+
+TEST(MoecapConventionTest, ThePointsItTakesAreUndoneOneAtATime) {
+  const std::string text = ReadFixture("vllm_expert_distribution_record.jsonl");
+  const BothFigures run = Analyze(text, "qwen3-30b-a3b");
+  // Per pass instead of per request: its own per-record branch, as the port computes it when no
+  // record carries per_req_info.
+  std::vector<json> lines = Lines(text);
+  for (json& j : lines) j.erase("per_req_info");
+  const PortResult per_pass = Port(Qwen3_30B_A3B(), lines, 3350e9, 1979e12, 2, 1);
+  const MoecapVariant* v = FindVariant(*run.theirs.prefill, "per-pass prefill points");
+  ASSERT_NE(v, nullptr);
+  ExpectRelNear(v->s_mbu, per_pass.prefill_smbu, "per-pass prefill S-MBU");
+  // Split steps merged: its decode points less the decode halves of ids 3 and 7 (6 of 8 left).
+  std::vector<json> unsplit;
+  const std::vector<json> all = Lines(text);
+  for (size_t i = 0; i < all.size(); ++i) {
+    const bool half = i > 0 && all[i]["forward_mode"] == "decode" &&
+                      all[i - 1]["forward_mode"] == "prefill" &&
+                      all[i]["forward_pass_id"] == all[i - 1]["forward_pass_id"];
+    if (!half) unsplit.push_back(all[i]);
+  }
+  const PortResult merged = Port(Qwen3_30B_A3B(), unsplit, 3350e9, 1979e12, 2, 1);
+  v = FindVariant(*run.theirs.decode, "split steps merged");
+  ASSERT_NE(v, nullptr);
+  ExpectRelNear(v->s_mbu, merged.decoding_smbu, "decode S-MBU without the split halves");
+}
+
 TEST(MoecapConventionTest, SglangRecordsSkipTheWarmUpAndKeyRequestsBySlot) {
   const std::string text = ReadFixture("sglang_expert_distribution_record.jsonl");
   const BothFigures run = Analyze(text, "qwen3-30b-a3b");
