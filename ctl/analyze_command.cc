@@ -12,6 +12,7 @@
 #include "common/hf_config.h"
 #include "common/records/input_file.h"
 #include "ctl/analyze_records.h"
+#include "ctl/analyze_serving.h"
 #include "ctl/format.h"
 
 namespace moecap::ctl {
@@ -352,8 +353,10 @@ CLI::App* RegisterAnalyzeCommand(CLI::App& app, AnalyzeOptions& o) {
                   "analyze per-pass records: MoE-CAP's expert_distribution_record.jsonl or "
                   "detailed_results_*.jsonl, vLLM or SGLang (JSON lines, .gz read; - reads "
                   "stdin)");
-  cmd->add_option("--vllm-result", o.vllm_result,
-                  "estimate from a vLLM `bench serve --save-result` JSON file");
+  cmd->add_option("--serving-result,--vllm-result", o.serving_result,
+                  "estimate from a serving benchmark's summary: vLLM `bench serve` --save-result "
+                  "JSON or its printed block, SGLang `bench_serving` JSONL or its block, AIPerf "
+                  "profile_export_aiperf.json (- reads stdin); needs --hardware and --gpus");
   o.tp_flag = cmd->add_option(
       "--tp", o.tp,
       "attention tensor-parallel degree t (G/t attention replicas, experts over all G): adds the "
@@ -381,11 +384,11 @@ absl::Status RunAnalyzeCommand(const AnalyzeOptions& o, const GlobalOptions& glo
     return UsageError(
         "--convention: only with --records FILE (MoE-CAP's figures are per-pass figures)");
   }
-  if (!o.records.empty() && !o.vllm_result.empty()) {
-    return UsageError("--records, --vllm-result: give one input, not both");
+  if (!o.records.empty() && !o.serving_result.empty()) {
+    return UsageError("--records, --serving-result: give one input, not both");
   }
   if (!o.records.empty()) return RunRecordsAnalysis(o, global, io);
-  if (!o.vllm_result.empty()) return RunVllmAnalysis(o, global, io);
+  if (!o.serving_result.empty()) return RunServingAnalysis(o, global, io);
   if (o.per_pass) return UsageError("--per-pass: only with --records FILE");
   if (o.skip_bad) return UsageError("--skip-bad: only with --records FILE");
   if (o.uniform_activation) return UsageError("--uniform-activation: only with --records FILE");

@@ -1,6 +1,7 @@
 // `moecapctl analyze`: the MoE-CAP calculator. From a model, hardware and a batch shape (and
 // measured TTFT/TPOT when given) it prints bytes, FLOPs, S-MBU, S-MFU, the roofline and cost.
-// With --records or --vllm-result it reads a serving run instead (ctl/analyze_records.h).
+// With --records or --serving-result it reads a serving run instead (ctl/analyze_records.h,
+// ctl/analyze_serving.h).
 #ifndef MOECAP_CTL_ANALYZE_COMMAND_H_
 #define MOECAP_CTL_ANALYZE_COMMAND_H_
 
@@ -46,13 +47,13 @@ struct AnalyzeOptions {
   double usd_per_kwh = 0.15;
   std::string output = "table";
   bool explain = false;
-  std::string records;        // --records FILE: MoE-CAP per-pass records (JSON lines)
-  std::string vllm_result;    // --vllm-result FILE: vLLM `bench serve --save-result` JSON
-  int64_t tp = 0;             // --tp: attention tensor-parallel degree (physical HBM traffic)
-  bool dp_attention = false;  // --dp-attention: router, shared and dense FFN with the replicas
-  std::string convention;     // --convention moecap: with --records, MoE-CAP's figures beside ours
-  bool per_pass = false;      // with --records: one row per pass instead of the phase summary
-  bool skip_bad = false;      // with --records: count bad lines in `skipped` instead of failing
+  std::string records;         // --records FILE: MoE-CAP per-pass records (JSON lines)
+  std::string serving_result;  // --serving-result FILE: a serving benchmark's summary
+  int64_t tp = 0;              // --tp: attention tensor-parallel degree (physical HBM traffic)
+  bool dp_attention = false;   // --dp-attention: router, shared and dense FFN with the replicas
+  std::string convention;      // --convention moecap: with --records, MoE-CAP's figures beside ours
+  bool per_pass = false;       // with --records: one row per pass instead of the phase summary
+  bool skip_bad = false;       // with --records: count bad lines in `skipped` instead of failing
 
   // Which optional flags were given (CLI11 fills these through the registered options).
   const CLI::Option* ttft_flag = nullptr;

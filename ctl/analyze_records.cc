@@ -1,11 +1,8 @@
-// `moecapctl analyze --records FILE` and `--vllm-result FILE`: flags -> options -> the analyses of
-// common/records/ -> table, JSON or CSV.
+// `moecapctl analyze --records FILE`: flags -> options -> the analyses of common/records/ ->
+// table, JSON or CSV.
 #include "ctl/analyze_records.h"
 
-#include <cerrno>
 #include <cmath>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -16,20 +13,13 @@
 #include "common/records/input_file.h"
 #include "common/records/moecap_convention.h"
 #include "common/records/records_analysis.h"
-#include "common/records/vllm_result.h"
 #include "common/status_macros.h"
 #include "ctl/format.h"
 
 namespace moecap::ctl {
-namespace {
 
-using records::PassResult;
-using records::PhaseSummary;
-using records::RecordsSummary;
-
-// The step mode's batch-shape flags: a serving-run mode takes these from its file.
 absl::Status RejectShapeFlags(const AnalyzeOptions& o, absl::string_view mode_flag,
-                              absl::string_view why, bool allow_lengths = false) {
+                              absl::string_view why, bool allow_lengths) {
   const std::pair<const CLI::Option*, const char*> flags[] = {
       {o.batch_flag, "--batch"},
       {o.prompt_len_flag, "--prompt-len"},
@@ -47,14 +37,16 @@ absl::Status RejectShapeFlags(const AnalyzeOptions& o, absl::string_view mode_fl
   return absl::OkStatus();
 }
 
+namespace {
+
+using records::PassResult;
+using records::PhaseSummary;
+using records::RecordsSummary;
+
 // A FailedPrecondition from the analyses means a flag must supply what the input lacks.
 absl::Status MapAnalysisError(const absl::Status& status) {
   if (absl::IsFailedPrecondition(status)) return UsageError(status.message());
   return status;
-}
-
-absl::Status CannotOpen(const std::string& path) {
-  return absl::NotFoundError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
 }
 
 std::string Cell(const nlohmann::json& j) {
@@ -408,78 +400,6 @@ absl::Status RunRecordsAnalysis(const AnalyzeOptions& o, const GlobalOptions& gl
       break;
   }
   return StrictCheck(o, summary->validity);
-}
-
-absl::Status RunVllmAnalysis(const AnalyzeOptions& o, const GlobalOptions& global,
-                             const CommandIo& io) {
-  absl::StatusOr<OutputFormat> format = ParseOutputFormat(o.output);
-  if (!format.ok()) return format.status();
-  if (o.per_pass) return UsageError("--per-pass: only with --records FILE");
-  if (o.skip_bad) return UsageError("--skip-bad: only with --records FILE");
-  MOECAP_RETURN_IF_ERROR(RejectShapeFlags(o, "--vllm-result", "the vLLM result gives it"));
-  absl::StatusOr<Catalog> catalog = LoadCatalog(global);
-  if (!catalog.ok()) return catalog.status();
-  if (o.hardware.empty()) {
-    return UsageError(
-        "--hardware: required with --vllm-result (the result does not name the device; "
-        "`moecapctl hardware` lists them)");
-  }
-  absl::StatusOr<AnalysisInput> common = BuildCommonInput(o, *catalog, /*need_hardware=*/true);
-  if (!common.ok()) return common.status();
-
-  const std::string origin = o.vllm_result == "-" ? "stdin" : o.vllm_result;
-  std::ostringstream text;
-  if (o.vllm_result == "-") {
-    text << std::cin.rdbuf();
-  } else {
-    std::ifstream file(o.vllm_result, std::ios::binary);
-    if (!file.is_open()) return CannotOpen(o.vllm_result);
-    text << file.rdbuf();
-  }
-  absl::StatusOr<records::VllmResult> result = records::ParseVllmResult(text.str(), origin);
-  if (!result.ok()) return result.status();
-  absl::StatusOr<records::VllmEstimate> estimate = records::EstimateFromVllm(*result, *common);
-  if (!estimate.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(origin, ": ", estimate.status().message()));
-  }
-  absl::StatusOr<AnalysisResult> analysis = Analyze(estimate->input);
-  if (!analysis.ok()) return MapAnalysisError(analysis.status());
-  const nlohmann::json j = records::VllmAnalysisJson(*result, *estimate, *analysis);
-  switch (*format) {
-    case OutputFormat::kJson:
-      io.out << j.dump(2) << "\n";
-      break;
-    case OutputFormat::kCsv:
-      PrintAnalysisCsv(j, {{"estimated", "true"}}, io.out);
-      break;
-    case OutputFormat::kTable: {
-      io.out << "ESTIMATED from the vLLM benchmark result " << origin
-             << " with the step formulas, not measured pass by pass. Assumptions:\n";
-      for (const std::string& a : estimate->assumptions) io.out << "  - " << a << "\n";
-      io.out << "\n";
-      PrintAnalysisTable(estimate->input, *analysis, o.explain, io.out);
-      for (const auto& [phase, key] : {std::pair{"prefill", "TTFT"}, std::pair{"decode", "TPOT"}}) {
-        if (j[phase].is_null()) continue;
-        for (const auto& [name, at] : j[phase]["at_latency_percentiles"].items()) {
-          io.out << absl::StrFormat("%s at %s %s (%s): S-MBU %s, S-MFU %s\n", phase, name, key,
-                                    HumanSeconds(at["time_s"].get<double>()),
-                                    Percent(at["s_mbu"].get<double>()),
-                                    Percent(at["s_mfu"].get<double>()));
-        }
-      }
-      if (j.contains("run_cost")) {
-        const nlohmann::json& c = j["run_cost"];
-        io.out << absl::StrFormat(
-            "whole run as measured by vLLM: %.1f output tokens/s, %s per 1M output tokens over "
-            "its %s\n",
-            c["output_tokens_per_s"].get<double>(),
-            Usd(c["usd_per_million_output_tokens"].get<double>(), 4),
-            HumanSeconds(c["duration_s"].get<double>()));
-      }
-      break;
-    }
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace moecap::ctl

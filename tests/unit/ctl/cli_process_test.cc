@@ -1,5 +1,5 @@
 // moecapctl as a user runs it: a child process with arguments, its exit code, stdout and stderr.
-// Covers `analyze --records` and `--vllm-result` in every output format, every kind of bad
+// Covers `analyze --records` and `--serving-result` in every output format, every kind of bad
 // input, the step mode's flags and keys, and `plot` (the SVGs are parsed by python3's XML parser
 // and their points counted).
 #include <fcntl.h>
@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -30,6 +31,7 @@ const std::string kToyCatalog = kTestdata + "/catalog";
 const std::string kToyPasses = kTestdata + "/toy_passes.jsonl";
 const std::string kExamplePasses = kExamples + "/mixtral-8x7b-h100x2.jsonl";
 const std::string kExampleVllm = kExamples + "/vllm-qwen3-30b-a3b-h100.json";
+const std::string kReal = MOECAP_REAL_FIXTURES;
 
 struct Result {
   int exit_code = -1;
@@ -305,52 +307,143 @@ TEST(AnalyzeRecordsCliTest, TheDocsExampleResolvesTheRawDeviceName) {
   EXPECT_EQ(j["prefill"]["passes"], 4);
 }
 
-// --- analyze --vllm-result -------------------------------------------------------------------
+// --- analyze --serving-result (alias --vllm-result) -----------------------------------------
 
-TEST(AnalyzeVllmCliTest, EstimatedInEveryFormat) {
-  Result r = Ctl({"analyze", "--vllm-result", kExampleVllm, "--model", "qwen3-30b-a3b",
+TEST(AnalyzeServingCliTest, EstimatedInEveryFormat) {
+  Result r = Ctl({"analyze", "--serving-result", kExampleVllm, "--model", "qwen3-30b-a3b",
                   "--hardware", "h100-sxm", "--gpus", "1", "-o", "json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["mode"], "serving-result");
+  EXPECT_EQ(j["format"], "vllm-json");
   EXPECT_TRUE(j["estimated"].get<bool>());
+  // max_concurrency 32; E2E = 412.5 + 255 × 36.2 = 9643.5 ms, so 3.263 req/s × 9.6435 s = 31.47
+  // in flight, within 10% of 32: the limit was saturated.
   EXPECT_EQ(j["inputs"]["batch"], 32);
+  EXPECT_EQ(j["decode"]["batch"]["value"], 32);
+  EXPECT_EQ(j["decode"]["batch"]["basis"], "max_concurrency");
   EXPECT_EQ(j["inputs"]["prompt_len"], 1024);  // 204800 / 200
   EXPECT_EQ(j["inputs"]["output_len"], 256);   // 51200 / 200
   EXPECT_DOUBLE_EQ(j["inputs"]["tpot_s"].get<double>(), 0.0362);
+  EXPECT_EQ(j["prefill"]["batch"], 1);
+  EXPECT_EQ(j["prefill"]["bound"], "lower");
+  EXPECT_EQ(j["prefill"]["tokens"], 1024);  // one prompt
   EXPECT_FALSE(j["assumptions"].empty());
   EXPECT_TRUE(j["decode"]["breakdown"].contains("routed_experts"));
+  // The machine formats keep stdout JSON: the assumptions also go to stderr.
+  EXPECT_TRUE(absl::StrContains(r.err, "estimated: decode batch B = 32")) << r.err;
 
-  r = Ctl({"analyze", "--vllm-result", kExampleVllm, "--model", "qwen3-30b-a3b", "--hardware",
-           "h100-sxm", "--explain"});
+  r = Ctl({"analyze", "--serving-result", kExampleVllm, "--model", "qwen3-30b-a3b", "--hardware",
+           "h100-sxm", "--gpus", "1", "--explain"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(absl::StartsWith(r.out, "ESTIMATED from the vLLM benchmark result")) << r.out;
-  EXPECT_TRUE(absl::StrContains(r.out, "batch B = 32: max_concurrency (32)"));
+  EXPECT_TRUE(absl::StartsWith(r.out, "ESTIMATED from the serving-benchmark summary")) << r.out;
+  EXPECT_TRUE(absl::StrContains(
+      r.out, "estimated: decode batch B = 32: the run's max_concurrency 32 was saturated"));
   EXPECT_TRUE(absl::StrContains(r.out, "breakdown (METRICS.md terms"));
   EXPECT_TRUE(absl::StrContains(r.out, "decode at p99 TPOT"));
+  EXPECT_TRUE(absl::StrContains(r.out, "prefill at p50 TTFT"));
+  // The warnings and assumptions come before the table.
+  EXPECT_LT(r.out.find("estimated: "), r.out.find("S-MBU at roofline"));
 
-  r = Ctl({"analyze", "--vllm-result", kExampleVllm, "--model", "qwen3-30b-a3b", "--hardware",
-           "h100-sxm", "-o", "csv"});
+  r = Ctl({"analyze", "--serving-result", kExampleVllm, "--model", "qwen3-30b-a3b", "--hardware",
+           "h100-sxm", "--gpus", "1", "-o", "csv"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::vector<std::string> lines = Lines(r.out);
   ASSERT_EQ(lines.size(), 2u);
-  EXPECT_TRUE(absl::EndsWith(lines[0], ",estimated"));
-  EXPECT_TRUE(absl::EndsWith(lines[1], ",true"));
+  EXPECT_TRUE(absl::EndsWith(lines[0], ",format,decode.batch_basis,prefill.bound,estimated"));
+  EXPECT_TRUE(absl::EndsWith(lines[1], ",vllm-json,max_concurrency,lower,true"));
 }
 
-TEST(AnalyzeVllmCliTest, ErrorsNameTheFieldAndExitOne) {
+TEST(AnalyzeServingCliTest, TheVllmResultAliasStillWorks) {
+  const Result r = Ctl({"analyze", "--vllm-result", kExampleVllm, "--model", "qwen3-30b-a3b",
+                        "--hardware", "h100-sxm", "--gpus", "1", "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["mode"], "serving-result");
+  EXPECT_EQ(j["source"]["completed"], 200);
+}
+
+TEST(AnalyzeServingCliTest, EachRealFormat) {
+  // Little's law on the SGLang run (no limit): 21.76416 req/s × (227.98611 − 93.95494) ms =
+  // 2.917, so B = 3; AIPerf's concurrency 5 was saturated (21.5545 × 0.2311 = 4.98 in flight).
+  for (const auto& [path, format, batch] :
+       {std::tuple{kReal + "/sglang_bench/sglang_bench_serving.json", "sglang-json", 3},
+        std::tuple{kReal + "/aiperf/profile_export_aiperf.json", "aiperf", 5},
+        std::tuple{kReal + "/vllm_bench/vllm_bench_serve_console.txt", "vllm-console", 5}}) {
+    const Result r = Ctl({"analyze", "--serving-result", path, "--model", "qwen3-30b-a3b",
+                          "--hardware", "h100-sxm", "--gpus", "1", "-o", "json"});
+    ASSERT_EQ(r.exit_code, 0) << path << ": " << r.err;
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["format"], format);
+    EXPECT_EQ(j["decode"]["batch"]["value"], batch) << path;
+    // The summaries that name the model name this one: no warning.
+    EXPECT_FALSE(absl::StrContains(r.err, "warning:")) << r.err;
+  }
+}
+
+TEST(AnalyzeServingCliTest, GpusAndHardwareAreRequired) {
+  Result r = Ctl({"analyze", "--serving-result", kExampleVllm, "--model", "qwen3-30b-a3b",
+                  "--hardware", "h100-sxm"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "moecapctl analyze: error: --gpus: required with --serving-result (the summary does "
+            "not say how many devices served it: give the tensor × pipeline × data-parallel "
+            "size)\n");
+  EXPECT_TRUE(r.out.empty());
+  r = Ctl({"analyze", "--serving-result", kExampleVllm, "--model", "qwen3-30b-a3b", "--gpus", "1"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.err, "--hardware: required with --serving-result")) << r.err;
+}
+
+TEST(AnalyzeServingCliTest, ModelIdMismatchWarnsAndStrictRefuses) {
+  const std::string sglang = kReal + "/sglang_bench/sglang_bench_serving.json";
+  Result r = Ctl({"analyze", "--serving-result", sglang, "--model", "mixtral-8x7b", "--hardware",
+                  "h100-sxm", "--gpus", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "moecapctl analyze: warning: " + sglang +
+                                           ": model_id 'Qwen/Qwen3-30B-A3B' is not --model "
+                                           "mixtral-8x7b"))
+      << r.err;
+  EXPECT_FALSE(absl::StrContains(r.out, "model_id")) << "the warning belongs on stderr";
+  EXPECT_TRUE(absl::StartsWith(r.out, "ESTIMATED")) << r.out;
+
+  r = Ctl({"analyze", "--serving-result", sglang, "--model", "mixtral-8x7b", "--hardware",
+           "h100-sxm", "--gpus", "2", "--strict", "-o", "json"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_TRUE(absl::StartsWith(r.err, "moecapctl analyze: error: --strict: " + sglang +
+                                          ": model_id 'Qwen/Qwen3-30B-A3B' is not --model "
+                                          "mixtral-8x7b"))
+      << r.err;
+
+  // The organisation prefix and case do not matter: Qwen/Qwen3-30B-A3B is qwen3-30b-a3b.
+  r = Ctl({"analyze", "--serving-result", sglang, "--model", "qwen3-30b-a3b", "--hardware",
+           "h100-sxm", "--gpus", "1", "--strict", "-o", "json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(absl::StrContains(r.err, "model_id")) << r.err;
+}
+
+TEST(AnalyzeServingCliTest, ErrorsNameTheFieldAndExitOne) {
   const std::string bad = TempPath("bad_result.json");
   WriteFile(bad, R"({"completed": "200", "total_input_tokens": 1})");
-  Result r =
-      Ctl({"analyze", "--vllm-result", bad, "--model", "qwen3-30b-a3b", "--hardware", "h100-sxm"});
+  Result r = Ctl({"analyze", "--serving-result", bad, "--model", "qwen3-30b-a3b", "--hardware",
+                  "h100-sxm", "--gpus", "1"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err,
             "moecapctl analyze: error: " + bad + ": field 'completed': expected an integer\n");
-  r = Ctl({"analyze", "--vllm-result", kExampleVllm, "--model", "qwen3-30b-a3b"});
+  const std::string text = TempPath("not_a_result.txt");
+  WriteFile(text, "hello\n");
+  r = Ctl({"analyze", "--serving-result", text, "--model", "qwen3-30b-a3b", "--hardware",
+           "h100-sxm", "--gpus", "1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(r.err, "AIPerf's profile_export_aiperf.json (aiperf)")) << r.err;
+  r = Ctl({"analyze", "--serving-result", kExampleVllm, "--model", "qwen3-30b-a3b", "--hardware",
+           "h100-sxm", "--gpus", "1", "--per-pass", "-o", "json"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(absl::StrContains(r.err, "--hardware: required with --vllm-result")) << r.err;
-  r = Ctl({"analyze", "--vllm-result", kExampleVllm, "--model", "qwen3-30b-a3b", "--hardware",
-           "h100-sxm", "--per-pass", "-o", "json"});
+  r = Ctl({"analyze", "--serving-result", kExampleVllm, "--model", "qwen3-30b-a3b", "--hardware",
+           "h100-sxm", "--gpus", "1", "--batch", "4"});
   EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.err, "--batch: not used with --serving-result")) << r.err;
 }
 
 // --- the step mode keeps its flags and keys ------------------------------------------------
