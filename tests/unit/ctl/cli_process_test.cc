@@ -307,6 +307,62 @@ TEST(AnalyzeRecordsCliTest, TheDocsExampleResolvesTheRawDeviceName) {
   EXPECT_EQ(j["prefill"]["passes"], 4);
 }
 
+TEST(AnalyzeRecordsCliTest, ConventionMoecapPrintsBothFiguresAndTheGapShares) {
+  const std::string detailed = kReal + "/moecap_records/detailed_results_example.jsonl";
+  const Result json =
+      Ctl({"analyze", "--records", detailed, "--model", "qwen3-30b-a3b", "--hardware", "h100-sxm",
+           "--gpus", "1", "--convention", "moecap", "-o", "json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const nlohmann::json c = nlohmann::json::parse(json.out)["moecap_convention"];
+  EXPECT_EQ(c["gpu"], "NVIDIA-H100-HBM3-80GB");  // --hardware's MoE-CAP name
+  EXPECT_EQ(c["formulas"], "qwen3");
+  ASSERT_TRUE(c["decode"].contains("shares_of_gap"));
+  // The shares and the rest add up to the whole gap.
+  double sum = 0;
+  for (const auto& share : c["decode"]["shares_of_gap"]) sum += share["s_mbu"].get<double>();
+  EXPECT_NEAR(sum, 1.0, 1e-9);
+  EXPECT_TRUE(c["cost"]["usd"].is_null());  // its cost table lacks the name its recorder writes
+
+  const Result table = Ctl({"analyze", "--records", detailed, "--model", "qwen3-30b-a3b",
+                            "--hardware", "h100-sxm", "--gpus", "1", "--convention", "moecap"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_TRUE(absl::StrContains(table.out, "MoE-CAP's own figures from the same records"));
+  EXPECT_TRUE(absl::StrContains(table.out, "decode: one difference counted moecap's way"));
+  // Only records have passes to recount; CSV has no place for the comparison.
+  EXPECT_EQ(Ctl({"analyze", "--model", "qwen3-30b-a3b", "--hardware", "h100-sxm", "--batch", "1",
+                 "--prompt-len", "8", "--convention", "moecap"})
+                .exit_code,
+            2);
+  EXPECT_EQ(Ctl({"analyze", "--records", detailed, "--model", "qwen3-30b-a3b", "--hardware",
+                 "h100-sxm", "--gpus", "1", "--convention", "moecap", "-o", "csv"})
+                .exit_code,
+            2);
+}
+
+TEST(AnalyzeRecordsCliTest, ALayoutAddsPhysicalTrafficAndAWrongOneIsRefused) {
+  const Result r = Ctl({"analyze", "--records", kExamplePasses, "--model", "mixtral-8x7b", "--tp",
+                        "1", "--dp-attention", "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["layout"]["attention_replicas"], 2.0);
+  // Two attention replicas: attention, LM head and router are read a second time.
+  const nlohmann::json& d = j["decode"];
+  const double again = d["breakdown"]["attention"]["bytes"].get<double>() +
+                       d["breakdown"]["lm_head"]["bytes"].get<double>() +
+                       d["breakdown"]["router"]["bytes"].get<double>();
+  EXPECT_DOUBLE_EQ(d["hbm"]["replication_bytes"].get<double>(), again);
+  EXPECT_DOUBLE_EQ(d["breakdown"]["replication"]["bytes"].get<double>(), again);
+  // --tp 3 cannot divide the file's 2 devices; --dp-attention needs --tp.
+  const Result bad =
+      Ctl({"analyze", "--records", kExamplePasses, "--model", "mixtral-8x7b", "--tp", "3"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(bad.err, "--tp: 3 does not divide the device count 2")) << bad.err;
+  EXPECT_EQ(
+      Ctl({"analyze", "--records", kExamplePasses, "--model", "mixtral-8x7b", "--dp-attention"})
+          .exit_code,
+      2);
+}
+
 // --- analyze --serving-result (alias --vllm-result) -----------------------------------------
 
 TEST(AnalyzeServingCliTest, EstimatedInEveryFormat) {
