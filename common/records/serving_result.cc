@@ -314,9 +314,10 @@ void ThroughputOrDerived(const FieldReader& f, ServingResult* r) {
                    " req/s: the file has no usable request_throughput"));
 }
 
-absl::Status ParseVllmJson(const json& j, absl::string_view origin, ServingResult* r) {
-  r->format = ServingFormat::kVllmJson;
-  const FieldReader f(j, origin);
+// The fields vLLM's and SGLang's JSON share (SGLang's bench_serving took vLLM's as its model);
+// only the mean end-to-end latency is spelt differently.
+absl::Status ReadSharedJsonFields(const FieldReader& f, const char* mean_e2e_key,
+                                  ServingResult* r) {
   MOECAP_RETURN_IF_ERROR(f.Int("completed", 1, &r->completed));
   MOECAP_RETURN_IF_ERROR(f.Int("total_input_tokens", 0, &r->total_input_tokens));
   MOECAP_RETURN_IF_ERROR(f.Int("total_output_tokens", 0, &r->total_output_tokens));
@@ -324,7 +325,21 @@ absl::Status ParseVllmJson(const json& j, absl::string_view origin, ServingResul
   MOECAP_RETURN_IF_ERROR(f.Number("duration", true, &r->duration_s));
   MOECAP_RETURN_IF_ERROR(f.Number("mean_ttft_ms", true, &r->mean_ttft_ms));
   MOECAP_RETURN_IF_ERROR(f.Number("mean_tpot_ms", false, &r->mean_tpot_ms));
-  MOECAP_RETURN_IF_ERROR(f.OptionalNumber("mean_e2el_ms", true, &r->mean_e2e_ms));
+  return f.OptionalNumber(mean_e2e_key, true, &r->mean_e2e_ms);
+}
+
+absl::Status ReadPeakInFlight(const FieldReader& f, ServingResult* r) {
+  if (!f.Has("max_concurrent_requests")) return absl::OkStatus();
+  int64_t peak = 0;
+  MOECAP_RETURN_IF_ERROR(f.Int("max_concurrent_requests", 0, &peak));
+  r->max_concurrent_requests = static_cast<double>(peak);
+  return absl::OkStatus();
+}
+
+absl::Status ParseVllmJson(const json& j, absl::string_view origin, ServingResult* r) {
+  r->format = ServingFormat::kVllmJson;
+  const FieldReader f(j, origin);
+  MOECAP_RETURN_IF_ERROR(ReadSharedJsonFields(f, "mean_e2el_ms", r));
   ThroughputOrDerived(f, r);
   if (f.Has("request_rate")) {
     const json& rate = f.Get("request_rate");
@@ -339,11 +354,7 @@ absl::Status ParseVllmJson(const json& j, absl::string_view origin, ServingResul
       return f.Error("request_rate", "expected a positive number or \"inf\"");
     }
   }
-  if (f.Has("max_concurrent_requests")) {
-    int64_t peak = 0;
-    MOECAP_RETURN_IF_ERROR(f.Int("max_concurrent_requests", 0, &peak));
-    r->max_concurrent_requests = static_cast<double>(peak);
-  }
+  MOECAP_RETURN_IF_ERROR(ReadPeakInFlight(f, r));
   MOECAP_RETURN_IF_ERROR(ReadFlatPercentiles(j, origin, r));
   f.StringIfPresent("model_id", &r->model_id);
   f.StringIfPresent("backend", &r->backend);
@@ -354,14 +365,7 @@ absl::Status ParseVllmJson(const json& j, absl::string_view origin, ServingResul
 absl::Status ParseSglangJson(const json& j, absl::string_view origin, ServingResult* r) {
   r->format = ServingFormat::kSglangJson;
   const FieldReader f(j, origin);
-  MOECAP_RETURN_IF_ERROR(f.Int("completed", 1, &r->completed));
-  MOECAP_RETURN_IF_ERROR(f.Int("total_input_tokens", 0, &r->total_input_tokens));
-  MOECAP_RETURN_IF_ERROR(f.Int("total_output_tokens", 0, &r->total_output_tokens));
-  MOECAP_RETURN_IF_ERROR(f.OptionalInt("max_concurrency", 1, &r->max_concurrency));
-  MOECAP_RETURN_IF_ERROR(f.Number("duration", true, &r->duration_s));
-  MOECAP_RETURN_IF_ERROR(f.Number("mean_ttft_ms", true, &r->mean_ttft_ms));
-  MOECAP_RETURN_IF_ERROR(f.Number("mean_tpot_ms", false, &r->mean_tpot_ms));
-  MOECAP_RETURN_IF_ERROR(f.OptionalNumber("mean_e2e_latency_ms", true, &r->mean_e2e_ms));
+  MOECAP_RETURN_IF_ERROR(ReadSharedJsonFields(f, "mean_e2e_latency_ms", r));
   if (!r->mean_e2e_ms.has_value() && f.Has("mean_e2e_latency_ms")) {
     r->notes.push_back(
         "mean_e2e_latency_ms is NaN (bench_serving's mean of no latencies): read "
@@ -381,11 +385,7 @@ absl::Status ParseSglangJson(const json& j, absl::string_view origin, ServingRes
       return f.Error("request_rate", "expected a positive number, Infinity or \"trace\"");
     }
   }
-  if (f.Has("max_concurrent_requests")) {
-    int64_t peak = 0;
-    MOECAP_RETURN_IF_ERROR(f.Int("max_concurrent_requests", 0, &peak));
-    r->max_concurrent_requests = static_cast<double>(peak);
-  }
+  MOECAP_RETURN_IF_ERROR(ReadPeakInFlight(f, r));
   MOECAP_RETURN_IF_ERROR(ReadFlatPercentiles(j, origin, r));
   if (f.Has("server_info") && f.Get("server_info").is_object()) {
     FieldReader(f.Get("server_info"), origin, "server_info.")
