@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/analysis.h"
 #include "common/hf_config.h"
 #include "common/records/input_file.h"
@@ -208,6 +209,22 @@ void PrintAnalysisCsv(const nlohmann::json& j,
     }
     header.push_back(absl::StrCat(phase, ".roofline_s"));
     values.push_back(j[phase].is_null() ? "" : NumberOrEmpty(j[phase]["roofline"]["time_s"]));
+    // Why a figure is invalid or estimated, one cell: "reason; reason".
+    header.push_back(absl::StrCat(phase, ".reasons"));
+    std::vector<std::string> reasons;
+    if (!j[phase].is_null()) {
+      for (const char* list : {"reasons", "assumptions"}) {
+        if (!j[phase].contains(list)) continue;
+        for (const auto& r : j[phase][list]) reasons.push_back(r.get<std::string>());
+      }
+    }
+    values.push_back(absl::StrJoin(reasons, "; "));
+    if (!j[phase].is_null() && j[phase].contains("hbm")) {
+      for (const char* key : {"hbm_bytes", "replication_bytes", "hbm_utilization"}) {
+        header.push_back(absl::StrCat(phase, ".", key));
+        values.push_back(NumberOrEmpty(j[phase]["hbm"][key]));
+      }
+    }
   }
   for (const char* key : {"usd_per_million_output_tokens", "usd_per_million_total_tokens",
                           "usd_per_device_hour", "time_basis"}) {

@@ -20,6 +20,15 @@ std::optional<double> Number(const json& j, const char* key) {
   return j.at(key).get<double>();
 }
 
+// `valid`/`estimated` of an output (a row, a phase, a point); absent keys leave the defaults.
+void ReadValidity(const json& j, PlotPoint& p) {
+  if (!j.is_object()) return;
+  if (j.contains("valid") && j["valid"].is_boolean()) p.valid = j["valid"].get<bool>();
+  if (j.contains("estimated") && j["estimated"].is_boolean()) {
+    p.estimated = j["estimated"].get<bool>();
+  }
+}
+
 template <typename T>
 void AddDistinct(std::vector<T>& values, const T& value) {
   if (std::find(values.begin(), values.end(), value) == values.end()) values.push_back(value);
@@ -46,6 +55,7 @@ void AddPassRow(const json& row, PlotData& data) {
   p.s_mfu = Number(row, "s_mfu");
   p.roofline_s_mbu = Number(row, "roofline_s_mbu");
   p.roofline_s_mfu = Number(row, "roofline_s_mfu");
+  ReadValidity(row, p);
   // A decode pass emits one token per request: a user sees 1 / latency tokens per second, and
   // the pass's price per token is its price per output token.
   const std::optional<double> latency = Number(row, "latency_s");
@@ -76,6 +86,7 @@ void AddSweep(const json& sweep, PlotData& data) {
     p.roofline_s_mbu = Number(point, "roofline_s_mbu");
     p.roofline_s_mfu = Number(point, "roofline_s_mfu");
     p.tokens_per_s_per_request = Number(point, "tokens_per_s_per_request");
+    ReadValidity(point, p);
     const std::optional<double> tokens_per_s = Number(point, "tokens_per_s");
     if (!p.tokens_per_s_per_request.has_value() && tokens_per_s.has_value() &&
         p.batch.value_or(0) > 0) {
@@ -100,6 +111,7 @@ void AddStepAnalysis(const json& j, PlotData& data) {
     p.batch = batch;
     p.s_mbu = Number(ph, "s_mbu");
     p.s_mfu = Number(ph, "s_mfu");
+    ReadValidity(ph, p);
     if (ph.contains("roofline")) {
       p.roofline_s_mbu = Number(ph["roofline"], "s_mbu");
       p.roofline_s_mfu = Number(ph["roofline"], "s_mfu");
@@ -125,6 +137,7 @@ void AddRecordsSummary(const json& j, PlotData& data) {
     p.batch = Number(j[phase], "mean_batch");
     p.s_mbu = Number(j[phase], "s_mbu");
     p.s_mfu = Number(j[phase], "s_mfu");
+    ReadValidity(j[phase], p);
     data.points.push_back(p);
   }
 }

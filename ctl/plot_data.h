@@ -26,6 +26,10 @@ struct PlotPoint {
   std::optional<double> roofline_s_mfu;
   std::optional<double> tokens_per_s_per_request;  // the speed one user sees
   std::optional<double> usd_per_million_output_tokens;
+  // The figure's validity as the output said it (METRICS.md v2): a point over the roofline or
+  // built on an estimate is drawn marked, never as a plain point.
+  bool valid = true;
+  bool estimated = false;
 };
 
 struct PlotData {

@@ -3,12 +3,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 
 namespace moecap::ctl {
 namespace {
@@ -76,6 +78,32 @@ std::string FileName(absl::string_view stem, absl::string_view phase) {
   return absl::StrCat(stem, "_", phase.empty() ? "points" : phase, ".tsv");
 }
 
+// Rings around the points whose figures are flagged — over the roofline (valid: false) or built
+// on an estimate — so that no picture shows them as plain measurements. Writes `<stem>_invalid.tsv`
+// and `<stem>_estimated.tsv` with `row`'s columns and returns the series to plot, `columns` the
+// `using` clause ("1:2").
+std::vector<std::string> FlaggedSeries(const std::vector<const PlotPoint*>& points,
+                                       absl::string_view stem,
+                                       const std::function<std::string(const PlotPoint&)>& row,
+                                       absl::string_view columns, GnuplotJob& job) {
+  std::vector<std::string> series;
+  for (const bool invalid : {true, false}) {
+    std::string tsv;
+    for (const PlotPoint* p : points) {
+      if (invalid ? !p->valid : (p->valid && p->estimated)) tsv += row(*p);
+    }
+    if (tsv.empty()) continue;
+    const std::string file = absl::StrCat(stem, invalid ? "_invalid.tsv" : "_estimated.tsv");
+    job.data_files.emplace_back(file, tsv);
+    series.push_back(absl::StrCat(
+        Quoted(file), " using ", columns,
+        invalid ? " with points pt 6 ps 1.8 lw 1.5 lc rgb '#d62728' title 'valid: false (over the "
+                  "roofline)'"
+                : " with points pt 4 ps 1.5 lc rgb '#7f7f7f' title 'estimated'"));
+  }
+  return series;
+}
+
 absl::StatusOr<GnuplotJob> Timeline(const PlotData& data, absl::string_view title) {
   std::vector<const PlotPoint*> points;
   for (const PlotPoint& p : data.points) {
@@ -97,6 +125,16 @@ absl::StatusOr<GnuplotJob> Timeline(const PlotData& data, absl::string_view titl
     }
     job.data_files.emplace_back(FileName("timeline", phase), tsv);
   }
+  const auto timeline_row = [](const PlotPoint& p) {
+    return absl::StrCat(Num(*p.start_s), "\t", Num(*p.s_mbu * 100), "\t", Num(*p.s_mfu * 100),
+                        "\n");
+  };
+  const std::vector<std::string> flagged_all =
+      FlaggedSeries(points, "timeline", timeline_row, "1:2", job);
+  std::vector<std::string> flagged[2] = {flagged_all, {}};
+  for (const std::string& f : flagged_all) {
+    flagged[1].push_back(absl::StrReplaceAll(f, {{" using 1:2 ", " using 1:3 "}}));
+  }
   std::string s = Header(title, 760, kPanelKey);
   absl::StrAppend(&s, "set multiplot layout 2,1 title ",
                   Quoted(absl::StrCat(title, ": S-MBU and S-MFU of each pass")), "\n",
@@ -109,12 +147,13 @@ absl::StatusOr<GnuplotJob> Timeline(const PlotData& data, absl::string_view titl
                                     " with points pt ", PointType(phase), " ps 0.7 lc rgb '",
                                     Colour(phase), "' title ", Quoted(PhaseLabel(phase))));
     }
+    for (const std::string& f : flagged[column - 2]) series.push_back(f);
     absl::StrAppend(&s, "set ylabel ", Quoted(label), "\nplot ", absl::StrJoin(series, ", "), "\n");
   }
   absl::StrAppend(&s, "unset multiplot\n");
   job.script = s;
   job.data_points = 2 * points.size();
-  job.legend_samples = 2 * phases.size();
+  job.legend_samples = 2 * (phases.size() + flagged_all.size());
   return job;
 }
 
@@ -162,6 +201,11 @@ absl::StatusOr<GnuplotJob> Batch(const PlotData& data, absl::string_view title) 
       limit_phases.push_back(phase);
     }
   }
+  const auto batch_row = [](const PlotPoint& p) {
+    return absl::StrCat(Num(*p.batch), "\t", Num(*p.s_mbu * 100), "\t", Num(*p.s_mfu * 100), "\n");
+  };
+  const std::vector<std::string> batch_flagged =
+      FlaggedSeries(points, "batch", batch_row, "1:2", job);
   std::string s = Header(title, 760, kPanelKey);
   absl::StrAppend(&s, "set multiplot layout 2,1 title ",
                   Quoted(absl::StrCat(title, ": utilisation against batch size")), "\n",
@@ -181,12 +225,15 @@ absl::StatusOr<GnuplotJob> Batch(const PlotData& data, absl::string_view title) 
                                     " with lines dt 2 lw 1.5 lc rgb '", Colour(phase), "' title ",
                                     Quoted(absl::StrCat("roofline limit, ", PhaseLabel(phase)))));
     }
+    for (const std::string& f : batch_flagged) {
+      series.push_back(column == 2 ? f : absl::StrReplaceAll(f, {{" using 1:2 ", " using 1:3 "}}));
+    }
     absl::StrAppend(&s, "set ylabel ", Quoted(label), "\nplot ", absl::StrJoin(series, ", "), "\n");
   }
   absl::StrAppend(&s, "unset multiplot\n");
   job.script = s;
   job.data_points = 2 * points.size();
-  job.legend_samples = 2 * phases.size();
+  job.legend_samples = 2 * (phases.size() + batch_flagged.size());
   return job;
 }
 
@@ -195,6 +242,7 @@ absl::StatusOr<GnuplotJob> Pareto(const PlotData& data, absl::string_view title)
     double speed, usd, batch;
   };
   std::vector<Point> points;
+  std::vector<const PlotPoint*> used;
   for (const PlotPoint& p : data.points) {
     // Speed per request is a decode figure: a prefill point's would be a different quantity.
     if (p.phase != "decode" && !p.phase.empty()) continue;
@@ -202,6 +250,7 @@ absl::StatusOr<GnuplotJob> Pareto(const PlotData& data, absl::string_view title)
         *p.tokens_per_s_per_request > 0 && *p.usd_per_million_output_tokens > 0) {
       points.push_back(
           {*p.tokens_per_s_per_request, *p.usd_per_million_output_tokens, p.batch.value_or(0)});
+      used.push_back(&p);
     }
   }
   if (points.empty()) {
@@ -239,6 +288,13 @@ absl::StatusOr<GnuplotJob> Pareto(const PlotData& data, absl::string_view title)
   }
   job.data_files.emplace_back("pareto_points.tsv", all);
   job.data_files.emplace_back("pareto_front.tsv", front_tsv);
+  const std::vector<std::string> flagged = FlaggedSeries(
+      used, "pareto",
+      [](const PlotPoint& p) {
+        return absl::StrCat(Num(*p.tokens_per_s_per_request), "\t",
+                            Num(*p.usd_per_million_output_tokens), "\n");
+      },
+      "1:2", job);
   std::string s = Header(title, 560, "top left inside box opaque");
   absl::StrAppend(&s, "set title ",
                   Quoted(absl::StrCat(title, ": price against speed per request")), "\n",
@@ -256,10 +312,11 @@ absl::StatusOr<GnuplotJob> Pareto(const PlotData& data, absl::string_view title)
                   kOtherColour, "' title 'operating points', ",
                   "'pareto_front.tsv' using 1:2 with lines lw 2 lc rgb '", kDecodeColour,
                   "' title 'Pareto front (faster and cheaper is better)', ",
-                  "'pareto_front.tsv' using 1:2:3 with labels offset char 0.8,0.8 left notitle\n");
+                  "'pareto_front.tsv' using 1:2:3 with labels offset char 0.8,0.8 left notitle",
+                  flagged.empty() ? "" : ", ", absl::StrJoin(flagged, ", "), "\n");
   job.script = s;
   job.data_points = points.size();
-  job.legend_samples = 1;
+  job.legend_samples = 1 + flagged.size();
   return job;
 }
 

@@ -152,6 +152,31 @@ TEST(PlotDataTest, RejectsWhatIsNotAMoecapOutput) {
             "x.jsonl:3: mixes sweep points with per-pass rows: plot one kind of input");
 }
 
+TEST(PlotScriptTest, InvalidAndEstimatedPointsAreMarked) {
+  // The decode row over the roofline (valid: false), the prefill row estimated.
+  std::string rows = kPassRows;
+  rows.replace(rows.find(R"("usd_per_million_tokens": 1000})"), 31,
+               R"("usd_per_million_tokens": 1000, "valid": true, "estimated": true})");
+  rows.replace(rows.find(R"("usd_per_million_tokens": 2500})"), 31,
+               R"("usd_per_million_tokens": 2500, "valid": false, "estimated": false})");
+  absl::StatusOr<PlotData> d = ParsePlotData(rows, "rows.jsonl");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_TRUE(d->points[0].estimated);
+  EXPECT_FALSE(d->points[1].valid);
+  for (PlotKind kind : {PlotKind::kTimeline, PlotKind::kBatch, PlotKind::kPareto}) {
+    absl::StatusOr<GnuplotJob> job = BuildPlot(kind, *d, "T");
+    ASSERT_TRUE(job.ok()) << job.status();
+    EXPECT_TRUE(absl::StrContains(job->script, "valid: false (over the roofline)"));
+  }
+  absl::StatusOr<GnuplotJob> timeline = BuildPlot(PlotKind::kTimeline, *d, "T");
+  ASSERT_NE(FindFile(*timeline, "timeline_invalid.tsv"), nullptr);
+  EXPECT_EQ(*FindFile(*timeline, "timeline_invalid.tsv"), "0.5\t80.64\t8.832\n");
+  ASSERT_NE(FindFile(*timeline, "timeline_estimated.tsv"), nullptr);
+  EXPECT_TRUE(absl::StrContains(timeline->script, "'timeline_invalid.tsv' using 1:3 "));
+  // Two panels, each with the two phases and the two marks.
+  EXPECT_EQ(timeline->legend_samples, 8u);
+}
+
 TEST(PlotScriptTest, TimelineAndBatchCountPointsPerPanel) {
   absl::StatusOr<PlotData> d = ParsePlotData(kPassRows, "rows.jsonl");
   ASSERT_TRUE(d.ok());
