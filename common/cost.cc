@@ -14,8 +14,11 @@ absl::StatusOr<HourlyPrice> DeviceHourlyPrice(const HardwareSpec& hw, const Pric
       return absl::FailedPreconditionError(absl::StrCat(
           "hardware '", hw.name, "' has no purchase price in the catalog; give --usd-per-hour"));
     }
-    const double energy = hw.tdp_watts / 1000.0 * options.usd_per_kwh;
-    return HourlyPrice{hw.purchase_usd / *options.amortize_hours + energy, "amortized"};
+    const bool measured = options.measured_watts_per_device.has_value();
+    const double watts = measured ? *options.measured_watts_per_device : hw.tdp_watts;
+    const double energy = watts / 1000.0 * options.usd_per_kwh;
+    return HourlyPrice{hw.purchase_usd / *options.amortize_hours + energy, "amortized",
+                       measured ? "measured" : "tdp", watts};
   }
   if (hw.cloud_usd_per_hour <= 0) {
     return absl::FailedPreconditionError(

@@ -17,11 +17,16 @@ struct PriceOptions {
   std::optional<double> usd_per_device_hour;
   std::optional<double> amortize_hours;
   double usd_per_kwh = 0.15;
+  // The devices' measured mean power (METRICS.md v2 "Cost"): prices the energy of an amortised
+  // hour instead of the TDP.
+  std::optional<double> measured_watts_per_device;
 };
 
 struct HourlyPrice {
   double usd_per_device_hour = 0;
-  std::string basis;  // "cloud", "given" or "amortized"
+  std::string basis;            // "cloud", "given" or "amortized"
+  std::string energy_basis;     // amortized: "measured" or "tdp" (an estimate); else empty
+  double watts_per_device = 0;  // amortized: the power its energy part is priced at
 };
 
 // FailedPrecondition (naming the hardware and the flag to use) when the catalog has no price.

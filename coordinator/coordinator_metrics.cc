@@ -191,6 +191,10 @@ void CoordinatorMetrics::SetPointResult(absl::string_view job_id, absl::string_v
     gauge(tm::kResultDenseMfu, labels, p.dense_mfu());
     gauge(tm::kResultStepBytes, labels, p.bytes());
     gauge(tm::kResultStepFlops, labels, p.flops());
+    if (p.has_energy_joules_per_step()) {
+      gauge(tm::kResultJoulesPerToken, labels, p.joules_per_token());
+      gauge(tm::kResultPowerWatts, labels, p.mean_power_watts());
+    }
     if (auto f = registry_.GetSummary(tm::kResultStepSeconds); f.ok()) {
       if (auto s = (*f)->WithLabels(labels); s.ok()) {
         const v1::Percentiles& t = p.step_time();

@@ -3,6 +3,8 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -59,7 +61,10 @@ const std::vector<std::string>& CsvHeader() {
                                                            "dense_mfu",
                                                            "imbalance",
                                                            "check",
-                                                           "usd_per_million_output_tokens"};
+                                                           "usd_per_million_output_tokens",
+                                                           "joules_per_token",
+                                                           "power_watts",
+                                                           "energy"};
   return *header;
 }
 
@@ -81,7 +86,8 @@ Row MakeRow(const v1::PointResult& point, const v1::PhaseResult& phase) {
                Percent(phase.s_mfu()),
                Fixed(phase.imbalance(), 2),
                CheckText(point.check()),
-               cost};
+               cost,
+               phase.has_energy_joules_per_step() ? Fixed(phase.joules_per_token(), 3) : "-"};
   row.csv = {absl::StrCat(point.point_index()),
              Parameters(point),
              PhaseName(phase.phase()),
@@ -101,8 +107,30 @@ Row MakeRow(const v1::PointResult& point, const v1::PhaseResult& phase) {
              ExactNumber(phase.dense_mfu()),
              ExactNumber(phase.imbalance()),
              CheckText(point.check()),
-             point.has_cost() ? ExactNumber(point.cost().usd_per_million_output_tokens()) : ""};
+             point.has_cost() ? ExactNumber(point.cost().usd_per_million_output_tokens()) : "",
+             phase.has_energy_joules_per_step() ? ExactNumber(phase.joules_per_token()) : "",
+             phase.has_energy_joules_per_step() ? ExactNumber(phase.mean_power_watts()) : "",
+             phase.has_energy_joules_per_step()
+                 ? phase.energy_source()
+                 : absl::StrCat("not measured: ", phase.energy_unavailable())};
   return row;
+}
+
+// Where the J/token column comes from, or why it is empty (then an amortised price's energy is
+// the TDP's, an estimate): once per distinct source or reason.
+void PrintEnergyNote(const v1::GetResultsResponse& results, std::ostream& out) {
+  std::vector<std::string> lines;
+  for (const v1::PointResult& point : results.results()) {
+    for (const v1::PhaseResult& phase : point.phases()) {
+      const std::string line =
+          phase.has_energy_joules_per_step()
+              ? absl::StrCat("energy measured: ", phase.energy_source())
+              : absl::StrCat("energy not measured (", phase.energy_unavailable(),
+                             "): an amortised price's energy part is estimated from TDP");
+      if (std::find(lines.begin(), lines.end(), line) == lines.end()) lines.push_back(line);
+    }
+  }
+  for (const std::string& line : lines) out << line << "\n";
 }
 
 void PrintBreakdown(const v1::GetResultsResponse& results, std::ostream& out) {
@@ -173,12 +201,13 @@ absl::Status PrintResults(const v1::GetResultsResponse& results, OutputFormat fo
       << " on " << devices << " x " << (hardware.empty() ? "?" : hardware) << ", "
       << JobStateName(results.state()) << "\n";
   TextTable table({"point", "parameters", "phase", "step p50", "step p99", "tokens/s", "bandwidth",
-                   "compute", "S-MBU", "S-MFU", "imbalance", "check", "$/1M out"});
+                   "compute", "S-MBU", "S-MFU", "imbalance", "check", "$/1M out", "J/token"});
   for (const v1::PointResult& point : results.results()) {
     for (const v1::PhaseResult& phase : point.phases()) table.AddRow(MakeRow(point, phase).table);
   }
   out << table.Render();
   if (results.results().empty()) out << "(no point has a result yet)\n";
+  PrintEnergyNote(results, out);
   if (explain) PrintBreakdown(results, out);
   return absl::OkStatus();
 }

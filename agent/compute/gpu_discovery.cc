@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "agent/compute/dynamic_library.h"
 
 namespace moecap {
 namespace {
@@ -62,25 +63,6 @@ struct Nvml {
   }
 };
 
-// dlclose on every way out.
-class Library {
- public:
-  explicit Library(void* handle) : handle_(handle) {}
-  ~Library() {
-    if (handle_ != nullptr) dlclose(handle_);
-  }
-  Library(const Library&) = delete;
-  Library& operator=(const Library&) = delete;
-  template <typename Fn>
-  bool Get(const char* symbol, Fn* fn) const {
-    *fn = reinterpret_cast<Fn>(dlsym(handle_, symbol));
-    return *fn != nullptr;
-  }
-
- private:
-  void* handle_;
-};
-
 std::string CString(const char* buffer, size_t size) {
   return std::string(buffer, strnlen(buffer, size));
 }
@@ -130,7 +112,7 @@ absl::StatusOr<GpuDiscovery> DiscoverGpus(const Catalog& catalog, absl::string_v
     out.reason = absl::StrCat("NVML not found (", path, "): no NVIDIA driver on this host");
     return out;
   }
-  const Library lib(handle);
+  const DynamicLibrary lib(handle);
   Nvml nvml;
   for (const auto& [symbol, ok] :
        {std::pair<const char*, bool>{"nvmlInit_v2", lib.Get("nvmlInit_v2", &nvml.init)},

@@ -98,6 +98,14 @@ v1::RankPhase PhaseFromPoint(const RankPointResult& point, const WorkloadConfig&
   if (!point.global_histogram.empty()) {
     out.set_imbalance(imbalance_sum / static_cast<double>(point.global_histogram.size()));
   }
+  if (point.energy_joules.has_value() && out.iterations() > 0) {
+    out.set_energy_joules_per_step(*point.energy_joules / static_cast<double>(out.iterations()));
+    out.set_energy_source(point.energy_source);
+    out.set_energy_window_seconds_per_step(point.loop_seconds /
+                                           static_cast<double>(out.iterations()));
+  } else {
+    out.set_energy_unavailable(point.energy_unavailable);
+  }
   return out;
 }
 

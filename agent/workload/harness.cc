@@ -26,6 +26,29 @@ absl::Status Annotate(const absl::Status& status, absl::string_view where) {
   return absl::Status(status.code(), absl::StrCat(where, ": ", status.message()));
 }
 
+// The loop's energy from the readings before and after it, or why there is none.
+void MeasureEnergy(const RankContext& context,
+                   const std::optional<absl::StatusOr<double>>& joules_before,
+                   RankPointResult& point) {
+  if (context.energy == nullptr) {
+    point.energy_unavailable = context.energy_unavailable.empty()
+                                   ? "no energy counter was opened for this rank"
+                                   : context.energy_unavailable;
+    return;
+  }
+  const absl::StatusOr<double> after = context.energy->Joules();
+  if (!joules_before->ok() || !after.ok()) {
+    point.energy_unavailable =
+        std::string((!joules_before->ok() ? joules_before->status() : after.status()).message());
+    return;
+  }
+  const int shared_by = std::max(1, context.energy_shared_by);
+  point.energy_joules = (*after - **joules_before) / static_cast<double>(shared_by);
+  point.energy_source = shared_by > 1 ? absl::StrCat(context.energy->source(), " (1/", shared_by,
+                                                     ": the counter is shared by the host's ranks)")
+                                      : context.energy->source();
+}
+
 // One point (phase × batch) on this rank.
 absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const ModelSpec& scaled,
                                          MoeEngine& engine, Communicator& comm,
@@ -91,6 +114,9 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
     MOECAP_RETURN_IF_ERROR(engine.Step(nullptr, nullptr, nullptr));
   }
   PhaseSamples& samples = point.samples;
+  // The counter is read just outside the loop: the window is the loop's, barriers included.
+  std::optional<absl::StatusOr<double>> joules_before;
+  if (context.energy != nullptr) joules_before = context.energy->Joules();
   const Clock::time_point loop_start = Clock::now();
   for (int i = 0; i < config.iterations; ++i) {
     MOECAP_RETURN_IF_ERROR(comm.Barrier());
@@ -104,6 +130,7 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
     samples.combine.push_back(times.combine);
   }
   point.loop_seconds = Since(loop_start);
+  MeasureEnergy(context, joules_before, point);
   point.counts = CountRankStep(scaled, config.dtype, config.layers, point.tally, comm.rank() == 0);
   progress("measured");
   return point;
@@ -224,6 +251,10 @@ nlohmann::json RankResultToJson(const RankResult& r) {
         {"comm_bytes", CommBytesToJson(p.counts.comm)},
         {"samples", SamplesToJson(p.samples)},
         {"loop_seconds", p.loop_seconds},
+        {"energy_joules",
+         p.energy_joules.has_value() ? nlohmann::json(*p.energy_joules) : nlohmann::json()},
+        {"energy_source", p.energy_source},
+        {"energy_unavailable", p.energy_unavailable},
         {"check", CheckToJson(p.check)},
     });
   }
@@ -278,6 +309,11 @@ absl::StatusOr<RankResult> RankResultFromJson(const nlohmann::json& j) {
       p.samples.experts = s.at("experts").get<std::vector<double>>();
       p.samples.combine = s.at("combine").get<std::vector<double>>();
       p.loop_seconds = pj.value("loop_seconds", 0.0);
+      if (pj.contains("energy_joules") && pj["energy_joules"].is_number()) {
+        p.energy_joules = pj["energy_joules"].get<double>();
+      }
+      p.energy_source = pj.value("energy_source", "");
+      p.energy_unavailable = pj.value("energy_unavailable", "");
       const nlohmann::json& c = pj.at("check");
       p.check.ran = c.at("ran").get<bool>();
       p.check.passed = c.at("passed").get<bool>();

@@ -10,12 +10,14 @@
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "agent/comm/communicator.h"
 #include "agent/compute/compute_backend.h"
+#include "agent/compute/energy_meter.h"
 #include "agent/workload/config.h"
 #include "agent/workload/counting.h"
 #include "agent/workload/moe_engine.h"
@@ -29,6 +31,12 @@ struct RankContext {
   int ranks_on_host = 1;  // ranks sharing this host's cores: BLAS threads default to cores / this
   // Called with short progress lines ("decode batch 8: measured"); may be empty.
   std::function<void(const std::string&)> progress;
+  // The devices' energy counter over each measured loop (null: none readable, and why). A counter
+  // shared by the ranks of a host (a CPU package's RAPL) is divided among them: each rank reports
+  // its 1/energy_shared_by of it, so that the ranks' sum is the host's.
+  EnergyMeter* energy = nullptr;
+  int energy_shared_by = 1;
+  std::string energy_unavailable;
 };
 
 // Seconds of each measured iteration, in order. Phases are summed over the layers of the step;
@@ -51,6 +59,11 @@ struct RankPointResult {
   RankCounts counts;
   PhaseSamples samples;
   double loop_seconds = 0;  // the whole measured loop, barriers included
+  // This rank's share of the energy of the measured loop, joules, when a counter was read; else
+  // why not.
+  std::optional<double> energy_joules;
+  std::string energy_source;
+  std::string energy_unavailable;
   CheckResult check;
 };
 

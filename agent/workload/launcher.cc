@@ -357,6 +357,10 @@ absl::StatusOr<RankResult> ConnectAndRunRank(const WorkloadConfig& config, int r
   RankContext context;
   context.ranks_on_host = options.ranks_on_host;
   context.progress = options.progress;
+  // The CPU package's counter, which the host's ranks share.
+  std::unique_ptr<EnergyMeter> energy = OpenRaplMeter(kPowercapRoot, &context.energy_unavailable);
+  context.energy = energy.get();
+  context.energy_shared_by = options.ranks_on_host;
   return RunRank(config, context, **comm, backend);
 }
 

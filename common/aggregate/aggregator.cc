@@ -5,9 +5,11 @@
 #include <cmath>
 #include <optional>
 #include <set>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/cost.h"
 #include "common/metrics.h"
 #include "common/plan/convert.h"
@@ -124,6 +126,33 @@ double UtilizationOrZero(double amount, double seconds, double summed_peak) {
   return Utilization(amount, seconds, /*devices=*/1, summed_peak);
 }
 
+// The ranks' measured energy, when every one of them read a counter: their sum per step, the mean
+// power over the longest window, and per token. Otherwise the first rank's reason.
+void AddEnergy(const std::vector<RankPhaseRef>& ranks, v1::PhaseResult& out) {
+  double joules = 0, window = 0;
+  std::vector<std::string> sources;
+  for (const RankPhaseRef& r : ranks) {
+    if (!r.phase->has_energy_joules_per_step()) {
+      out.set_energy_unavailable(absl::StrCat("rank ", r.rank, ": ",
+                                              r.phase->energy_unavailable().empty()
+                                                  ? "no energy reported"
+                                                  : r.phase->energy_unavailable()));
+      return;
+    }
+    joules += r.phase->energy_joules_per_step();
+    window = std::max(window, r.phase->energy_window_seconds_per_step());
+    if (std::find(sources.begin(), sources.end(), r.phase->energy_source()) == sources.end()) {
+      sources.push_back(r.phase->energy_source());
+    }
+  }
+  if (ranks.empty()) return;
+  out.set_energy_joules_per_step(joules);
+  out.set_energy_source(absl::StrJoin(sources, "; "));
+  if (window > 0) out.set_mean_power_watts(joules / window);
+  const double tokens_per_step = out.tokens_per_s() * out.step_time().mean();
+  if (tokens_per_step > 0) out.set_joules_per_token(joules / tokens_per_step);
+}
+
 v1::PhaseResult AggregatePhase(const v1::PointWorkload& w, v1::Phase phase,
                                const std::vector<RankPhaseRef>& ranks, const Peaks& peaks) {
   v1::PhaseResult out;
@@ -178,6 +207,7 @@ v1::PhaseResult AggregatePhase(const v1::PointWorkload& w, v1::Phase phase,
   }
   out.set_iterations(iterations);
   if (fastest > 0) out.set_rank_step_time_ratio(slowest_mean / fastest);
+  AddEnergy(ranks, out);
   return out;
 }
 
@@ -245,6 +275,10 @@ std::optional<v1::CostResult> Cost(const PointAggregationInput& in, const v1::Po
   }
   if (in.pricing.has_amortize_hours()) options.amortize_hours = in.pricing.amortize_hours();
   if (in.pricing.has_usd_per_kwh()) options.usd_per_kwh = in.pricing.usd_per_kwh();
+  // A measured decode power prices the energy part of an amortised price (METRICS.md v2).
+  if (decode->has_energy_joules_per_step() && decode->mean_power_watts() > 0) {
+    options.measured_watts_per_device = decode->mean_power_watts() / devices;
+  }
   HardwareSpec hw;
   bool hw_known = false;
   if (in.catalog != nullptr && !r.hardware().empty() && r.hardware() != "mixed") {
@@ -261,6 +295,8 @@ std::optional<v1::CostResult> Cost(const PointAggregationInput& in, const v1::Po
   v1::CostResult cost;
   cost.set_usd_per_device_hour(price->usd_per_device_hour);
   cost.set_price_basis(price->basis);
+  cost.set_energy_basis(price->energy_basis);
+  cost.set_watts_per_device(price->watts_per_device);
   const double t = BatchSeconds(ttft, tpot, w.output_len());
   cost.set_batch_seconds(t);
   const double output_tokens = static_cast<double>(w.batch_size() * w.output_len());

@@ -56,6 +56,9 @@ inline constexpr char kResultDenseMfu[] = "moecap_result_dense_mfu";
 inline constexpr char kResultStepSeconds[] = "moecap_result_step_seconds";
 inline constexpr char kResultStepBytes[] = "moecap_result_step_bytes";
 inline constexpr char kResultStepFlops[] = "moecap_result_step_flops";
+// Measured energy of a finished point's phase (absent when the devices expose no counter).
+inline constexpr char kResultJoulesPerToken[] = "moecap_result_joules_per_token";
+inline constexpr char kResultPowerWatts[] = "moecap_result_power_watts";
 // Results of finished points (per point).
 inline constexpr char kResultUsdPerMillionOutputTokens[] =
     "moecap_result_usd_per_million_output_tokens";
@@ -151,6 +154,13 @@ inline constexpr MetricDef kCoordinatorMetrics[] = {
      kPhaseResultLabels},
     {kResultDenseMfu, MetricType::kGauge,
      "Dense MFU (every expert counted, 0..1) of a finished point's phase, for contrast.",
+     kPhaseResultLabels},
+    {kResultJoulesPerToken, MetricType::kGauge,
+     "Measured energy per token of a finished point's phase (decode: per output token), joules, "
+     "from NVML or RAPL counters; absent when the devices expose none.",
+     kPhaseResultLabels},
+    {kResultPowerWatts, MetricType::kGauge,
+     "Measured mean power of the devices during a finished point's phase, watts.",
      kPhaseResultLabels},
     {kResultStepSeconds,
      MetricType::kSummary,

@@ -3,6 +3,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/comm/nccl/nccl_communicator.h"
+#include "agent/compute/energy_meter.h"
+#include "agent/compute/gpu_discovery.h"
 #include "agent/workload/cuda/cuda_rank.h"
 #include "agent/workload/cuda/device_local_communicator.h"
 
@@ -21,6 +23,10 @@ absl::StatusOr<RankResult> ConnectNcclAndRunCudaRank(const WorkloadConfig& confi
   RankContext context;
   context.ranks_on_host = options.ranks_on_host;
   context.progress = options.progress;
+  // The GPU's own counter (NVML indexes it as CUDA does unless CUDA_VISIBLE_DEVICES reorders).
+  std::unique_ptr<EnergyMeter> energy =
+      OpenNvmlEnergyMeter(kNvmlLibrary, device, &context.energy_unavailable);
+  context.energy = energy.get();
   if (world == 1) {
     // One rank exchanges with itself only: a copy in the engine's stream order, no NCCL.
     DeviceLocalCommunicator local;

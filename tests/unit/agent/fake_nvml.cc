@@ -96,6 +96,15 @@ int nvmlDeviceGetPciInfo_v3(void* device, PciInfo* pci) {
   Copy(pci->bus_id, sizeof(pci->bus_id), Get(device)->bus_id);
   return kSuccess;
 }
+// The first GPU's counter advances 1500 mJ per read (a GPU drawing power between two reads); the
+// second has none, as pre-Volta parts (NVML_ERROR_NOT_SUPPORTED).
+int nvmlDeviceGetTotalEnergyConsumption(void* device, unsigned long long* millijoules) {
+  static unsigned long long counter = 123456789;
+  if (Get(device) != &kDevices[0]) return 3;
+  counter += 1500;
+  *millijoules = counter;
+  return kSuccess;
+}
 int nvmlDeviceGetNvLinkState(void* device, unsigned link, int* active) {
   if (link >= 18) return kInvalidArgument;
   *active = link < Get(device)->nvlinks ? 1 : 0;

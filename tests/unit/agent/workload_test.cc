@@ -112,6 +112,54 @@ TEST(WorkloadTest, OneRankOnTheLocalCommunicator) {
   EXPECT_GT(result->points[0].counts.comm.dispatch_logical, 0);
 }
 
+// A counter that reads 10 J, then 40 J, then fails: the first point's loop drew 30 J.
+class ScriptedMeter : public EnergyMeter {
+ public:
+  absl::StatusOr<double> Joules() override {
+    const int i = reads_++;
+    if (i >= 2) return absl::UnavailableError("the counter went away");
+    return i == 0 ? 10.0 : 40.0;
+  }
+  const std::string& source() const override { return source_; }
+
+ private:
+  int reads_ = 0;
+  std::string source_ = "scripted";
+};
+
+TEST(WorkloadTest, TheMeasuredLoopsEnergyIsThisRanksShareOfTheCounter) {
+  WorkloadConfig c = SmallPlan("mixtral-8x7b", 64);
+  c.batches = {1, 2};
+  c.phases = {ServingPhase::kDecode};
+  LocalCommunicator comm;
+  CpuBackend backend(1);
+  ScriptedMeter meter;
+  RankContext context;
+  context.energy = &meter;
+  context.energy_shared_by = 3;  // a package counter three ranks share
+  absl::StatusOr<RankResult> result = RunRank(c, context, comm, backend);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->points.size(), 2u);
+  // (40 − 10) / 3 ranks.
+  ASSERT_TRUE(result->points[0].energy_joules.has_value());
+  EXPECT_DOUBLE_EQ(*result->points[0].energy_joules, 10.0);
+  EXPECT_NE(result->points[0].energy_source.find("1/3"), std::string::npos);
+  // The second point could not read its counter: no figure, and why.
+  EXPECT_FALSE(result->points[1].energy_joules.has_value());
+  EXPECT_EQ(result->points[1].energy_unavailable, "the counter went away");
+  // Through the rank's JSON file and back.
+  absl::StatusOr<RankResult> again = RankResultFromJson(RankResultToJson(*result));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->points[0].energy_joules, result->points[0].energy_joules);
+  EXPECT_EQ(again->points[1].energy_unavailable, "the counter went away");
+  // Without a meter, the reason given is kept.
+  RankContext none;
+  none.energy_unavailable = "no RAPL package zone under /x";
+  absl::StatusOr<RankResult> unmeasured = RunRank(c, none, comm, backend);
+  ASSERT_TRUE(unmeasured.ok());
+  EXPECT_EQ(unmeasured->points[0].energy_unavailable, "no RAPL package zone under /x");
+}
+
 TEST(WorkloadTest, TheCheckCatchesAWrongOutput) {
   const ModelSpec scaled = ScaledModel(CatalogModel("mixtral-8x7b"), 64);
   CpuBackend backend(1);

@@ -33,6 +33,16 @@ TEST(CostTest, HourlyPriceBases) {
   ASSERT_TRUE(a.ok());
   EXPECT_NEAR(a->usd_per_device_hour, 1.246552511, 1e-9);
   EXPECT_EQ(a->basis, "amortized");
+  EXPECT_EQ(a->energy_basis, "tdp");  // an estimate from the catalog's 700 W
+  EXPECT_DOUBLE_EQ(a->watts_per_device, 700);
+
+  // A measured 450 W instead of the TDP: 0.45 kW · 0.15 $/kWh = 0.0675 $/h.
+  amortized.measured_watts_per_device = 450;
+  a = DeviceHourlyPrice(hw, amortized);
+  ASSERT_TRUE(a.ok());
+  EXPECT_NEAR(a->usd_per_device_hour, 1.141552511 + 0.0675, 1e-9);
+  EXPECT_EQ(a->energy_basis, "measured");
+  EXPECT_EQ(DeviceHourlyPrice(hw, given)->energy_basis, "");  // a given price has no energy part
 }
 
 TEST(CostTest, MissingPriceNamesTheFlag) {

@@ -136,10 +136,54 @@ TEST(AggregatePointTest, WorkedExampleByHand) {
   EXPECT_NEAR(r->nodes(0).phases(0).s_mbu(), 100e6 / (0.012 * 100e9), 1e-12);
 }
 
+TEST(AggregatePointTest, MeasuredEnergyIsSummedAndPricesTheAmortisedHour) {
+  PointAggregationInput in = WorkedExample();
+  // Decode: rank 0 drew 0.5 J per step over a 2.5 ms window, rank 1 0.3 J over 2.0 ms.
+  for (auto [node, joules, window] : {std::tuple{0, 0.5, 0.0025}, std::tuple{1, 0.3, 0.002}}) {
+    v1::RankPhase* decode = in.nodes[node].mutable_ranks(0)->mutable_phases(1);
+    ASSERT_EQ(decode->phase(), v1::PHASE_DECODE);
+    decode->set_energy_joules_per_step(joules);
+    decode->set_energy_window_seconds_per_step(window);
+    decode->set_energy_source("rapl: package-0");
+  }
+  in.nodes[1].mutable_ranks(0)->mutable_phases(0)->set_energy_unavailable("RAPL not readable");
+  in.pricing.clear_usd_per_device_hour();
+  in.pricing.set_amortize_hours(1000);
+  Catalog catalog = *Catalog::Builtin();
+  HardwareSpec cpu = **catalog.FindHardware("cpu");
+  cpu.purchase_usd = 5000;  // a price to amortise (the built-in generic entry has none)
+  cpu.tdp_watts = 280;
+  catalog.AddHardware(cpu);
+  in.catalog = &catalog;
+  absl::StatusOr<v1::PointResult> r = AggregatePoint(in);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const v1::PhaseResult& decode = r->phases(1);
+  ASSERT_TRUE(decode.has_energy_joules_per_step());
+  // 0.5 + 0.3 = 0.8 J per step; over the longer window, 2.5 ms: 320 W; per token, B = 2
+  // tokens per step: 0.4 J.
+  EXPECT_DOUBLE_EQ(decode.energy_joules_per_step(), 0.8);
+  EXPECT_DOUBLE_EQ(decode.mean_power_watts(), 320);
+  EXPECT_NEAR(decode.joules_per_token(), 0.4, 1e-12);
+  EXPECT_EQ(decode.energy_source(), "rapl: package-0");
+  // Prefill: rank 0 reported nothing, rank 1 why: no figure, the first rank's reason.
+  EXPECT_FALSE(r->phases(0).has_energy_joules_per_step());
+  EXPECT_EQ(r->phases(0).energy_unavailable(), "rank 0: no energy reported");
+  // The energy part of the amortised hour at the measured 320 W over 2 devices, not 280 W TDP:
+  // 5000 / 1000 + 0.160 kW · 0.15 $/kWh = 5.024 $/h.
+  ASSERT_TRUE(r->has_cost());
+  EXPECT_EQ(r->cost().energy_basis(), "measured");
+  EXPECT_DOUBLE_EQ(r->cost().watts_per_device(), 160);
+  EXPECT_NEAR(r->cost().usd_per_device_hour(), 5.024, 1e-12);
+}
+
 TEST(AggregatePointTest, NoCostWithoutAPriceOrBothPhases) {
   PointAggregationInput in = WorkedExample();
   in.pricing.Clear();  // "cpu" has no catalog price
   Catalog catalog = *Catalog::Builtin();
+  HardwareSpec cpu = **catalog.FindHardware("cpu");
+  cpu.purchase_usd = 5000;  // a price to amortise (the built-in generic entry has none)
+  cpu.tdp_watts = 280;
+  catalog.AddHardware(cpu);
   in.catalog = &catalog;
   absl::StatusOr<v1::PointResult> r = AggregatePoint(in);
   ASSERT_TRUE(r.ok()) << r.status();
