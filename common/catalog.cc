@@ -472,6 +472,13 @@ absl::StatusOr<Catalog> Catalog::Builtin() {
 absl::StatusOr<Catalog> Catalog::Load(const std::vector<std::string>& extra_dirs) {
   absl::StatusOr<Catalog> catalog = Builtin();
   if (!catalog.ok()) return catalog;
+  for (const std::string& dir : CatalogDirectories(extra_dirs)) {
+    MOECAP_RETURN_IF_ERROR(catalog->AddDirectory(dir));
+  }
+  return catalog;
+}
+
+std::vector<std::string> CatalogDirectories(const std::vector<std::string>& extra_dirs) {
   std::vector<std::string> dirs;
   if (const char* env = std::getenv("MOECAP_CATALOG"); env != nullptr && *env != '\0') {
     for (absl::string_view d : absl::StrSplit(env, ':', absl::SkipEmpty())) {
@@ -479,10 +486,7 @@ absl::StatusOr<Catalog> Catalog::Load(const std::vector<std::string>& extra_dirs
     }
   }
   dirs.insert(dirs.end(), extra_dirs.begin(), extra_dirs.end());
-  for (const std::string& dir : dirs) {
-    MOECAP_RETURN_IF_ERROR(catalog->AddDirectory(dir));
-  }
-  return catalog;
+  return dirs;
 }
 
 absl::Status Catalog::AddDirectory(const std::string& dir) {

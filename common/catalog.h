@@ -63,6 +63,11 @@ class Catalog {
   void NoteReplacement(absl::string_view kind, const std::string& name, const std::string& path);
 };
 
+// The directories Catalog::Load reads, in its order: those of $MOECAP_CATALOG (separated by ':'),
+// then `extra_dirs`. What else a catalog directory holds (accuracy/, common/accuracy.h) is read
+// from the same list.
+std::vector<std::string> CatalogDirectories(const std::vector<std::string>& extra_dirs);
+
 // The closest names to `query` among `candidates` (edit distance on normalised names, prefix and
 // substring matches first), at most `limit` of them.
 std::vector<std::string> NearestNames(absl::string_view query,

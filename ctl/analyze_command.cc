@@ -12,6 +12,7 @@
 #include "common/analysis.h"
 #include "common/hf_config.h"
 #include "common/records/input_file.h"
+#include "ctl/accuracy_commands.h"
 #include "ctl/analyze_records.h"
 #include "ctl/analyze_serving.h"
 #include "ctl/format.h"
@@ -420,15 +421,23 @@ absl::Status RunAnalyzeCommand(const AnalyzeOptions& o, const GlobalOptions& glo
     return UsageError(result.status().message());  // a peak the catalog lacks: a flag gives it
   }
   if (!result.ok()) return result.status();
+  // The A of CAP beside the C and P: the scores of this model at its experts' precision.
+  absl::StatusOr<RunAccuracy> accuracy =
+      AccuracyOfRun(global, input->model, result->dtypes.experts, input->dtype);
+  if (!accuracy.ok()) return accuracy.status();
   switch (*format) {
-    case OutputFormat::kJson:
-      io.out << AnalysisJson(*input, *result).dump(2) << "\n";
+    case OutputFormat::kJson: {
+      nlohmann::json j = AnalysisJson(*input, *result);
+      j["accuracy"] = AccuracyJson(*accuracy);
+      io.out << j.dump(2) << "\n";
       break;
+    }
     case OutputFormat::kCsv:
       PrintAnalysisCsv(AnalysisJson(*input, *result), {}, io.out);
       break;
     case OutputFormat::kTable:
       PrintAnalysisTable(*input, *result, o.explain, io.out);
+      io.out << AccuracyLines(*accuracy);
       break;
   }
   return StrictCheck(o, AnalysisValidity(*result));

@@ -14,6 +14,7 @@
 #include "common/records/moecap_convention.h"
 #include "common/records/records_analysis.h"
 #include "common/status_macros.h"
+#include "ctl/accuracy_commands.h"
 #include "ctl/format.h"
 
 namespace moecap::ctl {
@@ -384,10 +385,15 @@ absl::Status RunRecordsAnalysis(const AnalyzeOptions& o, const GlobalOptions& gl
     for (const std::string& note : summary->notes) io.err << "note: " << note << "\n";
   }
   if (o.per_pass) return StrictCheck(o, summary->validity);
+  // The A of CAP beside the C and P: the scores of this model at its experts' precision.
+  MOECAP_ASSIGN_OR_RETURN(
+      const RunAccuracy accuracy,
+      AccuracyOfRun(global, summary->model, summary->dtypes.experts, summary->dtype));
   switch (*format) {
     case OutputFormat::kJson: {
       nlohmann::json j = records::RecordsJson(*summary);
       if (convention.has_value()) j["moecap_convention"] = *convention;
+      j["accuracy"] = AccuracyJson(accuracy);
       io.out << j.dump(2) << "\n";
       break;
     }
@@ -397,6 +403,7 @@ absl::Status RunRecordsAnalysis(const AnalyzeOptions& o, const GlobalOptions& gl
     case OutputFormat::kTable:
       PrintRecordsTable(*summary, o.explain, io.out);
       if (convention.has_value()) PrintMoecapComparison(*convention, io.out);
+      io.out << AccuracyLines(accuracy);
       break;
   }
   return StrictCheck(o, summary->validity);

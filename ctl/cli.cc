@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <functional>
 
+#include "ctl/accuracy_commands.h"
 #include "ctl/analyze_command.h"
 #include "ctl/catalog_commands.h"
 #include "ctl/job_commands.h"
@@ -20,9 +21,10 @@ int RunCtl(const std::vector<std::string>& args, const CommandIo& io) {
   app.fallthrough();  // top-level flags (--catalog) may follow the subcommand too
   GlobalOptions global;
   app.add_option("--catalog", global.catalog_dirs,
-                 "extra catalog directory holding models/*.yaml and hardware/*.yaml "
-                 "(repeatable; also $MOECAP_CATALOG)");
+                 "extra catalog directory holding models/*.yaml, hardware/*.yaml and "
+                 "accuracy/*.json (repeatable; also $MOECAP_CATALOG)");
 
+  AccuracyOptions accuracy;
   AnalyzeOptions analyze;
   CatalogListOptions models, hardware;
   PlotOptions plot;
@@ -40,6 +42,8 @@ int RunCtl(const std::vector<std::string>& args, const CommandIo& io) {
       {RegisterModelsCommand(app, models), [&] { return RunModelsCommand(models, global, io); }},
       {RegisterHardwareCommand(app, hardware),
        [&] { return RunHardwareCommand(hardware, global, io); }},
+      {RegisterAccuracyCommand(app, accuracy),
+       [&] { return RunAccuracyCommand(accuracy, global, io); }},
       {RegisterPlotCommand(app, plot), [&] { return RunPlotCommand(plot, global, io); }},
       {RegisterSubmitCommand(app, submit), [&] { return RunSubmitCommand(submit, io); }},
       {RegisterWatchCommand(app, watch), [&] { return RunWatchCommand(watch, io); }},

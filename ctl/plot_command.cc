@@ -4,11 +4,14 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "ctl/accuracy_commands.h"
 #include "ctl/gnuplot.h"
+#include "ctl/plot_cap.h"
 #include "ctl/plot_data.h"
 #include "ctl/plot_script.h"
 
@@ -23,11 +26,22 @@ CLI::App* RegisterPlotCommand(CLI::App& app, PlotOptions& o) {
       ->required();
   cmd->add_option("--kind", o.kind,
                   "timeline (per-pass S-MBU/S-MFU over time), batch (against batch size, with "
-                  "the roofline limit) or pareto (price against speed per request)")
+                  "the roofline limit), pareto (price against speed per request), cap (price "
+                  "against a task's accuracy, speed as colour) or radar (accuracy over the tasks "
+                  "of each model and precision)")
       ->required();
   cmd->add_option("--out", o.out, "the SVG file to write")->required();
   cmd->add_option("--title", o.title, "title (default: model on devices x hardware)");
   cmd->add_option("--gnuplot", o.gnuplot, "the gnuplot program to run")->capture_default_str();
+  cmd->add_option("--accuracy-task", o.accuracy_tasks,
+                  "cap: the task whose score is the y axis (gsm8k, mmlu_pro, ...); radar: the "
+                  "tasks to draw (repeatable; default all); scores from the catalog directories' "
+                  "accuracy/ (`moecapctl accuracy list`)");
+  cmd->add_option("--accuracy-metric", o.accuracy_metric,
+                  "cap and radar: the metric of the task's scores, as exact_match or "
+                  "exact_match,flexible-extract (default: each task's first)");
+  cmd->add_option("--precision", o.precision,
+                  "cap and radar: the precision of points whose input names none (per-pass rows)");
   return cmd;
 }
 
@@ -35,6 +49,22 @@ absl::Status RunPlotCommand(const PlotOptions& o, const GlobalOptions& global,
                             const CommandIo& io) {
   absl::StatusOr<PlotKind> kind = ParsePlotKind(o.kind);
   if (!kind.ok()) return UsageError(kind.status().message());
+  const bool accuracy_kind = *kind == PlotKind::kCap || *kind == PlotKind::kRadar;
+  if (!accuracy_kind &&
+      (!o.accuracy_tasks.empty() || !o.accuracy_metric.empty() || !o.precision.empty())) {
+    return UsageError(
+        "--accuracy-task, --accuracy-metric, --precision: only with --kind cap or radar");
+  }
+  if (*kind == PlotKind::kCap && o.accuracy_tasks.size() != 1) {
+    return UsageError(
+        "--accuracy-task: --kind cap takes one (gsm8k, mmlu_pro, ...; `moecapctl accuracy list` "
+        "shows the tasks)");
+  }
+  if (!o.precision.empty()) {
+    if (absl::StatusOr<Dtype> d = ParseDtype(o.precision); !d.ok()) {
+      return AsUsageError("--precision", d.status());
+    }
+  }
   std::ifstream file(o.input, std::ios::binary);
   if (!file.is_open()) {
     return absl::NotFoundError(absl::StrCat(o.input, ": cannot open: ", std::strerror(errno)));
@@ -62,8 +92,22 @@ absl::Status RunPlotCommand(const PlotOptions& o, const GlobalOptions& global,
     }
     title = PlotTitle(models, hardware, data->gpus);
   }
-  absl::StatusOr<GnuplotJob> job = BuildPlot(*kind, *data, title);
+  // The accuracy kinds' scores, and the catalog that resolves the points' model aliases.
+  std::vector<AccuracyEntry> entries;
+  std::optional<Catalog> catalog;
+  AccuracyPlotOptions accuracy;
+  if (accuracy_kind) {
+    MOECAP_ASSIGN_OR_RETURN(entries, LoadAccuracyEntries(global));
+    MOECAP_ASSIGN_OR_RETURN(catalog, LoadCatalog(global));
+    accuracy.entries = &entries;
+    accuracy.catalog = &*catalog;
+    accuracy.tasks = o.accuracy_tasks;
+    accuracy.metric = o.accuracy_metric;
+    accuracy.precision = o.precision;
+  }
+  absl::StatusOr<GnuplotJob> job = BuildPlot(*kind, *data, title, &accuracy);
   if (!job.ok()) return job.status();
+  for (const std::string& note : job->notes) io.err << "moecapctl plot: note: " << note << "\n";
   GnuplotOptions gnuplot;
   gnuplot.program = o.gnuplot;
   MOECAP_RETURN_IF_ERROR(RenderSvg(*job, o.out, gnuplot));

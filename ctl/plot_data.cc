@@ -45,9 +45,23 @@ void AddRun(const json& j, PlotData& data) {
   }
 }
 
+std::string String(const json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || !j.at(key).is_string()) return "";
+  return j.at(key).get<std::string>();
+}
+
+// The run's dtype and the experts' precision of an analyze or records output: "dtype" and
+// "precisions": {"experts": ...} in `j`.
+void ReadPrecision(const json& j, PlotPoint& p) {
+  p.dtype = String(j, "dtype");
+  p.precision = j.is_object() && j.contains("precisions") ? String(j["precisions"], "experts") : "";
+  if (p.precision.empty()) p.precision = p.dtype;
+}
+
 void AddPassRow(const json& row, PlotData& data) {
   AddRun(row, data);
   PlotPoint p;
+  p.model = String(row, "model");
   p.phase = row["phase"].is_string() ? row["phase"].get<std::string>() : "";
   p.start_s = Number(row, "start_s");
   p.batch = Number(row, "batch");
@@ -77,6 +91,14 @@ void AddSweep(const json& sweep, PlotData& data) {
     }
     AddRun(run, data);
     PlotPoint p;
+    p.model = String(run, "model");
+    // A sweep may name its dtype and its experts' precision ("dtype", "precision"), for all its
+    // points or per point.
+    for (const json* level : {&sweep, &point}) {
+      if (const std::string d = String(*level, "dtype"); !d.empty()) p.dtype = d;
+      if (const std::string e = String(*level, "precision"); !e.empty()) p.precision = e;
+    }
+    if (p.precision.empty()) p.precision = p.dtype;
     p.phase = point.contains("phase") && point["phase"].is_string()
                   ? point["phase"].get<std::string>()
                   : "";
@@ -108,6 +130,8 @@ void AddStepAnalysis(const json& j, PlotData& data) {
     const json& ph = j[phase];
     PlotPoint p;
     p.phase = phase;
+    p.model = String(in, "model");
+    ReadPrecision(in, p);
     p.batch = batch;
     p.s_mbu = Number(ph, "s_mbu");
     p.s_mfu = Number(ph, "s_mfu");
@@ -134,6 +158,8 @@ void AddRecordsSummary(const json& j, PlotData& data) {
     if (!j.contains(phase) || !j[phase].is_object()) continue;
     PlotPoint p;
     p.phase = phase;
+    p.model = String(j, "model");
+    ReadPrecision(j, p);
     p.batch = Number(j[phase], "mean_batch");
     p.s_mbu = Number(j[phase], "s_mbu");
     p.s_mfu = Number(j[phase], "s_mfu");
@@ -150,9 +176,24 @@ std::string PhaseOfResult(const json& phase) {
   return name;
 }
 
+// A proto enum name of the plan's dtype ("DTYPE_BF16") as the other outputs spell it ("bf16");
+// "" for DTYPE_UNSPECIFIED, which leaves the choice to the backend.
+std::string DtypeOfPlan(const std::string& name) {
+  std::string lower = name;
+  if (lower.rfind("DTYPE_", 0) == 0) lower = lower.substr(6);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower == "unspecified" ? "" : lower;
+}
+
 // `results JOB -o json` and `run --local -o json` (GetResultsResponse): one point per phase of
 // each point result, at its batch_size parameter.
 void AddJobResults(const json& j, PlotData& data) {
+  // The workload generates every weight in the plan's dtype, unless a sweep's dtype axis sets the
+  // point's (its "dtype" parameter).
+  std::string plan_dtype;
+  if (j.contains("plan") && j["plan"].is_object() && j["plan"].contains("workload")) {
+    plan_dtype = DtypeOfPlan(String(j["plan"]["workload"], "dtype"));
+  }
   for (const json& r : j["results"]) {
     if (!r.is_object()) continue;
     AddRun({{"model", j.value("model", json())},
@@ -160,12 +201,16 @@ void AddJobResults(const json& j, PlotData& data) {
             {"gpus", r.value("devices", json())}},
            data);
     std::optional<double> batch;
+    std::string dtype = plan_dtype;
     if (r.contains("parameters") && r["parameters"].is_array()) {
       for (const json& param : r["parameters"]) {
         double value = 0;
         if (param.value("name", "") == "batch_size" && param["value"].is_string() &&
             absl::SimpleAtod(param["value"].get<std::string>(), &value)) {
           batch = value;
+        }
+        if (param.value("name", "") == "dtype" && param["value"].is_string()) {
+          dtype = param["value"].get<std::string>();
         }
       }
     }
@@ -174,6 +219,9 @@ void AddJobResults(const json& j, PlotData& data) {
     for (const json& ph : r["phases"]) {
       PlotPoint p;
       p.phase = PhaseOfResult(ph.value("phase", json()));
+      p.model = String(j, "model");
+      p.dtype = dtype;
+      p.precision = dtype;
       p.batch = batch;
       p.s_mbu = Number(ph, "s_mbu");
       p.s_mfu = Number(ph, "s_mfu");

@@ -17,7 +17,14 @@
 namespace moecap::ctl {
 
 struct PlotPoint {
-  std::string phase;              // "prefill", "decode", or "" for a sweep point of no phase
+  std::string phase;  // "prefill", "decode", or "" for a sweep point of no phase
+  // Whose figure it is, for the accuracy kinds (a score is of a model at a precision): the model
+  // as the output names it, the experts' precision where the output gives one (analyze's
+  // inputs.precisions.experts, records' precisions.experts; else the run's dtype), and the run's
+  // dtype ("bf16"). "" where the output says nothing.
+  std::string model;
+  std::string precision;
+  std::string dtype;
   std::optional<double> start_s;  // per-pass rows only
   std::optional<double> batch;
   std::optional<double> s_mbu;

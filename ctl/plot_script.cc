@@ -1,4 +1,5 @@
-// Building gnuplot scripts for the three plot kinds.
+// Building gnuplot scripts for the plot kinds: timeline, batch and pareto here, cap and radar in
+// ctl/plot_cap.cc.
 #include "ctl/plot_script.h"
 
 #include <algorithm>
@@ -11,39 +12,11 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "ctl/plot_cap.h"
+#include "ctl/plot_style.h"
 
 namespace moecap::ctl {
 namespace {
-
-// Colours of the Dark2 palette: readable on white and for most colour-blind readers.
-constexpr const char* kPrefillColour = "#d95f02";
-constexpr const char* kDecodeColour = "#1b9e77";
-constexpr const char* kOtherColour = "#7570b3";
-constexpr const char* kPanelKey = "below center horizontal";
-
-// A gnuplot single-quoted string: a quote is doubled, control characters dropped.
-std::string Quoted(absl::string_view text) {
-  std::string out = "'";
-  for (char c : text) {
-    if (c == '\'') {
-      out += "''";
-    } else if (static_cast<unsigned char>(c) >= 0x20) {
-      out += c;
-    }
-  }
-  return out + "'";
-}
-
-std::string Num(double v) { return absl::StrFormat("%.9g", v); }
-
-// `key` places the legend: below the panels of a two-panel plot, inside a single plot.
-std::string Header(absl::string_view title, int height, absl::string_view key) {
-  return absl::StrCat("set terminal svg size 960,", height,
-                      " dynamic noenhanced font 'sans,11' background '#ffffff'\n", "set output ",
-                      Quoted(GnuplotJob::kPlotOutputName), "\n", "set datafile separator '\\t'\n",
-                      "set grid lc rgb '#dddddd'\n", "set key ", key, "\n",
-                      "set border 3\nset tics nomirror\n", "# ", Quoted(title), "\n");
-}
 
 std::string Colour(absl::string_view phase) {
   if (phase == "prefill") return kPrefillColour;
@@ -76,32 +49,6 @@ std::vector<std::string> Phases(const std::vector<const PlotPoint*>& points) {
 
 std::string FileName(absl::string_view stem, absl::string_view phase) {
   return absl::StrCat(stem, "_", phase.empty() ? "points" : phase, ".tsv");
-}
-
-// Rings around the points whose figures are flagged — over the roofline (valid: false) or built
-// on an estimate — so that no picture shows them as plain measurements. Writes `<stem>_invalid.tsv`
-// and `<stem>_estimated.tsv` with `row`'s columns and returns the series to plot, `columns` the
-// `using` clause ("1:2").
-std::vector<std::string> FlaggedSeries(const std::vector<const PlotPoint*>& points,
-                                       absl::string_view stem,
-                                       const std::function<std::string(const PlotPoint&)>& row,
-                                       absl::string_view columns, GnuplotJob& job) {
-  std::vector<std::string> series;
-  for (const bool invalid : {true, false}) {
-    std::string tsv;
-    for (const PlotPoint* p : points) {
-      if (invalid ? !p->valid : (p->valid && p->estimated)) tsv += row(*p);
-    }
-    if (tsv.empty()) continue;
-    const std::string file = absl::StrCat(stem, invalid ? "_invalid.tsv" : "_estimated.tsv");
-    job.data_files.emplace_back(file, tsv);
-    series.push_back(absl::StrCat(
-        Quoted(file), " using ", columns,
-        invalid ? " with points pt 6 ps 1.8 lw 1.5 lc rgb '#d62728' title 'valid: false (over the "
-                  "roofline)'"
-                : " with points pt 4 ps 1.5 lc rgb '#7f7f7f' title 'estimated'"));
-  }
-  return series;
 }
 
 absl::StatusOr<GnuplotJob> Timeline(const PlotData& data, absl::string_view title) {
@@ -327,8 +274,10 @@ absl::StatusOr<PlotKind> ParsePlotKind(absl::string_view name) {
   if (lower == "timeline") return PlotKind::kTimeline;
   if (lower == "batch") return PlotKind::kBatch;
   if (lower == "pareto") return PlotKind::kPareto;
-  return absl::InvalidArgumentError(
-      absl::StrCat("--kind: unknown plot '", name, "': expected timeline, batch or pareto"));
+  if (lower == "cap") return PlotKind::kCap;
+  if (lower == "radar") return PlotKind::kRadar;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--kind: unknown plot '", name, "': expected timeline, batch, pareto, cap or radar"));
 }
 
 std::string PlotTitle(const std::vector<std::string>& models,
@@ -341,7 +290,9 @@ std::string PlotTitle(const std::vector<std::string>& models,
   return absl::StrCat(model, " on ", count, device);
 }
 
-absl::StatusOr<GnuplotJob> BuildPlot(PlotKind kind, const PlotData& data, absl::string_view title) {
+absl::StatusOr<GnuplotJob> BuildPlot(PlotKind kind, const PlotData& data, absl::string_view title,
+                                     const AccuracyPlotOptions* accuracy) {
+  const AccuracyPlotOptions none;
   switch (kind) {
     case PlotKind::kTimeline:
       return Timeline(data, title);
@@ -349,6 +300,10 @@ absl::StatusOr<GnuplotJob> BuildPlot(PlotKind kind, const PlotData& data, absl::
       return Batch(data, title);
     case PlotKind::kPareto:
       return Pareto(data, title);
+    case PlotKind::kCap:
+      return CapPlot(data, title, accuracy != nullptr ? *accuracy : none);
+    case PlotKind::kRadar:
+      return RadarPlot(data, title, accuracy != nullptr ? *accuracy : none);
   }
   return absl::InvalidArgumentError("unknown plot kind");
 }

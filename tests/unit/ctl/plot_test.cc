@@ -1,13 +1,21 @@
 // Plot inputs (every accepted shape) and the scripts built from them: which series, how many
-// points, and which points form the Pareto front.
+// points, and which points form the Pareto front; for the accuracy kinds (cap, radar), which
+// points find a score and where each lands.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
+#include "common/accuracy.h"
+#include "ctl/plot_cap.h"
 #include "ctl/plot_data.h"
 #include "ctl/plot_script.h"
 
@@ -231,7 +239,7 @@ TEST(PlotScriptTest, MissingFieldsSayHowToMakeThem) {
   EXPECT_TRUE(BuildPlot(PlotKind::kBatch, *d, "T").ok());
   EXPECT_EQ(PlotTitle({}, {}, {}), "unknown model on ? x unknown hardware");
   EXPECT_EQ(ParsePlotKind("roofline").status().message(),
-            "--kind: unknown plot 'roofline': expected timeline, batch or pareto");
+            "--kind: unknown plot 'roofline': expected timeline, batch, pareto, cap or radar");
 }
 
 TEST(PlotScriptTest, QuotesInTitlesCannotEndTheString) {
@@ -241,6 +249,187 @@ TEST(PlotScriptTest, QuotesInTitlesCannotEndTheString) {
   ASSERT_TRUE(job.ok());
   // A quote is doubled inside gnuplot's single-quoted string; the newline is dropped.
   EXPECT_TRUE(absl::StrContains(job->script, "'it''s''; system ''x"));
+}
+
+// --- the accuracy kinds ---------------------------------------------------------------------
+
+TEST(PlotDataTest, PointsCarryTheirModelAndPrecision) {
+  // analyze -o json: the experts' precision (here the model's native mxfp4) and the run's dtype.
+  absl::StatusOr<PlotData> d = ParsePlotData(
+      R"({"inputs": {"model": "gpt-oss-20b", "hardware": "h", "gpus": 1, "batch": 4,)"
+      R"( "output_len": 8, "dtype": "bf16", "precisions": {"experts": "mxfp4"}},)"
+      R"( "prefill": {"s_mbu": 0.1, "s_mfu": 0.5}, "decode": {"s_mbu": 0.6, "s_mfu": 0.01}})",
+      "a.json");
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_EQ(d->points.size(), 2u);
+  for (const PlotPoint& p : d->points) {
+    EXPECT_EQ(p.model, "gpt-oss-20b");
+    EXPECT_EQ(p.precision, "mxfp4");
+    EXPECT_EQ(p.dtype, "bf16");
+  }
+  // analyze --records -o json: "precisions" and "dtype" at the top.
+  d = ParsePlotData(
+      R"({"mode": "records", "model": "m", "dtype": "fp8", "precisions": {"experts": "fp8"},)"
+      R"( "decode": {"mean_batch": 3, "s_mbu": 0.5, "s_mfu": 0.1}})",
+      "r.json");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->points.front().precision, "fp8");
+  // Sweep points: a dtype for the sweep, a precision for one point.
+  d = ParsePlotData(R"({"model": "m", "dtype": "bf16", "points": [{"batch": 1},)"
+                    R"( {"batch": 2, "precision": "int4_g128"}]})",
+                    "s.json");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->points[0].precision, "bf16");
+  EXPECT_EQ(d->points[1].precision, "int4_g128");
+  EXPECT_EQ(d->points[1].dtype, "bf16");
+  // Job results: the plan's workload dtype (DTYPE_FP32).
+  d = ParsePlotData(RunLocalResults(), "results.json");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->points[1].model, "mixtral-8x7b");
+  EXPECT_EQ(d->points[1].dtype, "fp32");
+  EXPECT_EQ(d->points[1].precision, "fp32");
+  // Per-pass rows name none.
+  d = ParsePlotData(kPassRows, "rows.jsonl");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->points[1].model, "toy-moe");
+  EXPECT_EQ(d->points[1].precision, "");
+}
+
+AccuracyEntry Entry(const std::string& model, Dtype precision,
+                    const std::vector<std::tuple<std::string, std::string, double>>& scores) {
+  AccuracyEntry e;
+  e.model = model;
+  e.precision = precision;
+  for (const auto& [task, metric, value] : scores) {
+    AccuracyScore s;
+    s.task = task;
+    s.metric = metric;
+    s.value = value;
+    s.std_error = 0.01;
+    e.scores.push_back(s);
+  }
+  return e;
+}
+
+// Four decode points of model m, two at bf16 and two at fp8; and one of m at int8, which has no
+// entry. (USD per million, tokens/s per request): bf16 B=1 (4, 50), bf16 B=8 (1, 30), fp8 B=1
+// (2.5, 60), fp8 B=8 (0.5, 35), int8 B=8 (0.3, 40).
+constexpr char kPrecisionSweep[] = R"({"model": "m", "hardware": "h", "gpus": 1, "points": [
+    {"batch": 1, "dtype": "bf16", "tokens_per_s_per_request": 50, "usd_per_million_output_tokens": 4},
+    {"batch": 8, "dtype": "bf16", "tokens_per_s_per_request": 30, "usd_per_million_output_tokens": 1},
+    {"batch": 1, "dtype": "fp8", "tokens_per_s_per_request": 60, "usd_per_million_output_tokens": 2.5},
+    {"batch": 8, "dtype": "fp8", "tokens_per_s_per_request": 35, "usd_per_million_output_tokens": 0.5},
+    {"batch": 8, "dtype": "int8", "tokens_per_s_per_request": 40, "usd_per_million_output_tokens": 0.3}]})";
+
+TEST(PlotCapTest, PriceAgainstAccuracyWithTheParetoSetAndTheSpeedAsColour) {
+  absl::StatusOr<PlotData> d = ParsePlotData(kPrecisionSweep, "sweep.json");
+  ASSERT_TRUE(d.ok()) << d.status();
+  const std::vector<AccuracyEntry> entries = {Entry("m", Dtype::kBf16, {{"gsm8k", "acc", 0.90}}),
+                                              Entry("m", Dtype::kFp8, {{"gsm8k", "acc", 0.85}})};
+  AccuracyPlotOptions o;
+  o.entries = &entries;
+  o.tasks = {"gsm8k"};
+  absl::StatusOr<GnuplotJob> job = BuildPlot(PlotKind::kCap, *d, "T", &o);
+  ASSERT_TRUE(job.ok()) << job.status();
+  // USD, accuracy in % (every score is a fraction), tokens/s per request (the colour), stderr.
+  EXPECT_EQ(*FindFile(*job, "cap_points.tsv"),
+            "4\t90\t50\t1\n1\t90\t30\t1\n2.5\t85\t60\t1\n0.5\t85\t35\t1\n");
+  // Cheapest first, each more accurate than every cheaper one: fp8 B=8, then bf16 B=8; bf16 B=1
+  // costs more for the same 90 %, fp8 B=1 more for the same 85 %.
+  EXPECT_EQ(*FindFile(*job, "cap_front.tsv"), "0.5\t85\tm fp8 B=8\n1\t90\tm bf16 B=8\n");
+  EXPECT_EQ(job->data_points, 6u);  // four points and two Pareto rings
+  EXPECT_TRUE(absl::StrContains(job->script, "using 1:2:3 with points pt 7 ps 1.4 lc palette"));
+  EXPECT_TRUE(absl::StrContains(job->script, "set colorbox"));
+  EXPECT_TRUE(absl::StrContains(job->script, "set ylabel 'gsm8k acc (%)'"));
+  EXPECT_TRUE(absl::StrContains(job->script, "using 1:2:4 with yerrorbars"));
+  // The int8 point has no entry: left out, and said so.
+  ASSERT_EQ(job->notes.size(), 1u);
+  EXPECT_EQ(job->notes.front(),
+            "left out 1 decode point(s) of m at int8: no accuracy entry at int8");
+}
+
+TEST(PlotCapTest, LowerIsBetterFlipsTheParetoSet) {
+  absl::StatusOr<PlotData> d = ParsePlotData(kPrecisionSweep, "sweep.json");
+  ASSERT_TRUE(d.ok());
+  std::vector<AccuracyEntry> entries = {Entry("m", Dtype::kBf16, {{"wikitext", "ppl", 7.5}}),
+                                        Entry("m", Dtype::kFp8, {{"wikitext", "ppl", 7.9}})};
+  for (AccuracyEntry& e : entries) e.scores.front().higher_is_better = false;
+  AccuracyPlotOptions o;
+  o.entries = &entries;
+  o.tasks = {"wikitext"};
+  absl::StatusOr<GnuplotJob> job = BuildPlot(PlotKind::kCap, *d, "T", &o);
+  ASSERT_TRUE(job.ok()) << job.status();
+  // Not fractions: drawn as they are. The cheapest (fp8 B=8, 7.9), then bf16 B=8 (7.5, lower).
+  EXPECT_EQ(*FindFile(*job, "cap_front.tsv"), "0.5\t7.9\tm fp8 B=8\n1\t7.5\tm bf16 B=8\n");
+  EXPECT_TRUE(absl::StrContains(job->script, "set ylabel 'wikitext ppl, lower is better'"));
+}
+
+TEST(PlotCapTest, RefusalsSayWhatIsMissing) {
+  absl::StatusOr<PlotData> d = ParsePlotData(kPrecisionSweep, "sweep.json");
+  ASSERT_TRUE(d.ok());
+  std::vector<AccuracyEntry> entries = {Entry("m", Dtype::kBf16, {{"gsm8k", "acc", 0.9}}),
+                                        Entry("m", Dtype::kFp8, {{"gsm8k", "exact_match", 0.85}})};
+  AccuracyPlotOptions o;
+  o.entries = &entries;
+  EXPECT_THAT(std::string(BuildPlot(PlotKind::kCap, *d, "T", &o).status().message()),
+              ::testing::HasSubstr("give one --accuracy-task"));
+  o.tasks = {"gsm8k"};
+  // One axis cannot show two metrics.
+  EXPECT_THAT(std::string(BuildPlot(PlotKind::kCap, *d, "T", &o).status().message()),
+              ::testing::HasSubstr("different metrics (acc, exact_match)"));
+  o.metric = "acc";
+  absl::StatusOr<GnuplotJob> job = BuildPlot(PlotKind::kCap, *d, "T", &o);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(*FindFile(*job, "cap_front.tsv"), "1\t90\tm bf16 B=8\n");
+  EXPECT_EQ(job->notes.size(), 2u);  // fp8 has no acc score; int8 no entry
+  o.tasks = {"arc_challenge"};
+  EXPECT_THAT(std::string(BuildPlot(PlotKind::kCap, *d, "T", &o).status().message()),
+              ::testing::HasSubstr("no decode point has a score for arc_challenge"));
+  EXPECT_THAT(std::string(BuildPlot(PlotKind::kCap, *d, "T").status().message()),
+              ::testing::HasSubstr("needs the accuracy entries"));
+}
+
+TEST(PlotCapTest, RadarHasOneSpokePerTopLevelScoreAndBreaksWhereAPolygonHasNone) {
+  absl::StatusOr<PlotData> d = ParsePlotData(kPrecisionSweep, "sweep.json");
+  ASSERT_TRUE(d.ok());
+  std::vector<AccuracyEntry> entries = {
+      Entry("m", Dtype::kBf16,
+            {{"gsm8k", "acc", 0.9}, {"mmlu_pro", "acc", 0.7}, {"arc", "acc", 0.5}}),
+      Entry("m", Dtype::kFp8, {{"gsm8k", "acc", 0.8}, {"mmlu_pro", "acc", 0.6}})};
+  // A subtask is inside its group's score: no spoke of its own.
+  AccuracyScore subject;
+  subject.task = "mmlu_pro_law";
+  subject.metric = "acc";
+  subject.value = 0.3;
+  subject.group = "mmlu_pro";
+  entries[0].scores.push_back(subject);
+  AccuracyPlotOptions o;
+  o.entries = &entries;
+  absl::StatusOr<GnuplotJob> job = BuildPlot(PlotKind::kRadar, *d, "T", &o);
+  ASSERT_TRUE(job.ok()) << job.status();
+  // Spokes at 90° (top), -30° and 210°: gsm8k at (0, r), mmlu_pro at (r cos -30°, r sin -30°).
+  const double c = std::cos(-3.14159265358979323846 / 6);
+  const std::string bf16 = *FindFile(*job, "radar_0.tsv");
+  EXPECT_TRUE(absl::StartsWith(bf16, "0\t0.9\n" + absl::StrFormat("%.9g\t-0.35\n", 0.7 * c)))
+      << bf16;
+  // Closed: the first vertex again after the third.
+  EXPECT_TRUE(absl::EndsWith(bf16, absl::StrFormat("%.9g\t-0.25\n0\t0.9\n", -0.5 * c))) << bf16;
+  // fp8 has no arc score: the outline stops (a blank line) instead of cutting across it.
+  EXPECT_EQ(*FindFile(*job, "radar_1.tsv"), absl::StrFormat("0\t0.8\n%.9g\t-0.3\n\n", 0.6 * c));
+  EXPECT_EQ(job->data_points, 4u + 2u);
+  EXPECT_EQ(job->legend_samples, 2u);
+  EXPECT_TRUE(absl::StrContains(job->script, "title 'm bf16'"));
+  EXPECT_TRUE(absl::StrContains(job->script, "set size ratio -1"));
+  const std::string* center = FindFile(*job, "radar_labels_center.tsv");
+  ASSERT_NE(center, nullptr);
+  EXPECT_EQ(*center, "0\t1.08\tgsm8k acc\n");
+  // The int8 point's model and precision has no entry.
+  ASSERT_EQ(job->notes.size(), 1u);
+  EXPECT_EQ(job->notes.front(), "left out m at int8: no accuracy entry at int8");
+  // Two spokes are no radar.
+  o.tasks = {"gsm8k", "mmlu_pro"};
+  EXPECT_THAT(std::string(BuildPlot(PlotKind::kRadar, *d, "T", &o).status().message()),
+              ::testing::HasSubstr("span 2 spoke(s) (gsm8k acc; mmlu_pro acc), a radar needs 3"));
 }
 
 }  // namespace
