@@ -1,6 +1,8 @@
 // Parameter counts of a model shape (METRICS.md, "Parameters counted").
 #include "common/model.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace moecap {
@@ -159,6 +161,19 @@ int64_t TotalParams(const ModelSpec& m) { return ParamsWithExperts(m, m.experts)
 
 int64_t ActiveParamsPerToken(const ModelSpec& m) {
   return ParamsWithExperts(m, m.experts_per_token);
+}
+
+ModelSpec ScaledModel(const ModelSpec& model, int64_t scale) {
+  ModelSpec scaled = model;
+  if (scale <= 1) return scaled;
+  const auto shrink = [scale](int64_t size) {
+    return size > 0 ? std::max<int64_t>(1, size / scale) : size;
+  };
+  scaled.hidden_size = shrink(model.hidden_size);
+  scaled.expert_ffn_size = shrink(model.expert_ffn_size);
+  scaled.shared_expert_ffn_size = shrink(model.shared_expert_ffn_size);
+  scaled.name = absl::StrCat(model.name, "@1/", scale);
+  return scaled;
 }
 
 }  // namespace moecap

@@ -86,6 +86,11 @@ struct ModelSpec {
 // Errors name the field: "model 'x': field 'moe.experts_per_token': 9 exceeds moe.experts (8)".
 absl::Status ValidateModel(const ModelSpec& model);
 
+// The model with d, f_e and f_s divided by `scale` (each at least 1); experts, top-k and shared
+// counts unchanged: what a scaled-down workload runs. The name gets a "@1/scale" suffix when
+// scale > 1.
+ModelSpec ScaledModel(const ModelSpec& model, int64_t scale);
+
 // Parameter counts of METRICS.md, "Parameters counted".
 int64_t AttentionParamsPerLayer(const ModelSpec& model);  // P_attn
 int64_t RouterParamsPerLayer(const ModelSpec& model);     // P_router = d·E

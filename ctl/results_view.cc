@@ -1,8 +1,6 @@
 // Results rendering.
 #include "ctl/results_view.h"
 
-#include <google/protobuf/util/json_util.h>
-
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
@@ -160,19 +158,6 @@ std::string JobStateName(v1::JobState state) {
 std::string PhaseName(v1::Phase phase) { return EnumSuffix(v1::Phase_Name(phase), "PHASE_"); }
 std::string AgentStateName(v1::AgentState state) {
   return EnumSuffix(v1::AgentState_Name(state), "AGENT_STATE_");
-}
-
-absl::StatusOr<std::string> ProtoToJson(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
-  options.preserve_proto_field_names = true;
-  options.always_print_primitive_fields = true;
-  std::string json;
-  const auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
-  if (!status.ok()) {
-    return absl::InternalError(absl::StrCat("cannot render JSON: ", status.ToString()));
-  }
-  return json;
 }
 
 absl::Status PrintResults(const v1::GetResultsResponse& results, OutputFormat format, bool explain,

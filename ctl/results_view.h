@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "common/plan/convert.h"
 #include "ctl/command.h"
 #include "moecap/v1/job_service.pb.h"
 
@@ -20,8 +21,7 @@ std::string AgentStateName(v1::AgentState state);
 absl::Status PrintResults(const v1::GetResultsResponse& results, OutputFormat format, bool explain,
                           std::ostream& out);
 
-// Protobuf message -> JSON text with the .proto field names (snake_case), 2-space indent.
-absl::StatusOr<std::string> ProtoToJson(const google::protobuf::Message& message);
+using ::moecap::ProtoToJson;  // common/plan/convert.h
 
 }  // namespace moecap::ctl
 

@@ -105,8 +105,8 @@ absl::StatusOr<Peaks> GpuPeaks(const Catalog& catalog, const GpuPeakRequest& req
 namespace {
 
 // One phase's run on one GPU: its points, aggregated against the probes.
-absl::StatusOr<std::vector<PointReport>> RunPoints(const WorkloadConfig& config, int device,
-                                                   const Peaks& peaks) {
+absl::StatusOr<std::vector<v1::PointResult>> RunPoints(const WorkloadConfig& config, int device,
+                                                       const Peaks& peaks) {
   DeviceLocalCommunicator comm;
   RankContext context;
   absl::StatusOr<RankResult> result = RunCudaRank(config, context, comm, device);
@@ -184,34 +184,39 @@ int RunCudaSelfCheckPerf(const SelfCheckOptions& o) {
                            {"probes", {{"copy_bytes_s", copy_bw}, {"gemm_bf16_flops", gemm_flops}}},
                            {"points", nlohmann::json::array()}};
   for (const WorkloadConfig* config : {&decode, &prefill}) {
-    absl::StatusOr<std::vector<PointReport>> points = RunPoints(*config, o.device, peaks);
+    absl::StatusOr<std::vector<v1::PointResult>> points = RunPoints(*config, o.device, peaks);
     if (!points.ok()) return fail(points.status());
-    for (const PointReport& p : *points) {
-      const bool is_decode = p.phase == ServingPhase::kDecode;
-      report["points"].push_back({{"phase", is_decode ? "decode" : "prefill"},
-                                  {"batch", p.batch},
-                                  {"tokens", p.tokens},
-                                  {"step_mean_s", p.step.mean},
-                                  {"step_p50_s", p.step.p50},
-                                  {"counted_bytes_per_s", p.bytes_per_s},
-                                  {"counted_flops_per_s", p.flops_per_s},
-                                  {"bandwidth_ratio", p.s_mbu},
-                                  {"flops_ratio", p.s_mfu}});
-      if (o.json) continue;
-      if (is_decode) {
-        std::cout << absl::StrFormat(
-            "decode  batch %3d: step %.3f ms (p50 %.3f); counted %.1f GB/s / copy %.1f GB/s = "
-            "%.3f (target >= 0.80); %.1f TFLOP/s / GEMM = %.3f\n",
-            p.batch, p.step.mean * 1e3, p.step.p50 * 1e3, p.bytes_per_s / 1e9, copy_bw / 1e9,
-            p.s_mbu, p.flops_per_s / 1e12, p.s_mfu);
-      } else {
-        std::cout << absl::StrFormat(
-            "prefill batch %3d x %d tokens (%d): step %.3f ms (p50 %.3f); counted %.1f TFLOP/s / "
-            "GEMM %.1f TFLOP/s = %.3f (target >= 0.70); %.1f GB/s / copy = %.3f\n",
-            p.batch, config->prompt_len, p.tokens, p.step.mean * 1e3, p.step.p50 * 1e3,
-            p.flops_per_s / 1e12, gemm_flops / 1e12, p.s_mfu, p.bytes_per_s / 1e9, p.s_mbu);
+    for (const v1::PointResult& point : *points) {
+      const int64_t batch = config->batches[static_cast<size_t>(point.point_index())];
+      for (const v1::PhaseResult& p : point.phases()) {
+        const bool is_decode = p.phase() == v1::PHASE_DECODE;
+        const v1::Percentiles& t = p.step_time();
+        report["points"].push_back({{"phase", is_decode ? "decode" : "prefill"},
+                                    {"batch", batch},
+                                    {"tokens", p.tokens_per_step()},
+                                    {"step_mean_s", t.mean()},
+                                    {"step_p50_s", t.p50()},
+                                    {"counted_bytes_per_s", p.achieved_bandwidth_bytes_per_s()},
+                                    {"counted_flops_per_s", p.achieved_flops_per_s()},
+                                    {"bandwidth_ratio", p.s_mbu()},
+                                    {"flops_ratio", p.s_mfu()}});
+        if (o.json) continue;
+        if (is_decode) {
+          std::cout << absl::StrFormat(
+              "decode  batch %3d: step %.3f ms (p50 %.3f); counted %.1f GB/s / copy %.1f GB/s = "
+              "%.3f (target >= 0.80); %.1f TFLOP/s / GEMM = %.3f\n",
+              batch, t.mean() * 1e3, t.p50() * 1e3, p.achieved_bandwidth_bytes_per_s() / 1e9,
+              copy_bw / 1e9, p.s_mbu(), p.achieved_flops_per_s() / 1e12, p.s_mfu());
+        } else {
+          std::cout << absl::StrFormat(
+              "prefill batch %3d x %d tokens (%d): step %.3f ms (p50 %.3f); counted %.1f TFLOP/s / "
+              "GEMM %.1f TFLOP/s = %.3f (target >= 0.70); %.1f GB/s / copy = %.3f\n",
+              batch, config->prompt_len, p.tokens_per_step(), t.mean() * 1e3, t.p50() * 1e3,
+              p.achieved_flops_per_s() / 1e12, gemm_flops / 1e12, p.s_mfu(),
+              p.achieved_bandwidth_bytes_per_s() / 1e9, p.s_mbu());
+        }
+        std::cout << std::flush;
       }
-      std::cout << std::flush;
     }
   }
   if (o.json) std::cout << report.dump(2) << "\n";

@@ -176,6 +176,7 @@ absl::StatusOr<Peaks> GetPeaks(const BenchFlags& f, const Catalog& catalog, Dtyp
   // A GPU entry describes one device per rank; a CPU entry or the probed host is one device that
   // all ranks share.
   peaks.devices = hw != nullptr && hw->kind == DeviceKind::kGpu ? ranks : 1;
+  if (hw != nullptr) peaks.hardware = hw->name;
   const HostInfo host = GetHostInfo();
   std::string bw_source, flops_source;
   if (f.peak_bandwidth_gb_s > 0) {
@@ -282,14 +283,14 @@ int RunBench(const BenchFlags& f, const std::string& command_line) {
   launch.backend = f.backend;  // cuda: rank r on GPU r
   absl::StatusOr<std::vector<RankResult>> ranks = LocalLauncher(launch).Run(*config);
   if (!ranks.ok()) return Fail(ranks.status());
-  absl::StatusOr<std::vector<PointReport>> points = AggregateRanks(*config, *ranks, *peaks);
+  absl::StatusOr<std::vector<v1::PointResult>> points = AggregateRanks(*config, *ranks, *peaks);
   if (!points.ok()) return Fail(points.status());
-
-  bool all_passed = true;
-  for (const PointReport& p : *points) all_passed = all_passed && (!p.check.ran || p.check.passed);
+  const bool all_passed = ChecksPassed(*points);
 
   std::string text;
   if (f.output == "json") {
+    absl::StatusOr<nlohmann::json> results = ResultsToJson(*points);
+    if (!results.ok()) return Fail(results.status());
     nlohmann::json plan = WorkloadToJson(*config);
     plan["ranks"] = f.ranks;
     plan["model_run"] = ModelToJson(ScaledModel(config->model, config->scale));
@@ -305,12 +306,11 @@ int RunBench(const BenchFlags& f, const std::string& command_line) {
                                {"work_per_rank", memory.work_per_rank},
                                {"reference_per_rank", memory.reference_per_rank},
                                {"host_total", memory.host_total}}},
-                             {"points", nlohmann::json::array()},
+                             {"results", *std::move(results)},
                              {"checks_passed", all_passed}};
-    for (const PointReport& p : *points) report["points"].push_back(PointReportToJson(p));
     text = report.dump(2) + "\n";
   } else if (f.output == "csv") {
-    text = RenderCsv(*points);
+    text = RenderCsv(*config, *points);
   } else {
     const ModelSpec scaled = ScaledModel(config->model, config->scale);
     text = absl::StrCat(
@@ -321,10 +321,10 @@ int RunBench(const BenchFlags& f, const std::string& command_line) {
         " thread(s), routing ", RoutingModeName(config->routing.mode), "\n", "# backend ",
         ranks->front().backend, " (", ranks->front().library, "), communicator ",
         ranks->front().communicator, "\n",
-        absl::StrFormat("# peaks per device: %.2f GB/s, %.1f GFLOP/s; %g device(s) (%s)\n",
+        absl::StrFormat("# peaks per device: %.2f GB/s, %.1f GFLOP/s; %d device(s) (%s)\n",
                         peaks->bandwidth_bytes_s / 1e9, peaks->flops / 1e9, peaks->devices,
                         peaks->source),
-        RenderTable(*points));
+        RenderTable(*config, *points));
   }
   if (f.output_file.empty()) {
     std::cout << text << std::flush;

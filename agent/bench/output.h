@@ -1,5 +1,6 @@
-// moecap-bench's outputs: the table (one row per point), CSV with the same columns, and the full
-// JSON report with reproducibility metadata.
+// moecap-bench's outputs from the cluster's result type (v1::PointResult, one per batch size): the
+// table (one row per phase and batch), CSV with the same columns, and the "results" of the JSON
+// report, the same objects `moecapctl results -o json` prints.
 #ifndef MOECAP_AGENT_BENCH_OUTPUT_H_
 #define MOECAP_AGENT_BENCH_OUTPUT_H_
 
@@ -7,13 +8,19 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "agent/workload/config.h"
-#include "agent/workload/report.h"
+#include "moecap/v1/report.pb.h"
 
 namespace moecap {
 
-std::string RenderTable(const std::vector<PointReport>& points);
-std::string RenderCsv(const std::vector<PointReport>& points);
+// Rows in the order the points ran: phase by phase, each over the batch sizes.
+std::string RenderTable(const WorkloadConfig& config, const std::vector<v1::PointResult>& points);
+std::string RenderCsv(const WorkloadConfig& config, const std::vector<v1::PointResult>& points);
+absl::StatusOr<nlohmann::json> ResultsToJson(const std::vector<v1::PointResult>& points);
+
+// Whether every phase that ran a check passed it.
+bool ChecksPassed(const std::vector<v1::PointResult>& points);
 
 }  // namespace moecap
 

@@ -125,20 +125,24 @@ absl::Status DecodeBandwidthRatio(const SelfCheckOptions& o, const HostInfo& hos
   launch.hostname = o.hostname;
   absl::StatusOr<std::vector<RankResult>> ranks = LocalLauncher(launch).Run(c);
   if (!ranks.ok()) return ranks.status();
-  absl::StatusOr<std::vector<PointReport>> points =
+  absl::StatusOr<std::vector<v1::PointResult>> points =
       AggregateRanks(c, *ranks, Peaks{triad_bytes_s, 0, 1, "triad probe"});
   if (!points.ok()) return points.status();
-  const PointReport& p = points->front();
-  *harness_overhead = p.harness_overhead;
+  const v1::PhaseResult& p = points->front().phases(0);
+  const v1::Percentiles& step = p.step_time();
+  double activated_sum = 0;
+  for (double a : p.activated_experts()) activated_sum += a;
+  *harness_overhead = p.harness_overhead();
   std::cout << absl::StrFormat(
       "decode, batch %d, %d layers of %s (%.2f GB of weights, LLC %.0f MB), 2 ranks x %d "
       "thread(s):\n"
       "  counted %s (mean step %.2f ms, %.0f of %d experts active per layer) vs triad probe %s: "
       "ratio %.3f (target >= 0.70); over the median step %.2f ms: ratio %.3f\n",
-      p.batch, c.layers, m.name, layer_bytes * c.layers / 1e9, host.last_level_cache_bytes / 1e6,
-      ranks->front().threads, Gb(p.bytes_per_s), p.step.mean * 1e3,
-      p.routing.activated_sum / c.layers, m.experts, Gb(triad_bytes_s), p.s_mbu, p.step.p50 * 1e3,
-      p.step.p50 > 0 ? p.s_mbu * p.step.mean / p.step.p50 : 0.0);
+      c.batches[0], c.layers, m.name, layer_bytes * c.layers / 1e9,
+      host.last_level_cache_bytes / 1e6, ranks->front().threads,
+      Gb(p.achieved_bandwidth_bytes_per_s()), step.mean() * 1e3, activated_sum / c.layers,
+      m.experts, Gb(triad_bytes_s), p.s_mbu(), step.p50() * 1e3,
+      step.p50() > 0 ? p.s_mbu() * step.mean() / step.p50() : 0.0);
   return absl::OkStatus();
 }
 
@@ -279,10 +283,11 @@ absl::Status CommRatio(const SelfCheckOptions& o) {
   launch.hostname = o.hostname;
   absl::StatusOr<std::vector<RankResult>> ranks = LocalLauncher(launch).Run(c);
   if (!ranks.ok()) return ranks.status();
-  absl::StatusOr<std::vector<PointReport>> points = AggregateRanks(c, *ranks, Peaks{});
+  absl::StatusOr<std::vector<v1::PointResult>> points = AggregateRanks(c, *ranks, Peaks{});
   if (!points.ok()) return points.status();
-  const PointReport& p = points->front();
-  const double remote = p.dispatch_bw.remote_bytes + p.combine_bw.remote_bytes;
+  const v1::PhaseResult& p = points->front().phases(0);
+  const double remote =
+      p.dispatch_bandwidth().remote_bytes() + p.combine_bandwidth().remote_bytes();
   // Per iteration, the fastest rank's dispatch and combine times (the rank that reaches a
   // collective last hardly waits there), then the median iteration.
   std::vector<const std::vector<double>*> dispatch, combine;
@@ -297,9 +302,10 @@ absl::Status CommRatio(const SelfCheckOptions& o) {
     exchange.push_back(fastest_dispatch[i] + fastest_combine[i]);
   }
   const double workload_bw = remote / Percentile(exchange, 0.50);
-  const double slowest_bw = remote / (p.dispatch.p50 + p.combine.p50);
+  const double slowest_bw =
+      remote / (p.sub_times().dispatch().p50() + p.sub_times().combine().p50());
   // One direction of one all-to-all-v: half of one phase's remote bytes (two ranks).
-  const size_t message = static_cast<size_t>(p.dispatch_bw.remote_bytes / 2);
+  const size_t message = static_cast<size_t>(p.dispatch_bandwidth().remote_bytes() / 2);
   absl::StatusOr<double> tcp = RawLoopbackTcp(message, 21);
   if (!tcp.ok()) return tcp.status();
   absl::StatusOr<double> gloo = GlooAllToAllV(message, 21, o.hostname);
@@ -311,8 +317,8 @@ absl::Status CommRatio(const SelfCheckOptions& o) {
       "(target >= 0.80)\n"
       "  (%s over the slowest rank's phase times, waiting for peers included)\n"
       "  Gloo all-to-all-v alone %s (median): ratio %.3f\n",
-      p.tokens, message / 1e6, Gb(workload_bw), Gb(*tcp), workload_bw / *tcp, Gb(slowest_bw),
-      Gb(*gloo), *gloo / *tcp);
+      p.tokens_per_step(), message / 1e6, Gb(workload_bw), Gb(*tcp), workload_bw / *tcp,
+      Gb(slowest_bw), Gb(*gloo), *gloo / *tcp);
   return absl::OkStatus();
 }
 

@@ -12,10 +12,12 @@
 #include "absl/strings/str_join.h"
 #include "agent/compute/cpu_backend.h"
 #include "agent/compute/host_probe.h"
+#include "agent/daemon/failure_class.h"
 #include "agent/daemon/progress_tracker.h"
-#include "agent/daemon/rank_report.h"
 #include "agent/daemon/worker.h"
 #include "agent/daemon/workload_convert.h"
+#include "agent/workload/node_report.h"
+#include "agent/workload/rank_report.h"
 #include "common/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "spdlog/spdlog.h"
@@ -30,14 +32,6 @@ constexpr char kNcclKeyPrefix[] = "nccl";
 
 // How long a report answered NOT_FOUND is retried (the session registers again meanwhile).
 constexpr absl::Duration kRegisterAgainWindow = absl::Seconds(10);
-
-google::protobuf::Timestamp ToProtoTime(absl::Time time) {
-  google::protobuf::Timestamp out;
-  const int64_t nanos = absl::ToUnixNanos(time);
-  out.set_seconds(nanos / 1000000000);
-  out.set_nanos(static_cast<int32_t>(nanos % 1000000000));
-  return out;
-}
 
 std::optional<absl::Time> FromProtoTime(const google::protobuf::Timestamp& time) {
   if (time.seconds() == 0 && time.nanos() == 0) return std::nullopt;
@@ -435,12 +429,10 @@ void AssignmentRunner::ReportResults(const v1::Assignment& a, const WorkloadConf
   }
 
   const absl::Time until = deps_.clock->Now() + options_.report_retry;
-  std::set<int> used_devices;
-  v1::NodeReport node;
-  node.set_job_id(a.job_id());
-  node.set_point_index(a.point_index());
-  node.set_attempt(a.attempt());
-  node.set_hostname(info_.hostname());
+  // Each rank's report goes out as it is made (ReportRank); the node report then carries only
+  // those that could not be delivered, so nothing travels or is stored twice.
+  std::vector<v1::RankReport> undelivered;
+  std::vector<v1::RankReport> all;
   for (const RankResult& result : results) {
     RankReportContext context;
     context.job_id = a.job_id();
@@ -449,31 +441,36 @@ void AssignmentRunner::ReportResults(const v1::Assignment& a, const WorkloadConf
     for (const v1::RankAssignment& r : a.ranks()) {
       if (r.rank() == result.rank) context.device_index = r.device_index();
     }
-    used_devices.insert(context.device_index);
     v1::ReportRankRequest request;
     *request.mutable_report() = RankReportFromResult(result, config, context);
-    SendWithRetry(absl::StrCat("ReportRank of rank ", result.rank), until,
-                  [&](const std::string& id) {
-                    request.mutable_report()->set_agent_id(id);
-                    return deps_.client->ReportRank(request);
-                  });
-    *node.add_ranks() = request.report();
+    const bool delivered = SendWithRetry(absl::StrCat("ReportRank of rank ", result.rank), until,
+                                         [&](const std::string& id) {
+                                           request.mutable_report()->set_agent_id(id);
+                                           return deps_.client->ReportRank(request);
+                                         });
+    if (!delivered) undelivered.push_back(request.report());
+    all.push_back(request.report());
   }
-  for (const v1::Device& device : info_.inventory().devices()) {
-    if (used_devices.count(device.index()) > 0) *node.add_devices() = device;
-  }
-  *node.mutable_start_time() = ToProtoTime(started);
-  *node.mutable_end_time() = ToProtoTime(finished);
-  auto& env = *node.mutable_environment();
-  env["moecap_version"] = options_.version;
+  NodeRun run;
+  run.job_id = a.job_id();
+  run.point_index = a.point_index();
+  run.attempt = a.attempt();
+  run.hostname = info_.hostname();
+  run.devices.assign(info_.inventory().devices().begin(), info_.inventory().devices().end());
+  run.start = started;
+  run.end = finished;
+  run.environment["moecap_version"] = options_.version;
   if (!results.empty()) {
-    env["backend"] = results.front().backend;
-    env["blas"] = results.front().library;
-    env["communicator"] = results.front().communicator;
-    env["threads_per_rank"] = absl::StrCat(results.front().threads);
+    run.environment["backend"] = results.front().backend;
+    run.environment["blas"] = results.front().library;
+    run.environment["communicator"] = results.front().communicator;
+    run.environment["threads_per_rank"] = absl::StrCat(results.front().threads);
   }
-  env["os"] = info_.inventory().os();
-  env["cpu_model"] = info_.inventory().cpu_model();
+  run.environment["os"] = info_.inventory().os();
+  run.environment["cpu_model"] = info_.inventory().cpu_model();
+  // The devices come from every rank's report; the ranks inside only when some went undelivered
+  // (then all of them: the coordinator takes a node report's ranks as given).
+  v1::NodeReport node = BuildNodeReport(all, run, /*ranks_included=*/!undelivered.empty());
   v1::ReportNodeRequest request;
   *request.mutable_report() = std::move(node);
   SendWithRetry("ReportNode", until, [&](const std::string& id) {
@@ -506,13 +503,13 @@ void AssignmentRunner::ReportFailure(const v1::Assignment& a, const absl::Status
                 });
 }
 
-void AssignmentRunner::SendWithRetry(absl::string_view what, absl::Time until,
+bool AssignmentRunner::SendWithRetry(absl::string_view what, absl::Time until,
                                      const std::function<absl::Status(const std::string&)>& send) {
   absl::Duration pause = absl::Milliseconds(200);
   std::optional<absl::Time> unknown_until;  // how long NOT_FOUND may last
   while (true) {
     const absl::Status status = send(deps_.agent_id());
-    if (status.ok()) return;
+    if (status.ok()) return true;
     const absl::Time now = deps_.clock->Now();
     // NOT_FOUND: the coordinator does not know the agent (it is registering again, which takes a
     // moment) or the job (it restarted without it): worth a short wait, not the whole window.
@@ -522,12 +519,12 @@ void AssignmentRunner::SendWithRetry(absl::string_view what, absl::Time until,
     const absl::Time give_up = unknown_until.has_value() ? std::min(until, *unknown_until) : until;
     if (!Transient(status) || now + pause > give_up) {
       spdlog::warn("{} not delivered: {}", std::string(what), status.ToString());
-      return;
+      return false;
     }
     spdlog::info("{} not delivered yet (will retry): {}", std::string(what), status.ToString());
     if (deps_.clock->WaitUntil(now + pause, stopping_)) {
       spdlog::warn("{} not delivered (shutting down): {}", std::string(what), status.ToString());
-      return;
+      return false;
     }
     pause = std::min(pause * 2, absl::Seconds(5));
   }

@@ -83,8 +83,8 @@ class AssignmentRunner : public AssignmentHandler {
   // Calls `send` with the current agent id until it succeeds, fails for good, or the retry
   // window (until `until`) closes; retries UNAVAILABLE and DEADLINE_EXCEEDED, and NOT_FOUND for
   // a short while (the agent may be registering again). The runner stays busy meanwhile, so the
-  // window (AgentOptions::report_retry) is bounded.
-  void SendWithRetry(absl::string_view what, absl::Time until,
+  // window (AgentOptions::report_retry) is bounded. True when it was delivered.
+  bool SendWithRetry(absl::string_view what, absl::Time until,
                      const std::function<absl::Status(const std::string&)>& send);
 
   const AgentOptions options_;

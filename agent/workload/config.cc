@@ -48,19 +48,6 @@ absl::StatusOr<RoutingMode> ParseRoutingMode(absl::string_view name) {
 
 double DefaultTolerance(Dtype dtype) { return dtype == Dtype::kFp32 ? 1e-4 : 3e-2; }
 
-ModelSpec ScaledModel(const ModelSpec& model, int64_t scale) {
-  ModelSpec scaled = model;
-  if (scale <= 1) return scaled;
-  const auto shrink = [scale](int64_t size) {
-    return size > 0 ? std::max<int64_t>(1, size / scale) : size;
-  };
-  scaled.hidden_size = shrink(model.hidden_size);
-  scaled.expert_ffn_size = shrink(model.expert_ffn_size);
-  scaled.shared_expert_ffn_size = shrink(model.shared_expert_ffn_size);
-  scaled.name = absl::StrCat(model.name, "@1/", scale);
-  return scaled;
-}
-
 absl::Status ValidateWorkload(const WorkloadConfig& c, int world_size) {
   const ModelSpec& m = c.model;
   const auto invalid = [](auto&&... parts) {

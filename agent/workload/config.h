@@ -62,10 +62,6 @@ struct WorkloadConfig {
 // The default check tolerance: fp32 1e-4, bf16 3e-2 (relative to the output's largest magnitude).
 double DefaultTolerance(Dtype dtype);
 
-// The model with d, f_e and f_s divided by `scale` (each at least 1); experts, top-k and shared
-// counts unchanged. The name gets a "@1/scale" suffix when scale > 1.
-ModelSpec ScaledModel(const ModelSpec& model, int64_t scale);
-
 // Checks the plan against a world of `world_size` ranks. Errors name the flag/field and why.
 absl::Status ValidateWorkload(const WorkloadConfig& config, int world_size);
 

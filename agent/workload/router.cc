@@ -108,25 +108,4 @@ std::vector<int32_t> OverrideChoices(const std::vector<double>& shares, int64_t 
   return out;
 }
 
-RoutingStats SummarizeRouting(const std::vector<std::vector<int64_t>>& counts) {
-  RoutingStats stats;
-  stats.activated_sum = ActivatedExpertsSum(counts);  // the metric core's Σ_l A_l
-  for (const std::vector<int64_t>& layer : counts) {
-    int64_t activated = 0;
-    int64_t total = 0;
-    int64_t max = 0;
-    for (int64_t c : layer) {
-      activated += c > 0 ? 1 : 0;
-      total += c;
-      max = std::max(max, c);
-    }
-    const double mean = layer.empty() ? 0 : static_cast<double>(total) / layer.size();
-    const double imbalance = mean > 0 ? static_cast<double>(max) / mean : 0;
-    stats.activated_per_layer.push_back(activated);
-    stats.imbalance_per_layer.push_back(imbalance);
-    stats.max_imbalance = std::max(stats.max_imbalance, imbalance);
-  }
-  return stats;
-}
-
 }  // namespace moecap

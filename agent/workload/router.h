@@ -1,6 +1,7 @@
 // Routing: the router's scoring and top-k (softmax top-k, or sigmoid then normalising the k
-// selected as DeepSeek-V3 does), the plan's overrides (uniform, Zipf, fixed histogram), and the
-// statistics a routing histogram gives (activated experts, imbalance).
+// selected as DeepSeek-V3 does) and the plan's overrides (uniform, Zipf, fixed histogram). What a
+// routing histogram says (activated experts, imbalance) is in common/ (metrics.h,
+// parallel_metrics.h).
 #ifndef MOECAP_AGENT_WORKLOAD_ROUTER_H_
 #define MOECAP_AGENT_WORKLOAD_ROUTER_H_
 
@@ -37,16 +38,6 @@ std::vector<double> OverrideShares(const RoutingSpec& routing, int64_t experts, 
 std::vector<int32_t> OverrideChoices(const std::vector<double>& shares, int64_t top_k,
                                      uint64_t seed, int64_t layer, int64_t tokens_total,
                                      Range tokens);
-
-// What a global routing histogram (counts[l][e] = token-expert pairs of expert e in layer l)
-// says about a step.
-struct RoutingStats {
-  std::vector<int64_t> activated_per_layer;  // A_l: experts with at least one token
-  std::vector<double> imbalance_per_layer;   // max_e counts[l][e] / mean_e counts[l][e]
-  double activated_sum = 0;                  // Σ_l A_l
-  double max_imbalance = 0;
-};
-RoutingStats SummarizeRouting(const std::vector<std::vector<int64_t>>& counts);
 
 }  // namespace moecap
 

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <numeric>
 #include <optional>
 #include <set>
 #include <string>
@@ -12,7 +14,10 @@
 #include "absl/strings/str_join.h"
 #include "common/cost.h"
 #include "common/metrics.h"
+#include "common/model.h"
+#include "common/parallel_metrics.h"
 #include "common/plan/convert.h"
+#include "common/precision.h"
 #include "common/stats.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -92,18 +97,107 @@ const RankPhaseRef* SlowestRank(const std::vector<RankPhaseRef>& ranks) {
   return worst;
 }
 
-v1::Communication SumCommunication(const std::vector<RankPhaseRef>& ranks) {
+// The mean of a sub-phase on each rank.
+std::vector<double> SubMeans(const std::vector<RankPhaseRef>& ranks,
+                             const v1::Percentiles& (v1::PhaseTimes::*part)() const) {
+  std::vector<double> out;
+  for (const RankPhaseRef& r : ranks) out.push_back((r.phase->sub_times().*part)().mean());
+  return out;
+}
+
+double MaxOf(const std::vector<double>& values) {
+  return values.empty() ? 0 : *std::max_element(values.begin(), values.end());
+}
+double MinOf(const std::vector<double>& values) {
+  return values.empty() ? 0 : *std::min_element(values.begin(), values.end());
+}
+
+// One all-to-all over the ranks (common/parallel_metrics.h): the busiest rank's bytes over the
+// slowest rank's mean time, and over the fastest rank's (the transfer itself).
+v1::CollectiveBandwidth CollectiveOf(const std::vector<RankPhaseRef>& ranks, bool dispatch) {
+  std::vector<double> logical, remote;
+  for (const RankPhaseRef& r : ranks) {
+    const v1::Communication& c = r.phase->communication();
+    logical.push_back(dispatch ? c.dispatch_logical_bytes() : c.combine_logical_bytes());
+    remote.push_back(dispatch ? c.dispatch_remote_bytes() : c.combine_remote_bytes());
+  }
+  const std::vector<double> means =
+      SubMeans(ranks, dispatch ? &v1::PhaseTimes::dispatch : &v1::PhaseTimes::combine);
+  const AllToAllFigures slowest = AllToAllBandwidth(logical, remote, MaxOf(means));
+  const AllToAllFigures fastest = AllToAllBandwidth(logical, remote, MinOf(means));
+  v1::CollectiveBandwidth out;
+  out.set_logical_bytes(slowest.logical_bytes);
+  out.set_remote_bytes(slowest.remote_bytes);
+  out.set_seconds(slowest.seconds);
+  out.set_algbw_bytes_per_s(slowest.algbw);
+  out.set_busbw_bytes_per_s(slowest.busbw);
+  out.set_remote_bw_bytes_per_s(slowest.remote_bw);
+  out.set_transfer_seconds(fastest.seconds);
+  out.set_transfer_algbw_bytes_per_s(fastest.algbw);
+  out.set_transfer_remote_bw_bytes_per_s(fastest.remote_bw);
+  return out;
+}
+
+// Both all-to-alls of a step: bytes summed over the ranks; the bandwidths of the busiest rank's
+// dispatch + combine bytes over the slowest rank's dispatch + combine time.
+v1::Communication CommunicationOf(const std::vector<RankPhaseRef>& ranks) {
   v1::Communication sum;
+  std::vector<double> logical, remote, seconds;
   for (const RankPhaseRef& r : ranks) {
     const v1::Communication& c = r.phase->communication();
     sum.set_dispatch_logical_bytes(sum.dispatch_logical_bytes() + c.dispatch_logical_bytes());
     sum.set_dispatch_remote_bytes(sum.dispatch_remote_bytes() + c.dispatch_remote_bytes());
     sum.set_combine_logical_bytes(sum.combine_logical_bytes() + c.combine_logical_bytes());
     sum.set_combine_remote_bytes(sum.combine_remote_bytes() + c.combine_remote_bytes());
-    sum.set_algbw_bytes_per_s(sum.algbw_bytes_per_s() + c.algbw_bytes_per_s());
-    sum.set_busbw_bytes_per_s(sum.busbw_bytes_per_s() + c.busbw_bytes_per_s());
+    logical.push_back(c.dispatch_logical_bytes() + c.combine_logical_bytes());
+    remote.push_back(c.dispatch_remote_bytes() + c.combine_remote_bytes());
+    seconds.push_back(r.phase->sub_times().dispatch().mean() +
+                      r.phase->sub_times().combine().mean());
   }
+  const AllToAllFigures bw = AllToAllBandwidth(logical, remote, MaxOf(seconds));
+  sum.set_algbw_bytes_per_s(bw.algbw);
+  sum.set_busbw_bytes_per_s(bw.busbw);
+  sum.set_remote_bw_bytes_per_s(bw.remote_bw);
   return sum;
+}
+
+// The ranks' expert histograms merged: tokens[l][e] over the experts any rank holds (each expert
+// once: a replicated expert's tokens are added up), e in the order of their global ids.
+std::vector<std::vector<int64_t>> MergedHistogram(const std::vector<RankPhaseRef>& ranks) {
+  std::map<int32_t, size_t> column;
+  for (const RankPhaseRef& r : ranks) {
+    for (int32_t e : r.phase->expert_tokens().experts()) column.emplace(e, 0);
+  }
+  size_t next = 0;
+  for (auto& [expert, index] : column) index = next++;
+  std::vector<std::vector<int64_t>> out;
+  for (const RankPhaseRef& r : ranks) {
+    const v1::ExpertHistogram& h = r.phase->expert_tokens();
+    if (out.size() < static_cast<size_t>(h.layers_size())) {
+      out.resize(static_cast<size_t>(h.layers_size()), std::vector<int64_t>(column.size(), 0));
+    }
+    for (int l = 0; l < h.layers_size(); ++l) {
+      for (int i = 0; i < h.layers(l).tokens_size() && i < h.experts_size(); ++i) {
+        out[l][column[h.experts(i)]] += h.layers(l).tokens(i);
+      }
+    }
+  }
+  return out;
+}
+
+// The imbalance of the experts `node` holds against the whole layer's mean, largest layer's.
+double NodeImbalance(const std::vector<RankPhaseRef>& all, const std::vector<RankPhaseRef>& node) {
+  const std::vector<std::vector<int64_t>> everyone = MergedHistogram(all);
+  const std::vector<std::vector<int64_t>> mine = MergedHistogram(node);
+  double worst = 0;
+  for (size_t l = 0; l < everyone.size() && l < mine.size(); ++l) {
+    const int64_t total = std::accumulate(everyone[l].begin(), everyone[l].end(), int64_t{0});
+    const int64_t busiest = mine[l].empty() ? 0 : *std::max_element(mine[l].begin(), mine[l].end());
+    worst =
+        std::max(worst, ExpertImbalance(static_cast<double>(busiest), static_cast<double>(total),
+                                        static_cast<int64_t>(everyone[l].size())));
+  }
+  return worst;
 }
 
 Counts SumCounts(const std::vector<RankPhaseRef>& ranks, bool dense) {
@@ -114,10 +208,67 @@ Counts SumCounts(const std::vector<RankPhaseRef>& ranks, bool dense) {
   return sum;
 }
 
-double MaxImbalance(const std::vector<RankPhaseRef>& ranks) {
-  double m = 0;
-  for (const RankPhaseRef& r : ranks) m = std::max(m, r.phase->imbalance());
-  return m;
+bool SameCounts(const Counts& a, const Counts& b) {
+  for (Term t : kAllTerms) {
+    if (a[t].bytes != b[t].bytes || a[t].flops != b[t].flops) return false;
+  }
+  return true;
+}
+
+// The worst of some checks: a failed one (largest error first), else the largest error.
+v1::CheckResult WorstOf(const std::vector<const v1::CheckResult*>& checks) {
+  const v1::CheckResult* worst = nullptr;
+  for (const v1::CheckResult* c : checks) {
+    if (!c->checked()) continue;
+    if (worst == nullptr) {
+      worst = c;
+      continue;
+    }
+    const bool c_failed = !c->passed();
+    const bool w_failed = !worst->passed();
+    if ((c_failed && !w_failed) ||
+        (c_failed == w_failed && c->max_abs_error() > worst->max_abs_error())) {
+      worst = c;
+    }
+  }
+  return worst == nullptr ? v1::CheckResult() : *worst;
+}
+
+// The counted terms against the metric core's count for the model as run, when the workload
+// carries its model.
+v1::MetricCoreCheck MetricCoreCheckOf(const v1::PointWorkload& w, double tokens,
+                                      double activated_sum, const Counts& counted) {
+  v1::MetricCoreCheck out;
+  const std::optional<Dtype> dtype = DtypeFromProto(w.dtype());
+  if (!w.has_model_spec() || !dtype.has_value()) return out;
+  absl::StatusOr<ModelSpec> model = ModelSpecFromProto(w.model_spec());
+  if (!model.ok()) return out;
+  const Counts core = CountMoeBlocks(ScaledModel(*model, w.scale()), MakePrecision(*dtype),
+                                     static_cast<double>(w.layers()), tokens, activated_sum);
+  out.set_checked(true);
+  out.set_matches(SameCounts(counted, core));
+  *out.mutable_counts() = TermCountsToProto(core);
+  return out;
+}
+
+v1::RankPhaseSummary RankRowOf(const RankPhaseRef& r, const std::string& agent_id) {
+  const v1::RankPhase& p = *r.phase;
+  v1::RankPhaseSummary row;
+  row.set_rank(r.rank);
+  row.set_agent_id(agent_id);
+  row.set_tokens_per_step(p.tokens_per_step());
+  row.set_pairs_computed_per_step(p.pairs_computed_per_step());
+  *row.mutable_counts() = p.counts();
+  *row.mutable_physical_counts() = p.physical_counts();
+  row.set_activation_bytes(p.activation_bytes());
+  *row.mutable_communication() = p.communication();
+  row.set_step_mean_seconds(p.step_time().mean());
+  row.set_gate_mean_seconds(p.sub_times().gate().mean());
+  row.set_dispatch_mean_seconds(p.sub_times().dispatch().mean());
+  row.set_experts_mean_seconds(p.sub_times().experts().mean());
+  row.set_combine_mean_seconds(p.sub_times().combine().mean());
+  *row.mutable_check() = p.check();
+  return row;
 }
 
 // The utilisation of `amount` over `seconds` against a summed peak; 0 when either is unknown.
@@ -154,7 +305,8 @@ void AddEnergy(const std::vector<RankPhaseRef>& ranks, v1::PhaseResult& out) {
 }
 
 v1::PhaseResult AggregatePhase(const v1::PointWorkload& w, v1::Phase phase,
-                               const std::vector<RankPhaseRef>& ranks, const Peaks& peaks) {
+                               const std::vector<RankPhaseRef>& ranks,
+                               const std::vector<std::string>& agent_of_rank, const Peaks& peaks) {
   v1::PhaseResult out;
   out.set_phase(phase);
   const Counts sparse = SumCounts(ranks, /*dense=*/false);
@@ -171,10 +323,11 @@ v1::PhaseResult AggregatePhase(const v1::PointWorkload& w, v1::Phase phase,
   out.set_dense_mfu(UtilizationOrZero(dense.flops(), t, peaks.flops));
   out.set_peak_bandwidth_bytes_per_s(peaks.bandwidth);
   out.set_peak_flops_per_s(peaks.flops);
+  const double tokens = phase == v1::PHASE_PREFILL
+                            ? static_cast<double>(w.batch_size() * w.prompt_len())
+                            : static_cast<double>(w.batch_size());
+  out.set_tokens_per_step(static_cast<int64_t>(tokens));
   if (t > 0) {
-    const double tokens = phase == v1::PHASE_PREFILL
-                              ? static_cast<double>(w.batch_size() * w.prompt_len())
-                              : static_cast<double>(w.batch_size());
     out.set_tokens_per_s(tokens / t);
     out.set_achieved_bandwidth_bytes_per_s(sparse.bytes() / t);
     out.set_achieved_flops_per_s(sparse.flops() / t);
@@ -183,7 +336,9 @@ v1::PhaseResult AggregatePhase(const v1::PointWorkload& w, v1::Phase phase,
     out.set_roofline_seconds(RooflineSeconds(sparse.bytes(), sparse.flops(), /*devices=*/1,
                                              peaks.bandwidth, peaks.flops));
   }
-  out.set_imbalance(MaxImbalance(ranks));
+  const RoutingImbalance imbalance = ImbalanceOf(MergedHistogram(ranks));
+  out.set_imbalance(imbalance.max);
+  out.mutable_imbalance_per_layer()->Assign(imbalance.per_layer.begin(), imbalance.per_layer.end());
   std::vector<double> activated;
   for (const RankPhaseRef& r : ranks) {
     const auto& a = r.phase->activated_experts();
@@ -195,7 +350,27 @@ v1::PhaseResult AggregatePhase(const v1::PointWorkload& w, v1::Phase phase,
   if (const RankPhaseRef* slowest = SlowestRank(ranks); slowest != nullptr) {
     *out.mutable_sub_times() = slowest->phase->sub_times();
   }
-  *out.mutable_communication() = SumCommunication(ranks);
+  *out.mutable_communication() = CommunicationOf(ranks);
+  *out.mutable_dispatch_bandwidth() = CollectiveOf(ranks, /*dispatch=*/true);
+  *out.mutable_combine_bandwidth() = CollectiveOf(ranks, /*dispatch=*/false);
+  double activated_sum = 0;
+  for (double a : activated) activated_sum += a;
+  *out.mutable_metric_core() = MetricCoreCheckOf(w, tokens, activated_sum, sparse);
+  std::vector<const v1::CheckResult*> checks;
+  // The harness's overhead on the rank where it is smallest (the slowest rank hardly waits).
+  std::optional<double> overhead;
+  for (const RankPhaseRef& r : ranks) {
+    checks.push_back(&r.phase->check());
+    const double steps =
+        r.phase->step_time().mean() * static_cast<double>(r.phase->step_time().count());
+    if (r.phase->loop_seconds() > 0) {
+      const double share = 1 - steps / r.phase->loop_seconds();
+      overhead = overhead.has_value() ? std::min(*overhead, share) : share;
+    }
+    *out.add_ranks() = RankRowOf(r, agent_of_rank[static_cast<size_t>(r.rank)]);
+  }
+  out.set_harness_overhead(overhead.value_or(0));
+  *out.mutable_check() = WorstOf(checks);
   int64_t iterations = 0;
   double fastest = 0;
   double slowest_mean = 0;
@@ -211,8 +386,9 @@ v1::PhaseResult AggregatePhase(const v1::PointWorkload& w, v1::Phase phase,
   return out;
 }
 
-v1::NodePhaseResult AggregateNodePhase(v1::Phase phase, const std::vector<RankPhaseRef>& ranks,
-                                       const Peaks& peaks) {
+// `all` are every rank's reports of the phase, `ranks` the node's.
+v1::NodePhaseResult AggregateNodePhase(v1::Phase phase, const std::vector<RankPhaseRef>& all,
+                                       const std::vector<RankPhaseRef>& ranks, const Peaks& peaks) {
   v1::NodePhaseResult out;
   out.set_phase(phase);
   const Counts sparse = SumCounts(ranks, /*dense=*/false);
@@ -221,29 +397,9 @@ v1::NodePhaseResult AggregateNodePhase(v1::Phase phase, const std::vector<RankPh
   *out.mutable_step_time() = SlowestStepTime(ranks);
   out.set_s_mbu(UtilizationOrZero(sparse.bytes(), out.step_time().mean(), peaks.bandwidth));
   out.set_s_mfu(UtilizationOrZero(sparse.flops(), out.step_time().mean(), peaks.flops));
-  out.set_imbalance(MaxImbalance(ranks));
-  *out.mutable_communication() = SumCommunication(ranks);
+  out.set_imbalance(NodeImbalance(all, ranks));
+  *out.mutable_communication() = CommunicationOf(ranks);
   return out;
-}
-
-// The worst rank's check: a failed one (largest error first), else the largest error.
-v1::CheckResult WorstCheck(const std::vector<const v1::RankReport*>& ranks) {
-  const v1::CheckResult* worst = nullptr;
-  for (const v1::RankReport* r : ranks) {
-    const v1::CheckResult& c = r->check();
-    if (!c.checked()) continue;
-    if (worst == nullptr) {
-      worst = &c;
-      continue;
-    }
-    const bool c_failed = !c.passed();
-    const bool w_failed = !worst->passed();
-    if ((c_failed && !w_failed) ||
-        (c_failed == w_failed && c.max_abs_error() > worst->max_abs_error())) {
-      worst = &c;
-    }
-  }
-  return worst == nullptr ? v1::CheckResult() : *worst;
 }
 
 std::string HardwareOf(const std::vector<const v1::Device*>& devices) {
@@ -251,13 +407,6 @@ std::string HardwareOf(const std::vector<const v1::Device*>& devices) {
   for (const v1::Device* d : devices) ids.insert(d->hardware());
   if (ids.size() == 1) return *ids.begin();
   return ids.empty() ? "" : "mixed";
-}
-
-const v1::PhaseResult* FindPhase(const v1::PointResult& r, v1::Phase phase) {
-  for (const v1::PhaseResult& p : r.phases()) {
-    if (p.phase() == phase) return &p;
-  }
-  return nullptr;
 }
 
 // METRICS.md "Cost", when both phases ran and a price is known; nullopt otherwise.
@@ -315,6 +464,13 @@ std::optional<v1::CostResult> Cost(const PointAggregationInput& in, const v1::Po
 
 }  // namespace
 
+const v1::PhaseResult* FindPhase(const v1::PointResult& r, v1::Phase phase) {
+  for (const v1::PhaseResult& p : r.phases()) {
+    if (p.phase() == phase) return &p;
+  }
+  return nullptr;
+}
+
 v1::Percentiles PercentilesOf(const std::vector<double>& values) {
   v1::Percentiles p;
   if (values.empty()) return p;
@@ -345,6 +501,7 @@ absl::StatusOr<v1::PointResult> AggregatePoint(const PointAggregationInput& in) 
   }
   // Every rank exactly once, over all nodes.
   std::vector<const v1::RankReport*> by_rank(static_cast<size_t>(world), nullptr);
+  std::vector<std::string> agent_of_rank(static_cast<size_t>(world));
   std::vector<const v1::Device*> devices;
   for (const v1::NodeReport& node : in.nodes) {
     for (const v1::RankReport& r : node.ranks()) {
@@ -358,6 +515,7 @@ absl::StatusOr<v1::PointResult> AggregatePoint(const PointAggregationInput& in) 
             absl::StrCat("point ", in.point_index, ": rank ", r.rank(), " is reported twice"));
       }
       by_rank[r.rank()] = &r;
+      agent_of_rank[static_cast<size_t>(r.rank())] = node.agent_id();
     }
     const std::vector<const v1::Device*> node_devices = DistinctDevices(node);
     devices.insert(devices.end(), node_devices.begin(), node_devices.end());
@@ -388,6 +546,7 @@ absl::StatusOr<v1::PointResult> AggregatePoint(const PointAggregationInput& in) 
   *result.mutable_finish_time() =
       TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(in.finish_time));
   const Peaks cluster_peaks = SumPeaks(devices, w.dtype());
+  std::vector<std::vector<RankPhaseRef>> phase_ranks;  // [phase i] every rank's report
   for (int i = 0; i < w.phases_size(); ++i) {
     const v1::Phase phase = w.phases(i);
     std::vector<RankPhaseRef> ranks;
@@ -400,7 +559,8 @@ absl::StatusOr<v1::PointResult> AggregatePoint(const PointAggregationInput& in) 
       }
       ranks.push_back({r, p});
     }
-    *result.add_phases() = AggregatePhase(w, phase, ranks, cluster_peaks);
+    *result.add_phases() = AggregatePhase(w, phase, ranks, agent_of_rank, cluster_peaks);
+    phase_ranks.push_back(std::move(ranks));
   }
   for (const v1::NodeReport& node : in.nodes) {
     v1::NodeResult* n = result.add_nodes();
@@ -419,10 +579,14 @@ absl::StatusOr<v1::PointResult> AggregatePoint(const PointAggregationInput& in) 
     for (int i = 0; i < w.phases_size(); ++i) {
       std::vector<RankPhaseRef> ranks;
       for (int r : node_ranks) ranks.push_back({r, phase_of(*by_rank[r], w.phases(i))});
-      if (!ranks.empty()) *n->add_phases() = AggregateNodePhase(w.phases(i), ranks, node_peaks);
+      if (!ranks.empty()) {
+        *n->add_phases() = AggregateNodePhase(w.phases(i), phase_ranks[i], ranks, node_peaks);
+      }
     }
   }
-  *result.mutable_check() = WorstCheck(by_rank);
+  std::vector<const v1::CheckResult*> checks;
+  for (const v1::RankReport* r : by_rank) checks.push_back(&r->check());
+  *result.mutable_check() = WorstOf(checks);
   if (std::optional<v1::CostResult> cost = Cost(in, result, static_cast<double>(devices.size()));
       cost.has_value()) {
     *result.mutable_cost() = *std::move(cost);

@@ -11,7 +11,14 @@
 //   default percentiles; otherwise the rank with the largest mean step time stands for it.
 // - The devices used are the distinct (agent, device index) pairs of the NodeReports' `devices`;
 //   ranks sharing a device (CPU backend) count it once. G of the cost is their number.
-// - Communication: bytes and bandwidths are summed over the ranks (the cluster's aggregate).
+// - Communication: bytes are summed over the ranks; bandwidths are nccl-tests' and DeepEP's
+//   (common/parallel_metrics.h): the busiest rank's bytes over the slowest rank's mean time (and,
+//   per all-to-all, over the fastest rank's: the transfer itself).
+// - Routing imbalance: from the ranks' expert histograms merged, per layer the busiest expert's
+//   tokens ÷ the mean over all E experts; the phase's figure is the largest layer's.
+// - Sub-phase times are the slowest rank's (the one with the largest mean step time).
+// - With the workload's model_spec, the counted terms are held against CountMoeBlocks for the
+//   model as run and the measured activated experts (PhaseResult.metric_core).
 // Pure: no I/O, no global state; thread-compatible.
 #ifndef MOECAP_COMMON_AGGREGATE_AGGREGATOR_H_
 #define MOECAP_COMMON_AGGREGATE_AGGREGATOR_H_
@@ -47,6 +54,9 @@ struct PointAggregationInput {
 // 0..expert_parallel-1 missing or reported twice, a phase of the workload missing from a rank, or
 // no device reported.
 absl::StatusOr<v1::PointResult> AggregatePoint(const PointAggregationInput& input);
+
+// The phase of a point's result, or null when it did not run.
+const v1::PhaseResult* FindPhase(const v1::PointResult& point, v1::Phase phase);
 
 // The one builder of v1::Percentiles (the agent's RankPhase times and the slowest rank's step
 // time here): min, p50, p90, p99 (common/stats.h: numpy's default interpolation), max, mean,

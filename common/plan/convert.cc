@@ -3,8 +3,10 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "common/catalog.h"
 #include "common/status_macros.h"
+#include "google/protobuf/util/json_util.h"
 
 namespace moecap {
 namespace {
@@ -201,6 +203,19 @@ Counts TermCountsFromProto(const v1::TermCounts& p) {
     counts[t].flops = GetTerm(p, t).flops();
   }
   return counts;
+}
+
+absl::StatusOr<std::string> ProtoToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string json;
+  const auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) {
+    return absl::InternalError(absl::StrCat("cannot render JSON: ", status.ToString()));
+  }
+  return json;
 }
 
 }  // namespace moecap

@@ -4,11 +4,13 @@
 #define MOECAP_COMMON_PLAN_CONVERT_H_
 
 #include <optional>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "common/dtype.h"
 #include "common/metrics.h"
 #include "common/model.h"
+#include "google/protobuf/message.h"
 #include "moecap/v1/common.pb.h"
 #include "moecap/v1/plan.pb.h"
 
@@ -26,6 +28,10 @@ v1::ModelSpec ModelSpecToProto(const ModelSpec& model);
 // Counts by term, with total_bytes and total_flops filled.
 v1::TermCounts TermCountsToProto(const Counts& counts);
 Counts TermCountsFromProto(const v1::TermCounts& proto);
+
+// Protobuf message -> JSON text with the .proto field names (snake_case), every field printed,
+// 2-space indent: what `moecapctl results -o json` and `moecap-bench -o json` print.
+absl::StatusOr<std::string> ProtoToJson(const google::protobuf::Message& message);
 
 }  // namespace moecap
 

@@ -42,6 +42,7 @@ class ScriptedClient : public CoordinatorClient {
   std::deque<absl::StatusOr<v1::HeartbeatResponse>> heartbeat_answers;
   std::function<void()> on_stream;       // called when the session opens a stream
   std::function<void()> on_stream_read;  // called when the session reads from it
+  absl::Status rank_answer;              // what ReportRank answers (recorded either way)
   // Recorded.
   std::vector<v1::RegisterRequest> registers;
   std::vector<v1::HeartbeatRequest> heartbeats;
@@ -83,7 +84,7 @@ class ScriptedClient : public CoordinatorClient {
     absl::MutexLock lock(&mu_);
     ranks.push_back(request);
     log.push_back("rank");
-    return absl::OkStatus();
+    return rank_answer;
   }
   absl::Status ReportNode(const v1::ReportNodeRequest& request) override {
     absl::MutexLock lock(&mu_);

@@ -21,6 +21,10 @@
 #include "agent/workload/config.h"
 #include "common/catalog.h"
 #include "common/metrics.h"
+#include "common/plan/convert.h"
+#include "common/precision.h"
+#include "google/protobuf/util/json_util.h"
+#include "moecap/v1/report.pb.h"
 #include "tests/unit/agent/test_util.h"
 
 namespace moecap {
@@ -143,39 +147,60 @@ nlohmann::json ParseReport(const RunResult& r) {
   return j;
 }
 
+// The report's results (the same objects `moecapctl results -o json` prints) read back as the
+// API's messages.
+std::vector<v1::PointResult> Results(const nlohmann::json& report) {
+  std::vector<v1::PointResult> out;
+  EXPECT_TRUE(report.contains("results")) << report.dump();
+  for (const nlohmann::json& j : report["results"]) {
+    v1::PointResult point;
+    const auto status = google::protobuf::util::JsonStringToMessage(j.dump(), &point);
+    EXPECT_TRUE(status.ok()) << status.ToString();
+    out.push_back(std::move(point));
+  }
+  return out;
+}
+
+// Every (point, phase) of a report, in the order of the results.
+std::vector<v1::PhaseResult> Phases(const nlohmann::json& report) {
+  std::vector<v1::PhaseResult> out;
+  for (const v1::PointResult& point : Results(report)) {
+    for (const v1::PhaseResult& p : point.phases()) out.push_back(p);
+  }
+  return out;
+}
+
 // The report's counted bytes and FLOPs, term by term, equal CountMoeBlocks for the model that ran
-// and the activated experts the report gives; and the ranks' rows add up to the totals.
+// and the activated experts the report gives (as computed here and as the report's own
+// metric-core check says); and the ranks' rows add up to the totals.
 void ExpectCountsMatchMetricCore(const nlohmann::json& report) {
   absl::StatusOr<ModelSpec> model = ModelFromJson(report["plan"]["model_run"]);
   ASSERT_TRUE(model.ok()) << model.status();
   absl::StatusOr<Dtype> dtype = ParseDtype(report["plan"]["dtype"].get<std::string>());
   ASSERT_TRUE(dtype.ok());
   const double layers = report["plan"]["layers"].get<double>();
-  for (const nlohmann::json& p : report["points"]) {
-    SCOPED_TRACE(p["phase"].get<std::string>() + " batch " + p["batch"].dump());
-    const auto& per_layer = p["routing"]["activated_experts_per_layer"];
+  for (const v1::PhaseResult& p : Phases(report)) {
+    SCOPED_TRACE(v1::Phase_Name(p.phase()));
+    EXPECT_EQ(p.activated_experts_size(), static_cast<int>(layers));
     double activated = 0;
-    for (const auto& a : per_layer) activated += a.get<double>();
-    EXPECT_EQ(per_layer.size(), static_cast<size_t>(layers));
-    EXPECT_EQ(activated, p["routing"]["activated_experts_sum"].get<double>());
-    const Counts core =
-        CountMoeBlocks(*model, MakePrecision(*dtype), layers, p["tokens"].get<double>(), activated);
+    for (double a : p.activated_experts()) activated += a;
+    const Counts core = CountMoeBlocks(*model, MakePrecision(*dtype), layers,
+                                       static_cast<double>(p.tokens_per_step()), activated);
+    const Counts counted = TermCountsFromProto(p.breakdown());
     for (Term t : kAllTerms) {
-      const std::string name(TermName(t));
-      const nlohmann::json& terms = p["counted"]["terms"];
-      const double bytes = terms.contains(name) ? terms[name]["bytes"].get<double>() : 0;
-      const double flops = terms.contains(name) ? terms[name]["flops"].get<double>() : 0;
-      EXPECT_EQ(bytes, core[t].bytes) << name;
-      EXPECT_EQ(flops, core[t].flops) << name;
+      EXPECT_EQ(counted[t].bytes, core[t].bytes) << TermName(t);
+      EXPECT_EQ(counted[t].flops, core[t].flops) << TermName(t);
     }
-    EXPECT_TRUE(p["counts_match_metric_core"].get<bool>());
+    EXPECT_TRUE(p.metric_core().checked());
+    EXPECT_TRUE(p.metric_core().matches());
     double rank_bytes = 0, rank_flops = 0;
-    for (const auto& r : p["per_rank"]) {
-      rank_bytes += r["counted"]["bytes"].get<double>();
-      rank_flops += r["counted"]["flops"].get<double>();
+    for (const v1::RankPhaseSummary& r : p.ranks()) {
+      rank_bytes += r.counts().total_bytes();
+      rank_flops += r.counts().total_flops();
     }
     EXPECT_EQ(rank_bytes, core.bytes());
     EXPECT_EQ(rank_flops, core.flops());
+    EXPECT_EQ(p.bytes(), core.bytes());
   }
 }
 
@@ -185,13 +210,17 @@ TEST(BenchTest, TwoRanksDecodeCheckPassesAndCountsMatchTheMetricCore) {
                                       "--phase", "decode", "--check", "-o", "json"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json report = ParseReport(r);
-  ASSERT_EQ(report["points"].size(), 2u);
-  for (const nlohmann::json& p : report["points"]) {
-    EXPECT_TRUE(p["check"]["passed"].get<bool>()) << p["check"].dump();
-    EXPECT_LE(p["check"]["max_rel_error"].get<double>(), 1e-4);
-    EXPECT_EQ(p["per_rank"].size(), 2u);
-    EXPECT_GT(p["seconds"]["step"]["p50"].get<double>(), 0);
-    EXPECT_GE(p["seconds"]["step"]["p99"].get<double>(), p["seconds"]["step"]["p50"].get<double>());
+  ASSERT_EQ(Results(report).size(), 2u);  // batch 1 and 8
+  ASSERT_EQ(Phases(report).size(), 2u);
+  for (const v1::PhaseResult& p : Phases(report)) {
+    EXPECT_EQ(p.phase(), v1::PHASE_DECODE);
+    EXPECT_TRUE(p.check().passed()) << p.check().detail();
+    EXPECT_LE(p.check().max_rel_error(), 1e-4);
+    EXPECT_EQ(p.ranks_size(), 2);
+    EXPECT_GT(p.step_time().p50(), 0);
+    EXPECT_GE(p.step_time().p99(), p.step_time().p50());
+    EXPECT_GE(p.harness_overhead(), 0);
+    EXPECT_LT(p.harness_overhead(), 1);
   }
   ExpectCountsMatchMetricCore(report);
   EXPECT_TRUE(report["checks_passed"].get<bool>());
@@ -208,10 +237,11 @@ TEST(BenchTest, FourRanksDeepSeekV3PrefillAndDecodeCheckPasses) {
                       "--prompt-len", "4", "--check", "-o", "json"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json report = ParseReport(r);
-  ASSERT_EQ(report["points"].size(), 2u);  // prefill (8 tokens) and decode (2 tokens)
-  EXPECT_EQ(report["points"][0]["tokens"], 8);
-  EXPECT_EQ(report["points"][1]["tokens"], 2);
-  for (const nlohmann::json& p : report["points"]) EXPECT_TRUE(p["check"]["passed"].get<bool>());
+  const std::vector<v1::PhaseResult> phases = Phases(report);
+  ASSERT_EQ(phases.size(), 2u);  // prefill (8 tokens) and decode (2 tokens)
+  EXPECT_EQ(phases[0].tokens_per_step(), 8);
+  EXPECT_EQ(phases[1].tokens_per_step(), 2);
+  for (const v1::PhaseResult& p : phases) EXPECT_TRUE(p.check().passed());
   ExpectCountsMatchMetricCore(report);
 }
 
@@ -224,16 +254,16 @@ TEST(BenchTest, UniformRoutingTotalsDoNotDependOnTheRankCount) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     reports.push_back(ParseReport(r));
   }
-  const nlohmann::json& a = reports[0]["points"][0];
-  const nlohmann::json& b = reports[1]["points"][0];
-  EXPECT_EQ(a["routing"]["activated_experts_per_layer"],
-            b["routing"]["activated_experts_per_layer"]);
-  EXPECT_EQ(a["counted"]["bytes"], b["counted"]["bytes"]);
-  EXPECT_EQ(a["counted"]["flops"], b["counted"]["flops"]);
-  EXPECT_EQ(a["dispatch"]["logical_bytes"], b["dispatch"]["logical_bytes"]);
+  const v1::PhaseResult a = Phases(reports[0]).at(0);
+  const v1::PhaseResult b = Phases(reports[1]).at(0);
+  EXPECT_EQ(std::vector<double>(a.activated_experts().begin(), a.activated_experts().end()),
+            std::vector<double>(b.activated_experts().begin(), b.activated_experts().end()));
+  EXPECT_EQ(a.imbalance(), b.imbalance());
+  EXPECT_EQ(a.bytes(), b.bytes());
+  EXPECT_EQ(a.flops(), b.flops());
+  EXPECT_EQ(a.dispatch_bandwidth().logical_bytes(), b.dispatch_bandwidth().logical_bytes());
   // With 4 ranks more rows leave their rank than with 2.
-  EXPECT_LT(a["dispatch"]["remote_bytes"].get<double>(),
-            b["dispatch"]["remote_bytes"].get<double>());
+  EXPECT_LT(a.dispatch_bandwidth().remote_bytes(), b.dispatch_bandwidth().remote_bytes());
 }
 
 TEST(BenchTest, ZipfRoutingIsMoreImbalancedThanUniform) {
@@ -244,8 +274,8 @@ TEST(BenchTest, ZipfRoutingIsMoreImbalancedThanUniform) {
                                          "zipf", "--zipf-exponent", "1.5", "-o", "json"}));
   ASSERT_EQ(uniform.exit_code, 0) << uniform.err;
   ASSERT_EQ(zipf.exit_code, 0) << zipf.err;
-  const double u = ParseReport(uniform)["points"][0]["routing"]["imbalance_max"].get<double>();
-  const double z = ParseReport(zipf)["points"][0]["routing"]["imbalance_max"].get<double>();
+  const double u = Phases(ParseReport(uniform)).at(0).imbalance();
+  const double z = Phases(ParseReport(zipf)).at(0).imbalance();
   EXPECT_GT(z, u);
   EXPECT_GT(z, 2.0);
 }

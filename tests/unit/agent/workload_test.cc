@@ -3,6 +3,7 @@
 // activated experts, routing overrides behave, and the aggregation reads the ranks right.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <numeric>
 
 #include "agent/comm/local_communicator.h"
@@ -11,6 +12,9 @@
 #include "agent/workload/memory.h"
 #include "agent/workload/reference.h"
 #include "agent/workload/report.h"
+#include "common/aggregate/aggregator.h"
+#include "common/plan/convert.h"
+#include "tests/unit/agent/aggregated_run.h"
 #include "tests/unit/agent/test_util.h"
 
 namespace moecap {
@@ -35,33 +39,8 @@ WorkloadConfig SmallPlan(const std::string& model, int64_t scale) {
   return c;
 }
 
-// Every point: check passed, histogram consistent, Σ ranks' counts == CountMoeBlocks.
 void ExpectConsistent(const WorkloadConfig& c, const std::vector<RankResult>& ranks) {
-  const ModelSpec scaled = ScaledModel(c.model, c.scale);
-  Peaks peaks{1e11, 1e12, 1, "test"};
-  absl::StatusOr<std::vector<PointReport>> points = AggregateRanks(c, ranks, peaks);
-  ASSERT_TRUE(points.ok()) << points.status();
-  ASSERT_EQ(points->size(), c.batches.size() * c.phases.size());
-  for (const PointReport& p : *points) {
-    SCOPED_TRACE(absl::StrCat(ServingPhaseName(p.phase), " batch ", p.batch));
-    EXPECT_TRUE(p.check.ran);
-    EXPECT_TRUE(p.check.passed) << "max rel " << p.check.max_rel_error;
-    EXPECT_EQ(p.check.routing_mismatches, 0);
-    // Every token picks k distinct experts in every layer.
-    for (const auto& layer : ranks[0].points[&p - points->data()].global_histogram) {
-      EXPECT_EQ(std::accumulate(layer.begin(), layer.end(), int64_t{0}),
-                p.tokens * scaled.experts_per_token);
-    }
-    const Counts core =
-        CountMoeBlocks(scaled, MakePrecision(c.dtype), c.layers, p.tokens, p.routing.activated_sum);
-    for (Term t : kAllTerms) {
-      EXPECT_EQ(p.counted[t].bytes, core[t].bytes) << TermName(t);
-      EXPECT_EQ(p.counted[t].flops, core[t].flops) << TermName(t);
-    }
-    EXPECT_TRUE(p.counts_match);
-    EXPECT_GT(p.step.p50, 0);
-    EXPECT_EQ(p.step.count, c.iterations);
-  }
+  testing::ExpectAggregatedConsistent(c, ranks, /*checked=*/true);
 }
 
 TEST(WorkloadTest, TwoRanksMixtralMatchesReferenceAndMetricCore) {
@@ -85,18 +64,26 @@ TEST(WorkloadTest, UniformRoutingGivesTheSameTotalsOnTwoAndFourRanks) {
   c.routing.mode = RoutingMode::kUniform;
   c.check = false;
   Peaks peaks{1e11, 1e12, 1, "test"};
-  absl::StatusOr<std::vector<PointReport>> two =
+  absl::StatusOr<std::vector<v1::PointResult>> two =
       AggregateRanks(c, RunWorkloadOnThreads(c, 2), peaks);
-  absl::StatusOr<std::vector<PointReport>> four =
+  absl::StatusOr<std::vector<v1::PointResult>> four =
       AggregateRanks(c, RunWorkloadOnThreads(c, 4), peaks);
   ASSERT_TRUE(two.ok() && four.ok());
+  ASSERT_EQ(two->size(), four->size());
   for (size_t i = 0; i < two->size(); ++i) {
-    EXPECT_EQ((*two)[i].routing.activated_per_layer, (*four)[i].routing.activated_per_layer);
-    EXPECT_EQ((*two)[i].counted.bytes(), (*four)[i].counted.bytes());
-    EXPECT_EQ((*two)[i].counted.flops(), (*four)[i].counted.flops());
-    // More ranks, more of the rows leave their rank: remote bytes grow from 2 to 4 ranks.
-    EXPECT_LE((*two)[i].dispatch_bw.remote_bytes, (*four)[i].dispatch_bw.remote_bytes);
-    EXPECT_EQ((*two)[i].dispatch_bw.logical_bytes, (*four)[i].dispatch_bw.logical_bytes);
+    ASSERT_EQ((*two)[i].phases_size(), (*four)[i].phases_size());
+    for (int j = 0; j < (*two)[i].phases_size(); ++j) {
+      const v1::PhaseResult& a = (*two)[i].phases(j);
+      const v1::PhaseResult& b = (*four)[i].phases(j);
+      EXPECT_EQ(std::vector<double>(a.activated_experts().begin(), a.activated_experts().end()),
+                std::vector<double>(b.activated_experts().begin(), b.activated_experts().end()));
+      EXPECT_EQ(a.imbalance(), b.imbalance());  // the same histogram, merged from 2 or 4 ranks
+      EXPECT_EQ(a.bytes(), b.bytes());
+      EXPECT_EQ(a.flops(), b.flops());
+      // More ranks, more of the rows leave their rank: remote bytes grow from 2 to 4 ranks.
+      EXPECT_LE(a.dispatch_bandwidth().remote_bytes(), b.dispatch_bandwidth().remote_bytes());
+      EXPECT_EQ(a.dispatch_bandwidth().logical_bytes(), b.dispatch_bandwidth().logical_bytes());
+    }
   }
 }
 

@@ -1,14 +1,16 @@
-// Cluster aggregation (common/aggregate): the v1::Percentiles builder, a worked example by hand,
-// the error cases, and the same figures as moecap-bench's AggregateRanks for the same inputs.
+// Cluster aggregation (common/aggregate), which moecap-bench shares: the v1::Percentiles
+// builder, worked examples by hand (utilisation, cost, energy, the exchange's bandwidths,
+// imbalance, overhead, the metric-core check), and the error cases.
 #include "common/aggregate/aggregator.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "agent/workload/report.h"
 #include "common/catalog.h"
+#include "common/model.h"
 #include "common/plan/convert.h"
+#include "common/precision.h"
 #include "tests/unit/coordinator/test_agents.h"
 
 namespace moecap {
@@ -222,54 +224,136 @@ TEST(AggregatePointTest, RanksSharingADeviceCountItOnce) {
   EXPECT_NEAR(r->phases(0).s_mbu(), 160e6 / (0.013 * 100e9), 1e-12);
 }
 
-// moecap-bench's AggregateRanks on the same ranks gives the same S-MBU, S-MFU and step times,
-// for the CPU convention (ranks share one host: G = 1, the host's peaks) and the GPU one
-// (a device per rank: G = ranks).
-TEST(AggregatePointTest, MatchesMoecapBench) {
-  const PointAggregationInput in = WorkedExample();
-  WorkloadConfig config;
-  config.model = *Catalog::Builtin()->FindModel("mixtral-8x7b").value();
-  config.phases = {ServingPhase::kDecode};
-  config.batches = {2};
-  config.iterations = 3;
-  std::vector<RankResult> ranks(2);
-  for (int r = 0; r < 2; ++r) {
-    ranks[r].rank = r;
-    ranks[r].world_size = 2;
-    const v1::RankPhase& p = in.nodes[r].ranks(0).phases(1);  // decode
-    RankPointResult point;
-    point.phase = ServingPhase::kDecode;
-    point.batch = 2;
-    point.tokens = 2;
-    point.counts.counted = TermCountsFromProto(p.counts());
-    point.samples.step.assign(p.step_seconds().begin(), p.step_seconds().end());
-    ranks[r].points.push_back(point);
-  }
-  // GPU convention: one device per rank.
-  absl::StatusOr<std::vector<PointReport>> bench =
-      AggregateRanks(config, ranks, Peaks{100e9, 1e12, 2, "given"});
-  ASSERT_TRUE(bench.ok()) << bench.status();
-  absl::StatusOr<v1::PointResult> ours = AggregatePoint(in);
-  ASSERT_TRUE(ours.ok());
-  const v1::PhaseResult& decode = ours->phases(1);
-  EXPECT_NEAR(decode.s_mbu(), (*bench)[0].s_mbu, 1e-15);
-  EXPECT_NEAR(decode.s_mfu(), (*bench)[0].s_mfu, 1e-15);
-  EXPECT_DOUBLE_EQ(decode.step_time().mean(), (*bench)[0].step.mean);
-  EXPECT_DOUBLE_EQ(decode.step_time().p50(), (*bench)[0].step.p50);
-  EXPECT_DOUBLE_EQ(decode.step_time().p90(), (*bench)[0].step.p90);
-  EXPECT_DOUBLE_EQ(decode.step_time().p99(), (*bench)[0].step.p99);
-  EXPECT_DOUBLE_EQ(decode.bytes(), (*bench)[0].counted.bytes());
+void SetExchange(v1::RankPhase& p, double dispatch_logical, double dispatch_remote,
+                 double combine_logical, double combine_remote, double dispatch_s,
+                 double combine_s) {
+  v1::Communication* c = p.mutable_communication();
+  c->set_dispatch_logical_bytes(dispatch_logical);
+  c->set_dispatch_remote_bytes(dispatch_remote);
+  c->set_combine_logical_bytes(combine_logical);
+  c->set_combine_remote_bytes(combine_remote);
+  p.mutable_sub_times()->mutable_dispatch()->set_mean(dispatch_s);
+  p.mutable_sub_times()->mutable_combine()->set_mean(combine_s);
+}
 
-  // CPU convention: both ranks on one host, whose peaks count once.
-  bench = AggregateRanks(config, ranks, Peaks{100e9, 1e12, 1, "probe"});
-  ASSERT_TRUE(bench.ok());
-  PointAggregationInput shared = in;
-  *shared.nodes[0].add_ranks() = shared.nodes[1].ranks(0);
-  shared.nodes.pop_back();
-  ours = AggregatePoint(shared);
-  ASSERT_TRUE(ours.ok());
-  EXPECT_NEAR(ours->phases(1).s_mbu(), (*bench)[0].s_mbu, 1e-15);
-  EXPECT_NEAR(ours->phases(1).s_mfu(), (*bench)[0].s_mfu, 1e-15);
+void SetHistogram(v1::RankPhase& p, const std::vector<int32_t>& experts,
+                  const std::vector<std::vector<int64_t>>& layers) {
+  v1::ExpertHistogram* h = p.mutable_expert_tokens();
+  for (int32_t e : experts) h->add_experts(e);
+  for (const std::vector<int64_t>& layer : layers) {
+    v1::ExpertHistogram::Layer* row = h->add_layers();
+    for (int64_t t : layer) row->add_tokens(t);
+  }
+}
+
+// The exchange's figures over the cluster, by hand (common/parallel_metrics.h's definitions).
+TEST(AggregatePointTest, ExchangeImbalanceAndOverheadByHand) {
+  PointAggregationInput in = WorkedExample();
+  v1::RankPhase& d0 = *in.nodes[0].mutable_ranks(0)->mutable_phases(1);
+  v1::RankPhase& d1 = *in.nodes[1].mutable_ranks(0)->mutable_phases(1);
+  SetExchange(d0, 100, 50, 80, 40, 0.001, 0.002);
+  SetExchange(d1, 60, 30, 40, 20, 0.002, 0.001);
+  // Experts 0, 1 on rank 0 and 2, 3 on rank 1; two layers.
+  SetHistogram(d0, {0, 1}, {{6, 2}, {2, 2}});
+  SetHistogram(d1, {2, 3}, {{0, 0}, {2, 2}});
+  d0.mutable_step_time()->set_count(3);
+  d1.mutable_step_time()->set_count(3);
+  d0.set_loop_seconds(0.008);   // steps 3 · 0.002 = 0.006 s of it: overhead 0.25
+  d1.set_loop_seconds(0.0075);  // steps 0.006 s: overhead 0.2
+  d1.mutable_check()->set_checked(true);
+  d1.mutable_check()->set_passed(false);
+  d1.mutable_check()->set_max_abs_error(0.5);
+  absl::StatusOr<v1::PointResult> r = AggregatePoint(in);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const v1::PhaseResult& decode = r->phases(1);
+
+  // Both all-to-alls: bytes summed (dispatch 160 / 80, combine 120 / 60); the busiest rank's
+  // logical bytes 100 + 80 = 180 over the slowest rank's 0.001 + 0.002 = 0.003 s: algbw 60 kB/s,
+  // busbw over 2 ranks 30 kB/s, remote (50 + 40) / 0.003 = 30 kB/s.
+  const v1::Communication& c = decode.communication();
+  EXPECT_DOUBLE_EQ(c.dispatch_logical_bytes(), 160);
+  EXPECT_DOUBLE_EQ(c.combine_remote_bytes(), 60);
+  EXPECT_NEAR(c.algbw_bytes_per_s(), 60000, 1e-9);
+  EXPECT_NEAR(c.busbw_bytes_per_s(), 30000, 1e-9);
+  EXPECT_NEAR(c.remote_bw_bytes_per_s(), 30000, 1e-9);
+  // Dispatch alone: the slowest rank's mean 0.002 s: 100 / 0.002 = 50 kB/s, busbw 25 kB/s,
+  // remote 50 / 0.002 = 25 kB/s; over the fastest rank's 0.001 s: 100 kB/s and 50 kB/s.
+  const v1::CollectiveBandwidth& dispatch = decode.dispatch_bandwidth();
+  EXPECT_DOUBLE_EQ(dispatch.logical_bytes(), 160);
+  EXPECT_DOUBLE_EQ(dispatch.seconds(), 0.002);
+  EXPECT_NEAR(dispatch.algbw_bytes_per_s(), 50000, 1e-9);
+  EXPECT_NEAR(dispatch.busbw_bytes_per_s(), 25000, 1e-9);
+  EXPECT_NEAR(dispatch.remote_bw_bytes_per_s(), 25000, 1e-9);
+  EXPECT_DOUBLE_EQ(dispatch.transfer_seconds(), 0.001);
+  EXPECT_NEAR(dispatch.transfer_algbw_bytes_per_s(), 100000, 1e-9);
+  EXPECT_NEAR(dispatch.transfer_remote_bw_bytes_per_s(), 50000, 1e-9);
+
+  // Merged histogram: layer 0 [6, 2, 0, 0] (mean 2, busiest 6: 3), layer 1 [2, 2, 2, 2] (1).
+  ASSERT_EQ(decode.imbalance_per_layer_size(), 2);
+  EXPECT_DOUBLE_EQ(decode.imbalance_per_layer(0), 3);
+  EXPECT_DOUBLE_EQ(decode.imbalance_per_layer(1), 1);
+  EXPECT_DOUBLE_EQ(decode.imbalance(), 3);
+  // Per node, its busiest expert against the layer's mean: a holds the 6 (3); b's largest layer
+  // is layer 1, 2 / 2 = 1.
+  EXPECT_DOUBLE_EQ(r->nodes(0).phases(1).imbalance(), 3);
+  EXPECT_DOUBLE_EQ(r->nodes(1).phases(1).imbalance(), 1);
+
+  // The harness's overhead on the rank where it is smallest.
+  EXPECT_NEAR(decode.harness_overhead(), 0.2, 1e-12);
+  EXPECT_DOUBLE_EQ(r->phases(0).harness_overhead(), 0);  // no loop time reported
+  // The phase's check is its worst rank's; one row per rank, with its agent.
+  EXPECT_TRUE(decode.check().checked());
+  EXPECT_FALSE(decode.check().passed());
+  EXPECT_FALSE(r->phases(0).check().checked());
+  ASSERT_EQ(decode.ranks_size(), 2);
+  EXPECT_EQ(decode.ranks(1).rank(), 1);
+  EXPECT_EQ(decode.ranks(1).agent_id(), "agent-b");
+  EXPECT_DOUBLE_EQ(decode.ranks(0).dispatch_mean_seconds(), 0.001);
+  EXPECT_DOUBLE_EQ(decode.ranks(0).counts().total_bytes(), 50e6);
+  EXPECT_EQ(decode.tokens_per_step(), 2);
+  EXPECT_EQ(r->phases(0).tokens_per_step(), 8);
+}
+
+// With the workload's model, the counted terms are held against CountMoeBlocks for the model as
+// run (scaled) and the activated experts the ranks measured.
+TEST(AggregatePointTest, CountsAreHeldAgainstTheMetricCore) {
+  const ModelSpec mixtral = **Catalog::Builtin()->FindModel("mixtral-8x7b");
+  PointAggregationInput in = WorkedExample();
+  in.workload.clear_phases();
+  in.workload.add_phases(v1::PHASE_DECODE);
+  *in.workload.mutable_model_spec() = ModelSpecToProto(mixtral);
+  in.workload.set_scale(64);
+  in.workload.set_layers(1);
+  // B = 2 decode tokens; rank 0 activated 2 experts, rank 1 one: A = 3.
+  const Counts core =
+      CountMoeBlocks(ScaledModel(mixtral, 64), MakePrecision(Dtype::kFp32), 1, 2, 3);
+  for (int node = 0; node < 2; ++node) {
+    v1::RankPhase& d = *in.nodes[node].mutable_ranks(0)->mutable_phases(1);
+    d.clear_activated_experts();
+    d.add_activated_experts(node == 0 ? 2 : 1);
+    *d.mutable_counts() = TermCountsToProto(node == 0 ? core : Counts());
+  }
+  absl::StatusOr<v1::PointResult> r = AggregatePoint(in);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->phases_size(), 1);
+  EXPECT_TRUE(r->phases(0).metric_core().checked());
+  EXPECT_TRUE(r->phases(0).metric_core().matches());
+  EXPECT_DOUBLE_EQ(r->phases(0).metric_core().counts().total_bytes(), core.bytes());
+
+  // One byte more on rank 1 is a mismatch.
+  Counts more;
+  more[Term::kRoutedExperts].bytes = 1;
+  *in.nodes[1].mutable_ranks(0)->mutable_phases(1)->mutable_counts() = TermCountsToProto(more);
+  r = AggregatePoint(in);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->phases(0).metric_core().checked());
+  EXPECT_FALSE(r->phases(0).metric_core().matches());
+
+  // Without the model there is nothing to hold them against.
+  in.workload.clear_model_spec();
+  r = AggregatePoint(in);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->phases(0).metric_core().checked());
 }
 
 }  // namespace

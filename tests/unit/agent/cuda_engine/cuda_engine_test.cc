@@ -29,6 +29,7 @@
 #include "agent/workload/report.h"
 #include "agent/workload/weights.h"
 #include "common/status_macros.h"
+#include "tests/unit/agent/aggregated_run.h"
 #include "tests/unit/agent/test_util.h"
 
 namespace moecap {
@@ -144,35 +145,8 @@ absl::StatusOr<RankResult> RunOneGpuRank(const WorkloadConfig& config) {
   return RunCudaRank(config, RankContext{}, comm, 0);
 }
 
-// Every point: check passed, every token routed k times per layer, Σ ranks' counts ==
-// CountMoeBlocks for the measured activated experts, samples present.
 void ExpectConsistent(const WorkloadConfig& c, const std::vector<RankResult>& ranks) {
-  const ModelSpec scaled = ScaledModel(c.model, c.scale);
-  Peaks peaks{1e12, 1e14, 1, "test"};
-  absl::StatusOr<std::vector<PointReport>> points = AggregateRanks(c, ranks, peaks);
-  ASSERT_TRUE(points.ok()) << points.status();
-  ASSERT_EQ(points->size(), c.batches.size() * c.phases.size());
-  for (const PointReport& p : *points) {
-    SCOPED_TRACE(absl::StrCat(ServingPhaseName(p.phase), " batch ", p.batch));
-    if (c.check) {
-      EXPECT_TRUE(p.check.ran);
-      EXPECT_TRUE(p.check.passed) << "max rel " << p.check.max_rel_error;
-      EXPECT_EQ(p.check.routing_mismatches, 0);
-    }
-    for (const auto& layer : ranks[0].points[&p - points->data()].global_histogram) {
-      EXPECT_EQ(std::accumulate(layer.begin(), layer.end(), int64_t{0}),
-                p.tokens * scaled.experts_per_token);
-    }
-    const Counts core =
-        CountMoeBlocks(scaled, MakePrecision(c.dtype), c.layers, p.tokens, p.routing.activated_sum);
-    for (Term t : kAllTerms) {
-      EXPECT_EQ(p.counted[t].bytes, core[t].bytes) << TermName(t);
-      EXPECT_EQ(p.counted[t].flops, core[t].flops) << TermName(t);
-    }
-    EXPECT_TRUE(p.counts_match);
-    EXPECT_GT(p.step.p50, 0);
-    EXPECT_EQ(p.step.count, c.iterations);
-  }
+  testing::ExpectAggregatedConsistent(c, ranks, /*checked=*/c.check);
 }
 
 void ExpectSameTally(const StepTally& a, const StepTally& b) {

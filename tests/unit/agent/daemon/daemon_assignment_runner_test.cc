@@ -129,12 +129,30 @@ TEST_F(AssignmentRunnerTest, ASuccessReportsProgressThenTheRankThenTheNode) {
     EXPECT_EQ(rank.attempt(), 2);
     const v1::NodeReport& node = c.nodes.front().report();
     EXPECT_EQ(node.hostname(), "host-a");
-    ASSERT_EQ(node.ranks_size(), 1);
+    EXPECT_EQ(node.ranks_size(), 0);  // delivered by ReportRank: not sent (or stored) twice
     ASSERT_EQ(node.devices_size(), 1);
     EXPECT_DOUBLE_EQ(node.devices(0).peak_bandwidth_bytes_per_s(), 20e9);
     EXPECT_EQ(node.environment().at("communicator"), "gloo-tcp");
   });
   EXPECT_EQ(runner->State().state(), v1::AGENT_STATE_IDLE);
+}
+
+TEST_F(AssignmentRunnerTest, ARankReportNotDeliveredTravelsInTheNodeReport) {
+  client_.Locked([](ScriptedClient& c) {
+    c.rank_answer = absl::FailedPreconditionError("refused");  // not retried
+  });
+  auto runner = MakeRunner([](const LaunchOptions&, const WorkloadConfig&) {
+    return absl::StatusOr<std::vector<RankResult>>(std::vector<RankResult>{FakeResult(1, true)});
+  });
+  runner->OnAssignment(TwoRankPoint("job-a", 1));
+  ASSERT_TRUE(runner->WaitIdle(absl::Seconds(10)));
+  client_.Locked([](ScriptedClient& c) {
+    ASSERT_EQ(c.nodes.size(), 1u);
+    const v1::NodeReport& node = c.nodes.front().report();
+    ASSERT_EQ(node.ranks_size(), 1);
+    EXPECT_EQ(node.ranks(0).rank(), 1);
+    EXPECT_EQ(node.ranks(0).agent_id(), "agent-5");
+  });
 }
 
 TEST_F(AssignmentRunnerTest, AFailedCheckIsACheckFailureWithoutResults) {

@@ -1,16 +1,16 @@
-// RankResult -> RankReport, and failure classification.
-#include "agent/daemon/rank_report.h"
+// RankResult -> RankReport.
+#include "agent/workload/rank_report.h"
 
 #include <algorithm>
 #include <numeric>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/workload/counting.h"
 #include "common/aggregate/aggregator.h"
+#include "common/parallel_metrics.h"
 #include "common/plan/convert.h"
 
-namespace moecap::agentd {
+namespace moecap {
 namespace {
 
 // Every step's time is reported up to this many steps (RankPhase.step_seconds may be empty when
@@ -40,7 +40,8 @@ Counts DenseShare(const ModelSpec& scaled, const WorkloadConfig& config,
 }
 
 v1::RankPhase PhaseFromPoint(const RankPointResult& point, const WorkloadConfig& config,
-                             const ModelSpec& scaled, const Range& experts, int rank) {
+                             const ModelSpec& scaled, const Range& experts, int rank,
+                             int world_size) {
   v1::RankPhase out;
   out.set_phase(PhaseToProto(point.phase));
   const PhaseSamples& s = point.samples;
@@ -64,39 +65,29 @@ v1::RankPhase PhaseFromPoint(const RankPointResult& point, const WorkloadConfig&
   comm->set_dispatch_remote_bytes(c.dispatch_remote);
   comm->set_combine_logical_bytes(c.combine_logical);
   comm->set_combine_remote_bytes(c.combine_remote);
-  const double comm_seconds = Mean(s.dispatch) + Mean(s.combine);
-  if (comm_seconds > 0) {
-    comm->set_algbw_bytes_per_s((c.dispatch_logical + c.combine_logical) / comm_seconds);
-    comm->set_busbw_bytes_per_s((c.dispatch_remote + c.combine_remote) / comm_seconds);
-  }
+  const double logical = c.dispatch_logical + c.combine_logical;
+  const double remote = c.dispatch_remote + c.combine_remote;
+  const AllToAllFigures bw =
+      AllToAllBandwidth({logical}, {remote}, Mean(s.dispatch) + Mean(s.combine));
+  comm->set_algbw_bytes_per_s(bw.algbw);
+  comm->set_busbw_bytes_per_s(BusBandwidth(bw.algbw, world_size));
+  comm->set_remote_bw_bytes_per_s(bw.remote_bw);
 
   // The routing is fixed for the point (the harness's untimed first step), so every timed step
   // sends the same tokens to the same experts.
-  const int64_t total_experts = scaled.experts;
   v1::ExpertHistogram* histogram = out.mutable_expert_tokens();
   for (int64_t e = experts.begin; e < experts.begin + experts.count; ++e) {
     histogram->add_experts(static_cast<int32_t>(e));
   }
-  double imbalance_sum = 0;
   for (const std::vector<int64_t>& layer : point.global_histogram) {
     int64_t activated = 0;
-    int64_t busiest = 0;
     v1::ExpertHistogram::Layer* row = histogram->add_layers();
     for (int64_t e = experts.begin; e < experts.begin + experts.count; ++e) {
       const int64_t tokens = layer[static_cast<size_t>(e)];
       activated += tokens > 0 ? 1 : 0;
-      busiest = std::max(busiest, tokens);
       row->add_tokens(tokens * out.iterations());
     }
     out.add_activated_experts(static_cast<double>(activated));
-    const int64_t all = std::accumulate(layer.begin(), layer.end(), int64_t{0});
-    if (all > 0) {
-      imbalance_sum += static_cast<double>(busiest) * static_cast<double>(total_experts) /
-                       static_cast<double>(all);
-    }
-  }
-  if (!point.global_histogram.empty()) {
-    out.set_imbalance(imbalance_sum / static_cast<double>(point.global_histogram.size()));
   }
   if (point.energy_joules.has_value() && out.iterations() > 0) {
     out.set_energy_joules_per_step(*point.energy_joules / static_cast<double>(out.iterations()));
@@ -106,10 +97,28 @@ v1::RankPhase PhaseFromPoint(const RankPointResult& point, const WorkloadConfig&
   } else {
     out.set_energy_unavailable(point.energy_unavailable);
   }
+  out.set_loop_seconds(point.loop_seconds);
+  out.set_pairs_computed_per_step(point.tally.pairs_computed);
+  *out.mutable_check() = CheckToProto(point.check);
+  *out.mutable_physical_counts() = TermCountsToProto(point.counts.physical);
+  out.set_activation_bytes(point.counts.activation_bytes);
   return out;
 }
 
 }  // namespace
+
+v1::CheckResult CheckToProto(const CheckResult& c) {
+  v1::CheckResult out;
+  if (!c.ran) return out;
+  out.set_checked(true);
+  out.set_passed(c.passed);
+  out.set_max_abs_error(c.max_abs_error);
+  out.set_max_rel_error(c.max_rel_error);
+  out.set_rel_tolerance(c.tolerance);
+  out.set_near_ties(c.near_ties);
+  out.set_routing_mismatches(c.routing_mismatches);
+  return out;
+}
 
 v1::CheckResult CheckOf(const std::vector<RankPointResult>& points) {
   v1::CheckResult out;
@@ -123,6 +132,8 @@ v1::CheckResult CheckOf(const std::vector<RankPointResult>& points) {
     out.set_max_abs_error(std::max(out.max_abs_error(), c.max_abs_error));
     out.set_max_rel_error(std::max(out.max_rel_error(), c.max_rel_error));
     out.set_rel_tolerance(std::max(out.rel_tolerance(), c.tolerance));
+    out.set_near_ties(out.near_ties() + c.near_ties);
+    out.set_routing_mismatches(out.routing_mismatches() + c.routing_mismatches);
     if (c.routing_mismatches > 0 || c.near_ties > 0 || !c.passed) {
       absl::StrAppend(&detail, detail.empty() ? "" : "; ", ServingPhaseName(p.phase), " batch ",
                       p.batch, ": ", c.passed ? "passed" : "FAILED", ", max rel error ",
@@ -148,36 +159,11 @@ v1::RankReport RankReportFromResult(const RankResult& result, const WorkloadConf
   const Range experts = RankExperts(scaled.experts, result.rank, result.world_size);
   report.set_local_experts(static_cast<int32_t>(experts.count));
   for (const RankPointResult& point : result.points) {
-    *report.add_phases() = PhaseFromPoint(point, config, scaled, experts, result.rank);
+    *report.add_phases() =
+        PhaseFromPoint(point, config, scaled, experts, result.rank, result.world_size);
   }
   *report.mutable_check() = CheckOf(result.points);
   return report;
 }
 
-FailureClass ClassifyFailure(const absl::Status& status) {
-  const absl::string_view message = status.message();
-  switch (status.code()) {
-    case absl::StatusCode::kCancelled:
-      return {v1::FAILURE_KIND_CANCELLED, false};
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kUnimplemented:
-    case absl::StatusCode::kOutOfRange:
-      return {v1::FAILURE_KIND_SETUP, false};
-    case absl::StatusCode::kResourceExhausted:
-      return {v1::FAILURE_KIND_RESOURCES, false};
-    default:
-      break;
-  }
-  if (absl::StrContains(message, "rendezvous")) return {v1::FAILURE_KIND_RENDEZVOUS, true};
-  // LocalLauncher's own bound on the whole run (the assignment's deadline).
-  if (absl::IsDeadlineExceeded(status) && absl::StrContains(message, "did not finish within")) {
-    return {v1::FAILURE_KIND_TIMEOUT, false};
-  }
-  if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) || absl::IsAborted(status)) {
-    return {v1::FAILURE_KIND_COLLECTIVE, true};
-  }
-  return {v1::FAILURE_KIND_INTERNAL, true};
-}
-
-}  // namespace moecap::agentd
+}  // namespace moecap
