@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "agent/compute/cpu_backend.h"
 #include "agent/compute/host_probe.h"
+#include "agent/daemon/assignment_check.h"
 #include "agent/daemon/failure_class.h"
 #include "agent/daemon/progress_tracker.h"
 #include "agent/daemon/worker.h"
@@ -29,9 +30,6 @@ namespace {
 // isolates attempts).
 constexpr char kGlooKeyPrefix[] = "gloo";
 constexpr char kNcclKeyPrefix[] = "nccl";
-
-// How long a report answered NOT_FOUND is retried (the session registers again meanwhile).
-constexpr absl::Duration kRegisterAgainWindow = absl::Seconds(10);
 
 std::optional<absl::Time> FromProtoTime(const google::protobuf::Timestamp& time) {
   if (time.seconds() == 0 && time.nanos() == 0) return std::nullopt;
@@ -60,11 +58,6 @@ std::string ReadWholeFile(const std::string& path) {
   return text.str();
 }
 
-bool Transient(const absl::Status& status) {
-  return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
-         absl::IsNotFound(status);
-}
-
 LaunchFn DefaultLaunch() {
   return [](const LaunchOptions& options, const WorkloadConfig& config) {
     return LocalLauncher(options).Run(config);
@@ -74,7 +67,10 @@ LaunchFn DefaultLaunch() {
 }  // namespace
 
 AssignmentRunner::AssignmentRunner(AgentOptions options, v1::AgentInfo info, RunnerDeps deps)
-    : options_(std::move(options)), info_(std::move(info)), deps_(std::move(deps)) {
+    : options_(std::move(options)),
+      info_(std::move(info)),
+      deps_(std::move(deps)),
+      sender_(*deps_.clock, deps_.agent_id, stopping_) {
   if (!deps_.launch) deps_.launch = DefaultLaunch();
 }
 
@@ -215,67 +211,7 @@ void AssignmentRunner::Run(v1::Assignment assignment, std::shared_ptr<std::atomi
 }
 
 absl::StatusOr<WorkloadConfig> AssignmentRunner::PrepareConfig(const v1::Assignment& a) const {
-  if (a.world_size() < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("assignment.world_size must be >= 1, got ", a.world_size()));
-  }
-  if (a.ranks().empty()) return absl::InvalidArgumentError("assignment.ranks is empty");
-  if (a.rendezvous_prefix().empty() && a.world_size() > 1) {
-    return absl::InvalidArgumentError("assignment.rendezvous_prefix is empty");
-  }
-  std::set<int> ranks;
-  std::set<int> devices;
-  const auto& inventory = info_.inventory().devices();
-  for (const v1::RankAssignment& r : a.ranks()) {
-    if (r.rank() < 0 || r.rank() >= a.world_size() || !ranks.insert(r.rank()).second) {
-      return absl::InvalidArgumentError(absl::StrCat("assignment.ranks: rank ", r.rank(),
-                                                     " is out of range or repeated (world ",
-                                                     a.world_size(), ")"));
-    }
-    if (r.device_index() < 0 || r.device_index() >= inventory.size() ||
-        !devices.insert(r.device_index()).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "assignment.ranks: device ", r.device_index(), " of rank ", r.rank(),
-          " is not one of this agent's ", inventory.size(), " devices or is used twice"));
-    }
-  }
-  const v1::PointWorkload& w = a.workload();
-  if (w.expert_parallel() > 0 && w.expert_parallel() != a.world_size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("workload.expert_parallel (", w.expert_parallel(),
-                     ") differs from assignment.world_size (", a.world_size(), ")"));
-  }
-  const v1::Device& device = inventory.Get(a.ranks(0).device_index());
-  if (!w.hardware().empty() && w.hardware() != device.hardware()) {
-    return absl::FailedPreconditionError(absl::StrCat("workload.hardware is '", w.hardware(),
-                                                      "' but this agent's devices are '",
-                                                      device.hardware(), "'"));
-  }
-  const int threads =
-      options_.threads_per_rank > 0 ? options_.threads_per_rank : std::max(1, device.cores());
-  absl::StatusOr<WorkloadConfig> config = WorkloadConfigFromPoint(w, *deps_.catalog, threads);
-  if (!config.ok()) return config.status();
-  MOECAP_RETURN_IF_ERROR(ValidateWorkload(*config, a.world_size()));
-  if (w.backend() == v1::BACKEND_CUDA && info_.backend() != v1::BACKEND_CUDA) {
-    return absl::FailedPreconditionError(
-        "workload.backend: cuda, but this agent runs the CPU backend (start it with --backend "
-        "cuda on a GPU host, with a moecap-agent built with CUDA)");
-  }
-  if (w.backend() == v1::BACKEND_CPU && info_.backend() == v1::BACKEND_CUDA) {
-    return absl::FailedPreconditionError(
-        "workload.backend: cpu, but this agent runs the cuda backend (start a CPU agent, or ask "
-        "for backend any)");
-  }
-  if (info_.backend() == v1::BACKEND_CUDA) {
-    // The GPU engine runs fp32 and bf16 (its rank checks again, with the device's free memory).
-    if (config->dtype != Dtype::kFp32 && config->dtype != Dtype::kBf16) {
-      return absl::UnimplementedError(absl::StrCat("workload dtype ", DtypeName(config->dtype),
-                                                   ": the cuda backend runs fp32 and bf16"));
-    }
-  } else {
-    MOECAP_RETURN_IF_ERROR(CpuBackend(1).CheckDtype(config->dtype));
-  }
-  return config;
+  return CheckAssignment(a, info_, *deps_.catalog, options_.threads_per_rank);
 }
 
 LaunchOptions AssignmentRunner::MakeLaunchOptions(const v1::Assignment& a,
@@ -394,11 +330,11 @@ absl::Status AssignmentRunner::Execute(const v1::Assignment& a, std::atomic<bool
                                     absl::StrJoin(failed_checks, "; ")));
     request.set_retryable(false);
     spdlog::warn("{}: {}", Describe(a), request.reason());
-    SendWithRetry("ReportFailure", deps_.clock->Now() + options_.report_retry,
-                  [&](const std::string& id) {
-                    request.set_agent_id(id);
-                    return deps_.client->ReportFailure(request);
-                  });
+    sender_.Send("ReportFailure", deps_.clock->Now() + options_.report_retry,
+                 [&](const std::string& id) {
+                   request.set_agent_id(id);
+                   return deps_.client->ReportFailure(request);
+                 });
     return absl::OkStatus();
   }
   ReportResults(a, *config, *results, started);
@@ -443,11 +379,11 @@ void AssignmentRunner::ReportResults(const v1::Assignment& a, const WorkloadConf
     }
     v1::ReportRankRequest request;
     *request.mutable_report() = RankReportFromResult(result, config, context);
-    const bool delivered = SendWithRetry(absl::StrCat("ReportRank of rank ", result.rank), until,
-                                         [&](const std::string& id) {
-                                           request.mutable_report()->set_agent_id(id);
-                                           return deps_.client->ReportRank(request);
-                                         });
+    const bool delivered = sender_.Send(absl::StrCat("ReportRank of rank ", result.rank), until,
+                                        [&](const std::string& id) {
+                                          request.mutable_report()->set_agent_id(id);
+                                          return deps_.client->ReportRank(request);
+                                        });
     if (!delivered) undelivered.push_back(request.report());
     all.push_back(request.report());
   }
@@ -473,7 +409,7 @@ void AssignmentRunner::ReportResults(const v1::Assignment& a, const WorkloadConf
   v1::NodeReport node = BuildNodeReport(all, run, /*ranks_included=*/!undelivered.empty());
   v1::ReportNodeRequest request;
   *request.mutable_report() = std::move(node);
-  SendWithRetry("ReportNode", until, [&](const std::string& id) {
+  sender_.Send("ReportNode", until, [&](const std::string& id) {
     request.mutable_report()->set_agent_id(id);
     for (v1::RankReport& rank : *request.mutable_report()->mutable_ranks()) rank.set_agent_id(id);
     return deps_.client->ReportNode(request);
@@ -496,38 +432,11 @@ void AssignmentRunner::ReportFailure(const v1::Assignment& a, const absl::Status
   request.set_retryable(failure.retryable);
   spdlog::warn("{} failed ({}): {}", Describe(a), v1::FailureKind_Name(failure.kind),
                std::string(status.message()));
-  SendWithRetry("ReportFailure", deps_.clock->Now() + options_.report_retry,
-                [&](const std::string& id) {
-                  request.set_agent_id(id);
-                  return deps_.client->ReportFailure(request);
-                });
-}
-
-bool AssignmentRunner::SendWithRetry(absl::string_view what, absl::Time until,
-                                     const std::function<absl::Status(const std::string&)>& send) {
-  absl::Duration pause = absl::Milliseconds(200);
-  std::optional<absl::Time> unknown_until;  // how long NOT_FOUND may last
-  while (true) {
-    const absl::Status status = send(deps_.agent_id());
-    if (status.ok()) return true;
-    const absl::Time now = deps_.clock->Now();
-    // NOT_FOUND: the coordinator does not know the agent (it is registering again, which takes a
-    // moment) or the job (it restarted without it): worth a short wait, not the whole window.
-    if (absl::IsNotFound(status) && !unknown_until.has_value()) {
-      unknown_until = now + kRegisterAgainWindow;
-    }
-    const absl::Time give_up = unknown_until.has_value() ? std::min(until, *unknown_until) : until;
-    if (!Transient(status) || now + pause > give_up) {
-      spdlog::warn("{} not delivered: {}", std::string(what), status.ToString());
-      return false;
-    }
-    spdlog::info("{} not delivered yet (will retry): {}", std::string(what), status.ToString());
-    if (deps_.clock->WaitUntil(now + pause, stopping_)) {
-      spdlog::warn("{} not delivered (shutting down): {}", std::string(what), status.ToString());
-      return false;
-    }
-    pause = std::min(pause * 2, absl::Seconds(5));
-  }
+  sender_.Send("ReportFailure", deps_.clock->Now() + options_.report_retry,
+               [&](const std::string& id) {
+                 request.set_agent_id(id);
+                 return deps_.client->ReportFailure(request);
+               });
 }
 
 }  // namespace moecap::agentd

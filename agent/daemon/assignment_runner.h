@@ -1,10 +1,10 @@
-// Runs the assignments the coordinator sends, one at a time, each on a thread of its own: turns
-// the PointWorkload into a WorkloadConfig, launches this agent's ranks as processes of its own
-// binary (LocalLauncher; global ranks and world size from the assignment; the rendezvous through
-// the coordinator's store under the assignment's rendezvous_prefix), reports progress while they
-// run, then the result (ReportRank per rank, then ReportNode) or a failure (ReportFailure with
-// its kind), and returns to idle. A Cancel (stream or heartbeat) or Stop kills the ranks' process
-// group (bounded) and reports the cancellation.
+// Runs the assignments the coordinator sends, one at a time, each on a thread of its own: checks
+// the assignment and turns its PointWorkload into a WorkloadConfig (assignment_check.h), launches
+// this agent's ranks as processes of its own binary (LocalLauncher; global ranks and world size
+// from the assignment; the rendezvous through the coordinator's store under the assignment's
+// rendezvous_prefix), reports progress while they run, then the result (ReportRank per rank, then
+// ReportNode) or a failure (ReportFailure with its kind), and returns to idle. A Cancel (stream or
+// heartbeat) or Stop kills the ranks' process group (bounded) and reports the cancellation.
 #ifndef MOECAP_AGENT_DAEMON_ASSIGNMENT_RUNNER_H_
 #define MOECAP_AGENT_DAEMON_ASSIGNMENT_RUNNER_H_
 
@@ -23,6 +23,7 @@
 #include "agent/daemon/agent_options.h"
 #include "agent/daemon/coordinator_client.h"
 #include "agent/daemon/coordinator_session.h"
+#include "agent/daemon/report_sender.h"
 #include "agent/workload/launcher.h"
 #include "common/catalog.h"
 #include "common/clock.h"
@@ -80,17 +81,14 @@ class AssignmentRunner : public AssignmentHandler {
   void ReportResults(const v1::Assignment& assignment, const WorkloadConfig& config,
                      const std::vector<RankResult>& results, absl::Time started);
   void ReportFailure(const v1::Assignment& assignment, const absl::Status& status, bool cancelled);
-  // Calls `send` with the current agent id until it succeeds, fails for good, or the retry
-  // window (until `until`) closes; retries UNAVAILABLE and DEADLINE_EXCEEDED, and NOT_FOUND for
-  // a short while (the agent may be registering again). The runner stays busy meanwhile, so the
-  // window (AgentOptions::report_retry) is bounded. True when it was delivered.
-  bool SendWithRetry(absl::string_view what, absl::Time until,
-                     const std::function<absl::Status(const std::string&)>& send);
 
   const AgentOptions options_;
   const v1::AgentInfo info_;
   RunnerDeps deps_;
   absl::Notification stopping_;
+  // Every report goes out through it; the runner stays busy meanwhile, so its window
+  // (AgentOptions::report_retry) bounds how long.
+  ReportSender sender_;
 
   mutable absl::Mutex mu_;
   std::unique_ptr<Current> current_ ABSL_GUARDED_BY(mu_);

@@ -58,12 +58,6 @@ std::string DtypeText(int dtype) {
              : absl::StrCat(dtype);
 }
 
-// The dtypes each backend's compute runs: OpenBLAS sgemm/sbgemm on the CPU; cuBLAS(Lt) on CUDA.
-bool BackendSupports(v1::Backend backend, v1::Dtype dtype) {
-  if (backend == v1::BACKEND_CPU) return dtype == v1::DTYPE_FP32 || dtype == v1::DTYPE_BF16;
-  return true;
-}
-
 void DefaultRouting(v1::Routing* routing) {
   if (routing->kind_case() == v1::Routing::KIND_NOT_SET) routing->mutable_gate();
   if (routing->has_zipf() && !routing->zipf().has_exponent()) {
@@ -265,11 +259,10 @@ class PlanValidator {
     if (!v1::Dtype_IsValid(dtype) || dtype == v1::DTYPE_UNSPECIFIED) {
       return FieldError(path, "must be one of fp32, bf16, fp16, fp8");
     }
-    const v1::Backend backend = plan_.hardware().backend();
-    if (!BackendSupports(backend, static_cast<v1::Dtype>(dtype))) {
-      return FieldError(path, absl::StrCat(DtypeText(dtype),
-                                           " is not supported by the cpu backend (supported: "
-                                           "fp32, bf16)"));
+    if (absl::Status s =
+            CheckBackendRunsDtype(plan_.hardware().backend(), static_cast<v1::Dtype>(dtype));
+        !s.ok()) {
+      return FieldError(path, s.message());
     }
     if (hardware_ != nullptr && !hardware_->peak_flops.empty()) {
       std::optional<Dtype> d = DtypeFromProto(static_cast<v1::Dtype>(dtype));
@@ -601,6 +594,19 @@ absl::StatusOr<std::vector<v1::PlanPoint>> Expand(const v1::Plan& input, const C
 }
 
 }  // namespace
+
+absl::Status CheckBackendRunsDtype(v1::Backend backend, v1::Dtype dtype) {
+  // OpenBLAS sgemm/sbgemm on the CPU, the GPU engine's cuBLAS GEMMs and kernels: fp32 and bf16
+  // on both, so BACKEND_ANY (either) is the same set.
+  if (dtype == v1::DTYPE_FP32 || dtype == v1::DTYPE_BF16) return absl::OkStatus();
+  const std::string which = backend == v1::BACKEND_CPU    ? "the cpu backend"
+                            : backend == v1::BACKEND_CUDA ? "the cuda backend"
+                                                          : "either backend";
+  return absl::InvalidArgumentError(
+      absl::StrCat(DtypeText(dtype), " is not supported by ", which,
+                   " (supported: fp32, bf16; `moecapctl analyze` computes the figures of an ",
+                   DtypeText(dtype), " model without running it)"));
+}
 
 absl::StatusOr<v1::Plan> ParsePlanYaml(absl::string_view yaml, absl::string_view origin) {
   YamlProtoOptions options;

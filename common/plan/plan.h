@@ -57,6 +57,12 @@ void ApplyPlanDefaults(v1::Plan* plan);
 absl::Status ValidatePlan(const v1::Plan& plan, const Catalog& catalog,
                           absl::string_view origin = "");
 
+// The dtypes a backend's workload engine runs, one rule for the plan validator and the agent: the
+// CPU engine (OpenBLAS) and the GPU engine (cuBLAS) run fp32 and bf16; BACKEND_ANY what both run.
+// InvalidArgument naming the dtype, the backend and what to pass instead otherwise. (Whether this
+// host's OpenBLAS has bf16 is the agent's own runtime check on top.)
+absl::Status CheckBackendRunsDtype(v1::Backend backend, v1::Dtype dtype);
+
 // The model a plan runs: model_override when given, else the catalog entry of `model`.
 absl::StatusOr<ModelSpec> ResolvePlanModel(const v1::Plan& plan, const Catalog& catalog);
 

@@ -270,13 +270,31 @@ TEST(ValidatePlanTest, Workload) {
 TEST(ValidatePlanTest, Dtype) {
   EXPECT_EQ(ValidationError("hardware: {backend: cpu}\nworkload: {dtype: fp8}\n"),
             "field 'workload.dtype': fp8 is not supported by the cpu backend (supported: fp32, "
-            "bf16)");
-  EXPECT_EQ(ValidationError("hardware: {hardware: a100-sxm-80gb}\nworkload: {dtype: fp8}\n"),
-            "field 'workload.dtype': hardware 'a100-sxm-80gb' does not support fp8 (the catalog "
-            "has no peak for it)");
+            "bf16; `moecapctl analyze` computes the figures of an fp8 model without running it)");
+  // The same rule as the agent's: neither engine runs fp8 yet, so a plan
+  // asking for it is refused here rather than by every agent it would be sent to.
+  EXPECT_EQ(ValidationError("hardware: {backend: cuda, hardware: h100-sxm}\nworkload: {dtype: "
+                            "fp8}\n"),
+            "field 'workload.dtype': fp8 is not supported by the cuda backend (supported: fp32, "
+            "bf16; `moecapctl analyze` computes the figures of an fp8 model without running it)");
+  EXPECT_EQ(CheckBackendRunsDtype(v1::BACKEND_CUDA, v1::DTYPE_BF16), absl::OkStatus());
+  EXPECT_EQ(CheckBackendRunsDtype(v1::BACKEND_ANY, v1::DTYPE_FP32), absl::OkStatus());
+  EXPECT_FALSE(CheckBackendRunsDtype(v1::BACKEND_ANY, v1::DTYPE_FP16).ok());
   EXPECT_TRUE(Validate("model: mixtral-8x7b\nhardware: {hardware: h100-sxm}\nworkload: {dtype: "
-                       "fp8}\n")
+                       "bf16}\n")
                   .ok());
+  // A device the catalog gives no peak for the dtype.
+  Catalog catalog = TestCatalog();
+  HardwareSpec old = **catalog.FindHardware("a100-sxm-80gb");
+  old.name = "old-gpu";
+  old.peak_flops.erase(Dtype::kBf16);
+  catalog.AddHardware(old);
+  EXPECT_EQ(ValidatePlan(MustParse("model: mixtral-8x7b\nhardware: {hardware: old-gpu}\n"
+                                   "workload: {dtype: bf16}\n"),
+                         catalog)
+                .message(),
+            "field 'workload.dtype': hardware 'old-gpu' does not support bf16 (the catalog has no "
+            "peak for it)");
   // A plan built in code may carry a number outside the enum.
   v1::Plan plan = MustParse("model: mixtral-8x7b\n");
   plan.mutable_workload()->set_dtype(static_cast<v1::Dtype>(42));
@@ -325,7 +343,8 @@ TEST(ValidatePlanTest, Sweeps) {
             "ranks (use a divisor of 8)");
   EXPECT_EQ(ValidationError("hardware: {backend: cpu}\nsweeps: [{dtype: [fp32, fp16]}]\n"),
             "field 'sweeps[0].dtype[1]': fp16 is not supported by the cpu backend (supported: "
-            "fp32, bf16)");
+            "fp32, bf16; `moecapctl analyze` computes the figures of an fp16 model without "
+            "running it)");
   EXPECT_EQ(ValidationError("sweeps: [{routing: [uniform, {zipf: {exponent: -1}}]}]\n"),
             "field 'sweeps[0].routing[1].zipf.exponent': must be > 0, got -1");
   EXPECT_EQ(ValidationError("sweeps: [{output_len: [1]}]\n"),
@@ -385,7 +404,7 @@ parallelism: {devices_per_node: 4}
 workload: {batch_sizes: [1, 16, 64]}
 sweeps:
   - prompt_len: [512, 4096]
-  - dtype: [bf16, fp8]
+  - dtype: [bf16, fp32]
   - expert_parallel: [1, 2, 4]
 )");
   ASSERT_TRUE(ValidatePlan(plan, TestCatalog()).ok());
@@ -403,13 +422,13 @@ sweeps:
               ElementsAre("prompt_len=512", "dtype=bf16", "expert_parallel=2", "batch_size=1"));
   // Index 9 = (0, 1, 0, 0).
   EXPECT_THAT(Params((*points)[9]),
-              ElementsAre("prompt_len=512", "dtype=fp8", "expert_parallel=1", "batch_size=1"));
+              ElementsAre("prompt_len=512", "dtype=fp32", "expert_parallel=1", "batch_size=1"));
   // Index 18 = (1, 0, 0, 0).
   EXPECT_THAT(Params((*points)[18]),
               ElementsAre("prompt_len=4096", "dtype=bf16", "expert_parallel=1", "batch_size=1"));
   const v1::PointWorkload& last = (*points)[35].workload();
   EXPECT_EQ(last.prompt_len(), 4096);
-  EXPECT_EQ(last.dtype(), v1::DTYPE_FP8);
+  EXPECT_EQ(last.dtype(), v1::DTYPE_FP32);
   EXPECT_EQ(last.expert_parallel(), 4);
   EXPECT_EQ(last.batch_size(), 64);
 }
@@ -482,7 +501,7 @@ TEST(ExamplePlansTest, AllParseValidateAndExpand) {
   const std::map<std::string, size_t> expected_points = {
       {"mixtral-8x7b-cpu-small.yaml", 3},   // batch 1, 8, 32
       {"mixtral-8x7b-h100x8.yaml", 5},      // 5 batch sizes
-      {"deepseek-v3-h100x16-fp8.yaml", 4},  // 4 batch sizes
+      {"deepseek-v3-h100x16.yaml", 4},      // 4 batch sizes
       {"qwen3-30b-a3b-sweep.yaml", 36},     // 2 × 2 × 3 × 3
       {"dbrx-routing-imbalance.yaml", 8},   // 4 routings × 2 batch sizes
       {"mixtral-8x22b-histogram.yaml", 2},  // 2 batch sizes
