@@ -5,6 +5,7 @@
 #ifndef MOECAP_AGENT_COMPUTE_COMPUTE_BACKEND_H_
 #define MOECAP_AGENT_COMPUTE_COMPUTE_BACKEND_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -94,6 +95,17 @@ class ComputeBackend {
   virtual void SetThreads(int threads) = 0;
   virtual int threads() const = 0;
 };
+
+// Makes `buffer` hold at least `bytes` bytes from `backend`, keeping it when it already does. The
+// old buffer is freed first: the old and the new need not both fit (device memory is tight).
+inline absl::Status GrowBuffer(ComputeBackend& backend, Buffer& buffer, size_t bytes) {
+  if (buffer.data() != nullptr && buffer.bytes() >= bytes) return absl::OkStatus();
+  buffer = Buffer();
+  absl::StatusOr<Buffer> fresh = backend.Allocate(std::max<size_t>(bytes, 1));
+  if (!fresh.ok()) return fresh.status();
+  buffer = *std::move(fresh);
+  return absl::OkStatus();
+}
 
 }  // namespace moecap
 

@@ -180,6 +180,19 @@ absl::Status RunPoints(const WorkloadConfig& config, const RankContext& context,
   return absl::OkStatus();
 }
 
+RankResult StartRankResult(const Communicator& comm, const ComputeBackend& backend,
+                           const std::string& host) {
+  RankResult result;
+  result.rank = comm.rank();
+  result.world_size = comm.size();
+  result.host = host;
+  result.threads = backend.threads();
+  result.backend = backend.name();
+  result.library = backend.LibraryConfig();
+  result.communicator = comm.name();
+  return result;
+}
+
 absl::StatusOr<RankResult> RunRank(const WorkloadConfig& config, const RankContext& context,
                                    Communicator& comm, ComputeBackend& backend) {
   const auto fail = [&](const absl::Status& status, absl::string_view where) {
@@ -201,14 +214,7 @@ absl::StatusOr<RankResult> RunRank(const WorkloadConfig& config, const RankConte
                           : std::max(1, host.cores / std::max(1, context.ranks_on_host));
   backend.SetThreads(threads);
 
-  RankResult result;
-  result.rank = comm.rank();
-  result.world_size = comm.size();
-  result.host = host.hostname;
-  result.threads = backend.threads();
-  result.backend = backend.name();
-  result.library = backend.LibraryConfig();
-  result.communicator = comm.name();
+  RankResult result = StartRankResult(comm, backend, host.hostname);
 
   const Clock::time_point setup = Clock::now();
   absl::StatusOr<MoeWeights> weights =

@@ -86,6 +86,10 @@ struct RankResult {
 absl::StatusOr<RankResult> RunRank(const WorkloadConfig& config, const RankContext& context,
                                    Communicator& comm, ComputeBackend& backend);
 
+// A rank's result before its points: who ran it, where, with which libraries (both engines).
+RankResult StartRankResult(const Communicator& comm, const ComputeBackend& backend,
+                           const std::string& host);
+
 // What the check recomputes the stack with: a host backend and this rank's weights in host memory
 // (the reference regenerates the other ranks' experts from the seed). Both null without a check.
 struct ReferenceModel {

@@ -1,6 +1,10 @@
 // The tally and exchange-size arithmetic every MoeEngine shares.
 #include "agent/workload/moe_engine.h"
 
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
 namespace moecap {
 
 StepTally StartTally(int64_t own_tokens, int64_t layers, int64_t experts) {
@@ -53,6 +57,27 @@ int64_t PeerBytes(absl::Span<const int64_t> send_counts, absl::Span<const int64_
     }
   }
   return received_rows;
+}
+
+int64_t MaxReceivedRows(int64_t top_k, int64_t local_experts, int64_t global_tokens) {
+  return global_tokens * std::min(top_k, local_experts);
+}
+
+absl::Status CheckRoutingOverrides(const std::vector<std::vector<int32_t>>& overrides,
+                                   int64_t layers, int64_t own_tokens, int64_t top_k) {
+  if (overrides.empty()) return absl::OkStatus();
+  if (static_cast<int64_t>(overrides.size()) != layers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("routing overrides for ", overrides.size(), " layers, expected ", layers));
+  }
+  for (const std::vector<int32_t>& layer : overrides) {
+    if (static_cast<int64_t>(layer.size()) != own_tokens * top_k) {
+      return absl::InvalidArgumentError(absl::StrCat("routing overrides: ", layer.size(),
+                                                     " choices in a layer, expected ",
+                                                     own_tokens * top_k));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace moecap

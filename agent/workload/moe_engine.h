@@ -84,6 +84,17 @@ int64_t PeerBytes(absl::Span<const int64_t> send_counts, absl::Span<const int64_
                   int world, size_t row_bytes, std::vector<int64_t>& send_bytes,
                   std::vector<int64_t>& recv_bytes);
 
+// The layout rules both engines (and their memory estimates) follow.
+//
+// The most rows a rank's `local_experts` experts can receive in one step of `global_tokens`
+// tokens: a token sends at most one row to each of them, and k at most in all.
+int64_t MaxReceivedRows(int64_t top_k, int64_t local_experts, int64_t global_tokens);
+
+// Prepare's overrides: empty (the gate routes), or one entry per layer of own_tokens·k choices.
+// InvalidArgument saying which is off.
+absl::Status CheckRoutingOverrides(const std::vector<std::vector<int32_t>>& overrides,
+                                   int64_t layers, int64_t own_tokens, int64_t top_k);
+
 }  // namespace moecap
 
 #endif  // MOECAP_AGENT_WORKLOAD_MOE_ENGINE_H_

@@ -37,8 +37,7 @@ int64_t ExpertParallelMoe::WorkBytes(const ModelSpec& scaled, Dtype dtype, int64
                                      int64_t global_tokens, int world_size) {
   const LayerShape s = LayerShape::Of(scaled);
   const int64_t p = static_cast<int64_t>(DtypeBytes(dtype));
-  const int64_t local = s.experts / world_size;
-  const int64_t rows_max = global_tokens * std::min(s.top_k, local);
+  const int64_t rows_max = MaxReceivedRows(s.top_k, s.experts / world_size, global_tokens);
   int64_t bytes = own_tokens * s.hidden * 4 * 5;  // input, hidden ×2, normed, shared_out
   if (dtype != Dtype::kFp32) bytes += own_tokens * s.hidden * p;  // act
   bytes += own_tokens * s.experts * 4;                            // logits
@@ -49,43 +48,32 @@ int64_t ExpertParallelMoe::WorkBytes(const ModelSpec& scaled, Dtype dtype, int64
   return bytes;
 }
 
-absl::Status ExpertParallelMoe::Grow(Buffer& buffer, size_t bytes) {
-  if (buffer.data() != nullptr && buffer.bytes() >= bytes) return absl::OkStatus();
-  buffer = Buffer();  // free first: the old and new buffers need not both fit
-  absl::StatusOr<Buffer> fresh = backend_.Allocate(bytes);
-  if (!fresh.ok()) return fresh.status();
-  buffer = *std::move(fresh);
-  return absl::OkStatus();
-}
-
 absl::Status ExpertParallelMoe::Prepare(int64_t own_tokens, int64_t global_tokens,
                                         std::vector<std::vector<int32_t>> overrides,
                                         const float* input) {
-  if (!overrides.empty() && static_cast<int64_t>(overrides.size()) != weights_.layers()) {
-    return absl::InvalidArgumentError(absl::StrCat("routing overrides for ", overrides.size(),
-                                                   " layers, expected ", weights_.layers()));
-  }
+  MOECAP_RETURN_IF_ERROR(
+      CheckRoutingOverrides(overrides, weights_.layers(), own_tokens, shape_.top_k));
   own_tokens_ = own_tokens;
   overrides_ = std::move(overrides);
   const size_t t = static_cast<size_t>(own_tokens);
   const size_t d = static_cast<size_t>(shape_.hidden);
   const size_t k = static_cast<size_t>(shape_.top_k);
   const size_t rows_max =
-      static_cast<size_t>(global_tokens) * std::min<size_t>(k, static_cast<size_t>(local_experts_));
+      static_cast<size_t>(MaxReceivedRows(shape_.top_k, local_experts_, global_tokens));
   for (Buffer* b : {&input_, &hidden_[0], &hidden_[1], &normed_, &shared_out_}) {
-    MOECAP_RETURN_IF_ERROR(Grow(*b, t * d * sizeof(float)));
+    MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, *b, t * d * sizeof(float)));
   }
   if (t > 0) std::memcpy(input_.data(), input, t * d * sizeof(float));
   stepped_ = false;
   if (dtype_ != Dtype::kFp32) {
-    MOECAP_RETURN_IF_ERROR(Grow(act_, t * row_bytes_));
+    MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, act_, t * row_bytes_));
   }
-  MOECAP_RETURN_IF_ERROR(Grow(logits_, t * shape_.experts * sizeof(float)));
+  MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, logits_, t * shape_.experts * sizeof(float)));
   for (Buffer* b : {&send_, &combined_}) {
-    MOECAP_RETURN_IF_ERROR(Grow(*b, t * k * row_bytes_));
+    MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, *b, t * k * row_bytes_));
   }
   for (Buffer* b : {&received_, &results_}) {
-    MOECAP_RETURN_IF_ERROR(Grow(*b, rows_max * row_bytes_));
+    MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, *b, rows_max * row_bytes_));
   }
   if (scratch_.chunk_rows == 0) {
     absl::StatusOr<ExpertScratch> scratch = ExpertScratch::Make(

@@ -41,7 +41,6 @@ class ExpertParallelMoe : public MoeEngine {
  private:
   absl::Status Layer(int64_t layer, const float* x, float* out, PhaseTimes* times, StepTally* tally,
                      RoutingRecord* record);
-  absl::Status Grow(Buffer& buffer, size_t bytes);
 
   const ModelSpec& model_;
   const MoeWeights& weights_;

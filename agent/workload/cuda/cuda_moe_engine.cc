@@ -28,10 +28,6 @@ absl::Status GrowPinned(Buffer& buffer, size_t bytes) {
 
 int64_t MaxFfn(const LayerShape& s) { return std::max(s.expert_ffn, s.shared_ffn); }
 
-int64_t RowsMax(const LayerShape& s, int64_t global_tokens, int world) {
-  return global_tokens * std::min(s.top_k, s.experts / world);
-}
-
 int64_t ChunkRows(int64_t option, const LayerShape& s, int64_t own_tokens, int64_t rows_max) {
   const int64_t chunk = option > 0 ? option : CudaExpertParallelMoe::DefaultChunkRows(MaxFfn(s));
   // No larger than the most rows one GEMM can get (decode needs little scratch).
@@ -76,7 +72,7 @@ int64_t CudaExpertParallelMoe::WorkBytes(const ModelSpec& scaled, Dtype dtype, i
   const LayerShape s = LayerShape::Of(scaled);
   const int64_t p = static_cast<int64_t>(DtypeBytes(dtype));
   const int64_t rb = s.hidden * p;
-  const int64_t rows_max = RowsMax(s, global_tokens, world_size);
+  const int64_t rows_max = MaxReceivedRows(s.top_k, s.experts / world_size, global_tokens);
   const int64_t chunk = ChunkRows(chunk_rows, s, own_tokens, rows_max);
   const int64_t max_ffn = MaxFfn(s);
   int64_t bytes = own_tokens * s.hidden * 4 * 4;  // input, hidden ×2, shared_out
@@ -115,34 +111,16 @@ CudaExpertParallelMoe::~CudaExpertParallelMoe() {
   if (counts_ready_ != nullptr) cudaEventDestroy(counts_ready_);
 }
 
-absl::Status CudaExpertParallelMoe::Grow(Buffer& buffer, size_t bytes) {
-  if (buffer.data() != nullptr && buffer.bytes() >= bytes) return absl::OkStatus();
-  buffer = Buffer();  // free first: the old and new buffers need not both fit
-  absl::StatusOr<Buffer> fresh = backend_.Allocate(std::max<size_t>(bytes, 1));
-  if (!fresh.ok()) return fresh.status();
-  buffer = *std::move(fresh);
-  return absl::OkStatus();
-}
-
 absl::Status CudaExpertParallelMoe::Prepare(int64_t own_tokens, int64_t global_tokens,
                                             std::vector<std::vector<int32_t>> overrides,
                                             const float* input) {
   const int64_t k = shape_.top_k;
-  if (!overrides.empty() && static_cast<int64_t>(overrides.size()) != layers_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("routing overrides for ", overrides.size(), " layers, expected ", layers_));
-  }
-  for (const std::vector<int32_t>& layer : overrides) {
-    if (static_cast<int64_t>(layer.size()) != own_tokens * k) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "routing overrides: ", layer.size(), " choices in a layer, expected ", own_tokens * k));
-    }
-  }
+  MOECAP_RETURN_IF_ERROR(CheckRoutingOverrides(overrides, layers_, own_tokens, k));
   MOECAP_RETURN_IF_ERROR(backend_.MakeCurrent());
   stepped_ = false;
   own_tokens_ = own_tokens;
   has_overrides_ = !overrides.empty();
-  rows_max_ = RowsMax(shape_, global_tokens, world_);
+  rows_max_ = MaxReceivedRows(shape_.top_k, local_experts_, global_tokens);
   chunk_rows_ = ChunkRows(options_.chunk_rows, shape_, own_tokens, rows_max_);
   const size_t t = static_cast<size_t>(own_tokens);
   const size_t d = static_cast<size_t>(shape_.hidden);
@@ -180,7 +158,7 @@ absl::Status CudaExpertParallelMoe::Prepare(int64_t own_tokens, int64_t global_t
     sizes.push_back({&index_, layers * 2 * rows_max * 8});
   }
   for (auto& [buffer, bytes] : sizes) {
-    MOECAP_RETURN_IF_ERROR(Grow(*buffer, bytes));
+    MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, *buffer, bytes));
   }
   MOECAP_RETURN_IF_ERROR(GrowPinned(counts_host_, layers * e * 8));
   MOECAP_RETURN_IF_ERROR(GrowPinned(record_host_, layers * t * kk * 4));

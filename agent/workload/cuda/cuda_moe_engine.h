@@ -69,7 +69,6 @@ class CudaExpertParallelMoe : public MoeEngine {
   // `y_rows` (dtype, d wide) or, when `y_fp32` is set, fp32 into `y_fp32` (d wide).
   absl::Status Expert(const void* gate_up, const void* down, int64_t ffn, int64_t rows,
                       const char* x, char* y_rows, float* y_fp32);
-  absl::Status Grow(Buffer& buffer, size_t bytes);
   void Mark(int64_t layer, int point, bool timed);
 
   const ModelSpec& model_;

@@ -132,14 +132,7 @@ absl::StatusOr<RankResult> RunCudaRank(const WorkloadConfig& config, const RankC
     }
   }
 
-  RankResult result;
-  result.rank = comm.rank();
-  result.world_size = comm.size();
-  result.host = host.hostname;
-  result.threads = backend.threads();
-  result.backend = backend.name();
-  result.library = backend.LibraryConfig();
-  result.communicator = comm.name();
+  RankResult result = StartRankResult(comm, backend, host.hostname);
 
   const Range local = RankExperts(scaled.experts, comm.rank(), comm.size());
   const Clock::time_point setup = Clock::now();
