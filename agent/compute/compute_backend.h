@@ -1,6 +1,6 @@
-// What the MoE workload computes with, behind one interface: OpenBLAS on the host now
-// (CpuBackend), cuBLAS on a GPU later (issue 6). Matrices are row-major, weights stored output by
-// output (n×k, as nn.Linear does); results accumulate in fp32 whatever the operands' dtype, as
+// What the MoE workload computes with, behind one interface: OpenBLAS on the host (CpuBackend)
+// and cuBLAS on a GPU (compute/cuda's CudaBackend). Matrices are row-major, weights stored output
+// by output (n×k, as nn.Linear does); results accumulate in fp32 whatever the operands' dtype, as
 // BLAS libraries' mixed-precision GEMMs do.
 #ifndef MOECAP_AGENT_COMPUTE_COMPUTE_BACKEND_H_
 #define MOECAP_AGENT_COMPUTE_COMPUTE_BACKEND_H_

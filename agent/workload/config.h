@@ -1,6 +1,7 @@
 // The plan one expert-parallel run executes (model shape, scale, layers, dtype, batches, phases,
-// routing, iterations, check), as a plain struct the CLI, the agent and (later) the protobuf plan
-// all map onto; plus the pure helpers that split a run's tokens and experts over ranks.
+// routing, iterations, check), as a plain struct moecap-bench's flags and the API's PointWorkload
+// (agent/daemon/workload_convert.h; agent/workload/report.h the other way) map onto; plus the
+// pure helpers that split a run's tokens and experts over ranks.
 #ifndef MOECAP_AGENT_WORKLOAD_CONFIG_H_
 #define MOECAP_AGENT_WORKLOAD_CONFIG_H_
 

@@ -21,7 +21,7 @@ namespace moecap {
 
 // Bytes on the wire in one step, named as DeepEP and nccl-tests name them: "logical" counts every
 // row a rank sends, its own included (DeepEP's logical bandwidth); "remote" leaves out what a rank
-// sends itself (DeepEP issue #51). busbw-style figures are derived in the report.
+// sends itself (DeepEP issue #51). The bandwidths they make are common/parallel_metrics.h's.
 struct CommBytes {
   double dispatch_logical = 0;
   double dispatch_remote = 0;
