@@ -78,13 +78,7 @@ class FieldReader {
   absl::Status RejectUnknown() const {
     for (const auto& [key, value] : object_.items()) {
       if (!read_.contains(key)) {
-        const std::vector<std::string> known(read_.begin(), read_.end());
-        const std::vector<std::string> nearest = NearestNames(key, known, 1);
-        return absl::InvalidArgumentError(absl::StrCat(
-            origin_, ": unknown field '", Path(key), "'",
-            nearest.empty() ? std::string()
-                            : absl::StrCat(" (did you mean '", Path(nearest.front()), "'?)"),
-            "; see docs/cap.md"));
+        return UnknownFieldError(origin_, path_, key, {read_.begin(), read_.end()}, "docs/cap.md");
       }
     }
     return absl::OkStatus();

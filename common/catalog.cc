@@ -153,13 +153,8 @@ class MappingReader {
     for (const auto& kv : node_) {
       const std::string key = kv.first.Scalar();
       if (!read_.contains(key)) {
-        const std::vector<std::string> known(read_.begin(), read_.end());
-        const std::vector<std::string> nearest = NearestNames(key, known, 1);
-        return absl::InvalidArgumentError(absl::StrCat(
-            origin_, ": unknown field '", Path(key), "'",
-            nearest.empty() ? std::string()
-                            : absl::StrCat(" (did you mean '", Path(nearest.front()), "'?)"),
-            "; see docs/catalog.md"));
+        return UnknownFieldError(origin_, prefix_, key, {read_.begin(), read_.end()},
+                                 "docs/catalog.md");
       }
     }
     return absl::OkStatus();
@@ -548,6 +543,20 @@ absl::StatusOr<const ModelSpec*> Catalog::FindModel(absl::string_view name) cons
 
 absl::StatusOr<const HardwareSpec*> Catalog::FindHardware(absl::string_view name) const {
   return Find(hardware_, name, "hardware", "hardware");
+}
+
+absl::Status UnknownFieldError(absl::string_view origin, absl::string_view prefix,
+                               absl::string_view key, const std::vector<std::string>& known,
+                               absl::string_view doc) {
+  const auto path = [&](absl::string_view k) {
+    return prefix.empty() ? std::string(k) : absl::StrCat(prefix, ".", k);
+  };
+  const std::vector<std::string> nearest = NearestNames(key, known, 1);
+  return absl::InvalidArgumentError(
+      absl::StrCat(origin, ": unknown field '", path(key), "'",
+                   nearest.empty() ? std::string()
+                                   : absl::StrCat(" (did you mean '", path(nearest.front()), "'?)"),
+                   "; see ", doc));
 }
 
 std::vector<std::string> NearestNames(absl::string_view query,

@@ -73,6 +73,13 @@ std::vector<std::string> CatalogDirectories(const std::vector<std::string>& extr
 std::vector<std::string> NearestNames(absl::string_view query,
                                       const std::vector<std::string>& candidates, size_t limit);
 
+// A file's field nobody reads, refused with the nearest known one: InvalidArgument
+// "ORIGIN: unknown field 'PREFIX.KEY' (did you mean 'PREFIX.NEAR'?); see DOC". `known` are the
+// keys of the same mapping that are read; `prefix` the mapping's path ("" at the top).
+absl::Status UnknownFieldError(absl::string_view origin, absl::string_view prefix,
+                               absl::string_view key, const std::vector<std::string>& known,
+                               absl::string_view doc);
+
 }  // namespace moecap
 
 #endif  // MOECAP_COMMON_CATALOG_H_
