@@ -1,10 +1,7 @@
 // The local cluster: embedded coordinator + agent processes.
 #include "ctl/run_local.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -17,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "common/subprocess.h"
 #include "coordinator/coordinator_server.h"
 #include "coordinator/job_builder.h"
 #include "ctl/coordinator_client.h"
@@ -67,42 +65,28 @@ absl::StatusOr<std::string> FindAgentBinary(const std::string& given) {
 // firmly, when it goes out of scope. Every wait is bounded.
 class AgentProcesses {
  public:
+  explicit AgentProcesses(const Clock& clock = SystemClock()) : clock_(clock) {}
   ~AgentProcesses() { StopAll(absl::Seconds(5)); }
 
   absl::Status Start(const std::string& binary, const std::vector<std::string>& args,
                      const std::string& log_path) {
-    std::vector<std::string> argv_strings = {binary};
-    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (std::string& s : argv_strings) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    const pid_t parent = getpid();
-    const pid_t pid = fork();
-    if (pid < 0) return absl::InternalError("fork failed");
-    if (pid == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(127);  // the parent died before prctl
-      const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (fd >= 0) {
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        close(fd);
-      }
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    pids_.push_back(pid);
+    std::vector<std::string> argv = {binary};
+    argv.insert(argv.end(), args.begin(), args.end());
+    SpawnOptions options;
+    options.stdout_path = options.stderr_path = log_path;
+    options.file_mode = 0644;
+    absl::StatusOr<Subprocess> agent = Subprocess::Spawn(argv, options, clock_);
+    if (!agent.ok()) return agent.status();
+    agents_.push_back(*std::move(agent));
     logs_.push_back(log_path);
     return absl::OkStatus();
   }
 
   // The first agent that has exited, with the tail of its log, or OK while all run.
   absl::Status CheckAlive() {
-    for (size_t i = 0; i < pids_.size(); ++i) {
-      if (pids_[i] <= 0) continue;
-      int status = 0;
-      if (waitpid(pids_[i], &status, WNOHANG) == pids_[i]) {
-        pids_[i] = -1;
+    for (size_t i = 0; i < agents_.size(); ++i) {
+      if (!agents_[i].running()) continue;  // reported already
+      if (agents_[i].Poll().has_value()) {
         return absl::InternalError(absl::StrCat("agent ", i, " exited early; its log ", logs_[i],
                                                 " ends with:\n", Tail(logs_[i])));
       }
@@ -110,25 +94,12 @@ class AgentProcesses {
     return absl::OkStatus();
   }
 
+  // SIGTERM to every agent, then `grace` shared by all of them to exit before SIGKILL.
   void StopAll(absl::Duration grace) {
-    for (pid_t pid : pids_) {
-      if (pid > 0) kill(pid, SIGTERM);
-    }
-    const absl::Time deadline = absl::Now() + grace;
-    for (pid_t& pid : pids_) {
-      while (pid > 0) {
-        int status = 0;
-        const pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid || r < 0) {
-          pid = -1;
-        } else if (absl::Now() > deadline) {
-          kill(pid, SIGKILL);
-          waitpid(pid, &status, 0);
-          pid = -1;
-        } else {
-          absl::SleepFor(absl::Milliseconds(20));
-        }
-      }
+    for (Subprocess& agent : agents_) agent.Signal(SIGTERM);
+    const absl::Time deadline = clock_.Now() + grace;
+    for (Subprocess& agent : agents_) {
+      if (!agent.Wait(deadline - clock_.Now()).has_value()) agent.Kill();
     }
   }
 
@@ -141,7 +112,8 @@ class AgentProcesses {
     return text.size() > 2000 ? text.substr(text.size() - 2000) : text;
   }
 
-  std::vector<pid_t> pids_;
+  const Clock& clock_;
+  std::vector<Subprocess> agents_;
   std::vector<std::string> logs_;
 };
 

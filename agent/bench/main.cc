@@ -410,6 +410,13 @@ int main(int argc, char** argv) {
   app.add_option("--worker-rank", worker_rank)->group("");
   app.add_option("--worker-world", worker_world)->group("");
   app.add_option("--worker-dir", worker_dir)->group("");
+  // The self-check's raw TCP peer (RunRawTcpPeer), started by --self-check-perf.
+  int raw_tcp_peer = 0;
+  int64_t raw_tcp_bytes = 0;
+  int raw_tcp_rounds = 0;
+  app.add_option("--raw-tcp-peer", raw_tcp_peer)->group("");
+  app.add_option("--raw-tcp-bytes", raw_tcp_bytes)->group("");
+  app.add_option("--raw-tcp-rounds", raw_tcp_rounds)->group("");
   CLI11_PARSE(app, argc, argv);
 
   if (worker) {
@@ -419,6 +426,7 @@ int main(int argc, char** argv) {
 #endif
     return moecap::RunLocalWorker(worker_rank, worker_world, worker_dir, hooks);
   }
+  if (raw_tcp_peer > 0) return moecap::RunRawTcpPeer(raw_tcp_peer, raw_tcp_bytes, raw_tcp_rounds);
   if (f.backend == "cuda" && !moecap::CudaUnavailableReason().empty()) {
     return moecap::Fail(absl::FailedPreconditionError(moecap::CudaUnavailableReason()));
   }

@@ -5,10 +5,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
-#include <sys/prctl.h>
+#include <poll.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,6 +29,7 @@
 #include "agent/workload/layer_math.h"
 #include "agent/workload/report.h"
 #include "common/stats.h"
+#include "common/subprocess.h"
 
 namespace moecap {
 namespace {
@@ -146,10 +145,58 @@ absl::Status DecodeBandwidthRatio(const SelfCheckOptions& o, const HostInfo& hos
   return absl::OkStatus();
 }
 
+// One round of the raw TCP probe: sends `bytes` while receiving `bytes` on `fd`; a 1-byte token
+// first keeps the two ends' rounds in step.
+bool ExchangeRound(int fd, size_t bytes, std::vector<char>& out, std::vector<char>& in) {
+  char token = 1;
+  if (write(fd, &token, 1) != 1 || read(fd, &token, 1) != 1) return false;
+  std::thread sender([&] {
+    size_t sent = 0;
+    while (sent < bytes) {
+      const ssize_t n = write(fd, out.data() + sent, bytes - sent);
+      if (n <= 0) return;
+      sent += static_cast<size_t>(n);
+    }
+  });
+  size_t got = 0;
+  while (got < bytes) {
+    const ssize_t n = read(fd, in.data() + got, bytes - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  sender.join();
+  return got == bytes;
+}
+
+}  // namespace
+
+int RunRawTcpPeer(int port, int64_t bytes, int rounds) {
+  if (port < 1 || port > 65535 || bytes < 1 || rounds < 1) return 2;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 1;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return 1;
+  const size_t n = static_cast<size_t>(bytes);
+  std::vector<char> out(n, 'c'), in(n);
+  for (int r = 0; r < rounds; ++r) {
+    if (!ExchangeRound(fd, n, out, in)) return 1;
+  }
+  close(fd);
+  return 0;
+}
+
+namespace {
+
 // Raw loopback TCP between two processes, both directions at once (what a 2-rank all-to-all
 // does): total bytes moved / time, the median round (robust to the scheduler hiccups of a shared
-// host, as the workload's figure is).
-absl::StatusOr<double> RawLoopbackTcp(size_t bytes, int rounds) {
+// host, as the workload's figure is). The other process is `executable` (moecap-bench) in its
+// --raw-tcp-peer mode.
+absl::StatusOr<double> RawLoopbackTcp(const std::string& executable, size_t bytes, int rounds) {
   const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -160,57 +207,38 @@ absl::StatusOr<double> RawLoopbackTcp(size_t bytes, int rounds) {
       getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     return absl::InternalError("raw TCP probe: cannot listen on loopback");
   }
-  // Sends `bytes` while receiving `bytes` on `fd`; a 1-byte token first keeps rounds in step.
-  const auto exchange = [bytes](int fd, std::vector<char>& out, std::vector<char>& in) {
-    char token = 1;
-    if (write(fd, &token, 1) != 1 || read(fd, &token, 1) != 1) return false;
-    std::thread sender([&] {
-      size_t sent = 0;
-      while (sent < bytes) {
-        const ssize_t n = write(fd, out.data() + sent, bytes - sent);
-        if (n <= 0) return;
-        sent += static_cast<size_t>(n);
-      }
-    });
-    size_t got = 0;
-    while (got < bytes) {
-      const ssize_t n = read(fd, in.data() + got, bytes - got);
-      if (n <= 0) break;
-      got += static_cast<size_t>(n);
-    }
-    sender.join();
-    return got == bytes;
-  };
-  const pid_t parent = getpid();
-  const pid_t child = fork();
-  if (child == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) _exit(1);
-    std::vector<char> out(bytes, 'c'), in(bytes);
-    for (int r = 0; r < rounds; ++r) {
-      if (!exchange(fd, out, in)) _exit(1);
-    }
-    _exit(0);
+  absl::StatusOr<Subprocess> peer = Subprocess::Spawn(
+      {executable, "--raw-tcp-peer", absl::StrCat(ntohs(addr.sin_port)), "--raw-tcp-bytes",
+       absl::StrCat(bytes), "--raw-tcp-rounds", absl::StrCat(rounds)});
+  if (!peer.ok()) {
+    close(listener);
+    return absl::InternalError(
+        absl::StrCat("raw TCP probe: cannot start ", executable, ": ", peer.status().message()));
   }
-  const int fd = accept(listener, nullptr, nullptr);
+  // At most 30 s for the peer to connect, so one that cannot start or connect ends the probe.
+  int fd = -1;
+  for (int tries = 0; tries < 300 && fd < 0 && peer->running(); ++tries) {
+    pollfd ready = {listener, POLLIN, 0};
+    if (poll(&ready, 1, /*timeout_ms=*/100) > 0) {
+      fd = accept(listener, nullptr, nullptr);
+    } else {
+      peer->Poll();
+    }
+  }
   close(listener);
+  if (fd < 0) return absl::InternalError("raw TCP probe: the peer process did not connect");
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   std::vector<char> out(bytes, 'p'), in(bytes);
   std::vector<double> times;
-  bool ok = fd >= 0;
+  bool ok = true;
   for (int r = 0; r < rounds && ok; ++r) {
     const Clock::time_point start = Clock::now();
-    ok = exchange(fd, out, in);
+    ok = ExchangeRound(fd, bytes, out, in);
     times.push_back(Since(start));
   }
-  if (fd >= 0) close(fd);
-  int status = 0;
-  waitpid(child, &status, 0);
+  close(fd);
+  peer->Wait(absl::Seconds(10));  // it exits after its last round; the destructor kills a straggler
   if (!ok) return absl::InternalError("raw TCP probe: the exchange failed");
   return 2.0 * static_cast<double>(bytes) / Percentile(times, 0.50);
 }
@@ -306,7 +334,7 @@ absl::Status CommRatio(const SelfCheckOptions& o) {
       remote / (p.sub_times().dispatch().p50() + p.sub_times().combine().p50());
   // One direction of one all-to-all-v: half of one phase's remote bytes (two ranks).
   const size_t message = static_cast<size_t>(p.dispatch_bandwidth().remote_bytes() / 2);
-  absl::StatusOr<double> tcp = RawLoopbackTcp(message, 21);
+  absl::StatusOr<double> tcp = RawLoopbackTcp(o.executable, message, 21);
   if (!tcp.ok()) return tcp.status();
   absl::StatusOr<double> gloo = GlooAllToAllV(message, 21, o.hostname);
   if (!gloo.ok()) return gloo.status();

@@ -6,6 +6,7 @@
 #ifndef MOECAP_AGENT_BENCH_SELF_CHECK_PERF_H_
 #define MOECAP_AGENT_BENCH_SELF_CHECK_PERF_H_
 
+#include <cstdint>
 #include <string>
 
 #include "common/model.h"
@@ -26,6 +27,12 @@ struct SelfCheckOptions {
 
 // Prints the figures to stdout; returns the process exit status (0, or 1 on an error).
 int RunSelfCheckPerf(const SelfCheckOptions& options);
+
+// The other end of the raw TCP probe, a process of its own as a rank is (moecap-bench's hidden
+// --raw-tcp-peer mode): connects to 127.0.0.1:`port` and does `rounds` rounds of `bytes` each way
+// at once. Returns the process exit status: 0, 1 when the connection or a round fails, 2 for bad
+// arguments.
+int RunRawTcpPeer(int port, int64_t bytes, int rounds);
 
 }  // namespace moecap
 

@@ -1,10 +1,10 @@
 // GrpcKvStore: KvStore calls as RendezvousService RPCs, with bounded retries on UNAVAILABLE.
 #include "agent/comm/grpc_kv_store.h"
 
+#include <grpc/support/time.h>
 #include <grpcpp/client_context.h>
 
 #include <algorithm>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -16,8 +16,11 @@ namespace {
 // so a "missing keys" answer (which names them) wins over a bare client-side timeout.
 constexpr absl::Duration kServerWaitGrace = absl::Seconds(5);
 
-void SetDeadline(grpc::ClientContext& context, absl::Time deadline) {
-  context.set_deadline(absl::ToChronoTime(deadline));
+// An RPC's deadline `timeout` from now, as a span gRPC adds to its own clock when the call starts:
+// the store's clock may be a test's, but the transport always runs on real time.
+void SetTimeout(grpc::ClientContext& context, absl::Duration timeout) {
+  context.set_deadline(gpr_time_from_micros(
+      absl::ToInt64Microseconds(std::max(timeout, absl::ZeroDuration())), GPR_TIMESPAN));
 }
 
 }  // namespace
@@ -28,8 +31,11 @@ absl::Status FromGrpcStatus(absl::string_view context, const grpc::Status& statu
                       absl::StrCat(context, ": ", status.error_message()));
 }
 
-GrpcKvStore::GrpcKvStore(std::shared_ptr<grpc::Channel> channel, GrpcKvStoreOptions options)
-    : stub_(v1::RendezvousService::NewStub(std::move(channel))), options_(std::move(options)) {}
+GrpcKvStore::GrpcKvStore(std::shared_ptr<grpc::Channel> channel, GrpcKvStoreOptions options,
+                         const Clock& clock)
+    : stub_(v1::RendezvousService::NewStub(std::move(channel))),
+      options_(std::move(options)),
+      clock_(clock) {}
 
 template <typename Call>
 absl::Status GrpcKvStore::CallWithRetry(absl::string_view what, absl::Time deadline, Call&& call) {
@@ -40,13 +46,13 @@ absl::Status GrpcKvStore::CallWithRetry(absl::string_view what, absl::Time deadl
       return FromGrpcStatus(absl::StrCat("rendezvous ", what, " in scope '", options_.scope, "'"),
                             status);
     }
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_.Now();
     if (now + pause >= deadline) {
       return absl::UnavailableError(
           absl::StrCat("rendezvous ", what, " in scope '", options_.scope,
                        "': the coordinator stayed unavailable: ", status.error_message()));
     }
-    std::this_thread::sleep_for(absl::ToChronoMilliseconds(pause));
+    clock_.SleepUntil(now + pause);
     pause = std::min(pause * 2, absl::Seconds(1));
   }
 }
@@ -57,17 +63,17 @@ absl::Status GrpcKvStore::Set(absl::string_view key, absl::string_view value) {
   request.set_scope(options_.scope);
   request.set_key(std::string(key));
   request.set_value(std::string(value));
-  return CallWithRetry(absl::StrCat("set of '", key, "'"), absl::Now() + options_.call_timeout,
+  return CallWithRetry(absl::StrCat("set of '", key, "'"), clock_.Now() + options_.call_timeout,
                        [&](absl::Time deadline) {
                          grpc::ClientContext context;
-                         SetDeadline(context, deadline);
+                         SetTimeout(context, deadline - clock_.Now());
                          v1::RendezvousSetResponse response;
                          return stub_->Set(&context, request, &response);
                        });
 }
 
 absl::StatusOr<std::string> GrpcKvStore::Get(absl::string_view key, absl::Duration timeout) {
-  const absl::Time wait_until = absl::Now() + timeout;
+  const absl::Time wait_until = clock_.Now() + timeout;
   v1::RendezvousGetRequest request;
   request.set_agent_id(options_.agent_id);
   request.set_scope(options_.scope);
@@ -77,10 +83,10 @@ absl::StatusOr<std::string> GrpcKvStore::Get(absl::string_view key, absl::Durati
       CallWithRetry(absl::StrCat("get of '", key, "'"), wait_until, [&](absl::Time deadline) {
         // Each try waits on the server for what is left of the caller's timeout (at least 1 ms:
         // wait_seconds 0 would mean "do not wait").
-        const absl::Duration left = std::max(deadline - absl::Now(), absl::Milliseconds(1));
+        const absl::Duration left = std::max(deadline - clock_.Now(), absl::Milliseconds(1));
         request.set_wait_seconds(absl::ToDoubleSeconds(left));
         grpc::ClientContext context;
-        SetDeadline(context, deadline + kServerWaitGrace);
+        SetTimeout(context, left + kServerWaitGrace);
         response.Clear();
         return stub_->Get(&context, request, &response);
       });
@@ -98,7 +104,7 @@ absl::StatusOr<std::string> GrpcKvStore::Get(absl::string_view key, absl::Durati
 
 absl::Status GrpcKvStore::Wait(const std::vector<std::string>& keys, absl::Duration timeout) {
   if (keys.empty()) return absl::OkStatus();
-  const absl::Time wait_until = absl::Now() + timeout;
+  const absl::Time wait_until = clock_.Now() + timeout;
   v1::RendezvousWaitRequest request;
   request.set_agent_id(options_.agent_id);
   request.set_scope(options_.scope);
@@ -106,10 +112,10 @@ absl::Status GrpcKvStore::Wait(const std::vector<std::string>& keys, absl::Durat
   const absl::Status status = CallWithRetry(
       absl::StrCat("wait for [", absl::StrJoin(keys, ", "), "]"), wait_until,
       [&](absl::Time deadline) {
-        const absl::Duration left = std::max(deadline - absl::Now(), absl::Milliseconds(1));
+        const absl::Duration left = std::max(deadline - clock_.Now(), absl::Milliseconds(1));
         request.set_timeout_seconds(absl::ToDoubleSeconds(left));
         grpc::ClientContext context;
-        SetDeadline(context, deadline + kServerWaitGrace);
+        SetTimeout(context, left + kServerWaitGrace);
         v1::RendezvousWaitResponse response;
         return stub_->Wait(&context, request, &response);
       });
@@ -128,7 +134,7 @@ absl::StatusOr<int64_t> GrpcKvStore::Add(absl::string_view key, int64_t delta) {
   request.set_key(std::string(key));
   request.set_delta(delta);
   grpc::ClientContext context;
-  SetDeadline(context, absl::Now() + options_.call_timeout);
+  SetTimeout(context, options_.call_timeout);
   v1::RendezvousAddResponse response;
   const grpc::Status status = stub_->Add(&context, request, &response);
   if (!status.ok()) {

@@ -14,6 +14,7 @@
 
 #include "absl/time/time.h"
 #include "agent/comm/kv_store.h"
+#include "common/clock.h"
 #include "moecap/v1/rendezvous_service.grpc.pb.h"
 
 namespace moecap {
@@ -30,7 +31,10 @@ struct GrpcKvStoreOptions {
 class GrpcKvStore : public KvStore {
  public:
   // `channel` leads to the coordinator; it is shared, and the store may be used from many threads.
-  GrpcKvStore(std::shared_ptr<grpc::Channel> channel, GrpcKvStoreOptions options);
+  // `clock` times the callers' timeouts and the pauses between retries (each RPC's own deadline is
+  // what is left of its caller's, counted by gRPC from when it is sent); it must outlive the store.
+  GrpcKvStore(std::shared_ptr<grpc::Channel> channel, GrpcKvStoreOptions options,
+              const Clock& clock = SystemClock());
 
   absl::Status Set(absl::string_view key, absl::string_view value) override;
   // DeadlineExceeded names the key; NotFound when the scope is gone (the attempt is over).
@@ -42,13 +46,14 @@ class GrpcKvStore : public KvStore {
   const GrpcKvStoreOptions& options() const { return options_; }
 
  private:
-  // Runs `call` (one RPC, given its deadline) until it succeeds, fails with anything but
+  // Runs `call` (one RPC, given its deadline on clock_) until it succeeds, fails with anything but
   // UNAVAILABLE, or `deadline` passes. `what` names the operation in errors.
   template <typename Call>
   absl::Status CallWithRetry(absl::string_view what, absl::Time deadline, Call&& call);
 
   std::unique_ptr<v1::RendezvousService::Stub> stub_;
   GrpcKvStoreOptions options_;
+  const Clock& clock_;
 };
 
 // A gRPC status as an absl::Status with the same code, the message prefixed by `context`.

@@ -1,13 +1,12 @@
-// LocalLauncher (fork/exec of rank processes, bounded waits, group kill) and the worker side.
+// LocalLauncher (rank processes in one group, bounded waits, group kill) and the worker side.
 #include "agent/workload/launcher.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -27,6 +26,7 @@
 #include "agent/compute/host_probe.h"
 #include "agent/workload/memory.h"
 #include "common/status_macros.h"
+#include "common/subprocess.h"
 
 namespace moecap {
 namespace {
@@ -64,17 +64,23 @@ std::string LogTail(const std::string& path, size_t max_chars = 1500) {
   return log->size() > max_chars ? absl::StrCat("...", log->substr(log->size() - max_chars)) : *log;
 }
 
-// Kills the whole group and reaps every child, waiting at most `grace` for them to go.
-void KillAndReap(pid_t group, std::vector<pid_t>& alive, absl::Duration grace) {
+// How often the launcher looks at its ranks while they run or are being killed.
+constexpr absl::Duration kPollInterval = absl::Milliseconds(2);
+// How long killed ranks get to be reaped (a rank stuck in the kernel, in a GPU driver say, is left
+// a zombie rather than hanging the launcher).
+constexpr absl::Duration kReapGrace = absl::Seconds(5);
+
+// Kills the whole group and reaps every child, waiting at most `grace` (on `clock`) for them.
+void KillAndReap(pid_t group, std::vector<Subprocess>& ranks, absl::Duration grace,
+                 const Clock& clock) {
   if (group > 0) kill(-group, SIGKILL);
-  const absl::Time deadline = absl::Now() + grace;
-  while (!alive.empty() && absl::Now() < deadline) {
-    for (auto it = alive.begin(); it != alive.end();) {
-      int status = 0;
-      const pid_t done = waitpid(*it, &status, WNOHANG);
-      it = (done == *it || (done < 0 && errno == ECHILD)) ? alive.erase(it) : it + 1;
-    }
-    if (!alive.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  const absl::Time deadline = clock.Now() + grace;
+  while (true) {
+    bool running = false;
+    for (Subprocess& rank : ranks) running |= !rank.Poll().has_value();
+    const absl::Time now = clock.Now();
+    if (!running || now >= deadline) return;
+    clock.SleepUntil(std::min(deadline, now + kPollInterval));
   }
 }
 
@@ -121,7 +127,9 @@ void InjectFault(int rank) {
   };
   if (is_me("MOECAP_FAULT_EXIT_RANK")) _exit(42);
   if (is_me("MOECAP_FAULT_HANG_RANK")) {
-    while (true) std::this_thread::sleep_for(std::chrono::seconds(1));  // until killed
+    // A parked rank process waiting for its launcher's SIGKILL: no clock to inject, nothing that
+    // could end the wait but the kill, which is the point of the fault.
+    while (true) std::this_thread::sleep_for(std::chrono::seconds(1));
   }
 }
 
@@ -194,12 +202,9 @@ absl::StatusOr<std::vector<RankResult>> LocalLauncher::Run(const WorkloadConfig&
     return s;
   }
 
-  // Everything the children need is built before fork: between fork and exec a child only makes
-  // async-signal-safe calls.
-  const pid_t parent = getpid();
+  // The ranks share one process group (the first rank's), so one kill reaches them all.
   pid_t group = 0;
-  std::vector<pid_t> pids;
-  std::vector<pid_t> alive;
+  std::vector<Subprocess> children;  // by position: children[r] runs global rank ids[r]
   for (int r = 0; r < ranks; ++r) {
     std::vector<std::string> args = {options_.executable};
     args.insert(args.end(), options_.worker_args.begin(), options_.worker_args.end());
@@ -208,77 +213,55 @@ absl::StatusOr<std::vector<RankResult>> LocalLauncher::Run(const WorkloadConfig&
           absl::StrCat(world), std::string("--worker-dir"), dir}) {
       args.push_back(a);
     }
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const std::string log_path = RankFile(dir, ids[r], "log");
-    const int log_fd = open(log_path.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
-    if (log_fd < 0) {
-      KillAndReap(group, alive, absl::Seconds(5));
+    SpawnOptions spawn;
+    spawn.stdout_path = spawn.stderr_path = RankFile(dir, ids[r], "log");
+    spawn.process_group = group;  // 0: this rank starts the group
+    absl::StatusOr<Subprocess> child = Subprocess::Spawn(args, spawn, clock_);
+    if (!child.ok()) {
+      KillAndReap(group, children, kReapGrace, clock_);
       cleanup(false);
-      return absl::InternalError(absl::StrCat("cannot create ", log_path));
+      return absl::Status(child.status().code(), absl::StrCat("cannot start rank ", ids[r], ": ",
+                                                              child.status().message()));
     }
-    const pid_t pid = fork();
-    if (pid == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(126);  // the launcher died before prctl took effect
-      setpgid(0, group);                    // group 0: this child starts the group
-      dup2(log_fd, STDOUT_FILENO);
-      dup2(log_fd, STDERR_FILENO);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(log_fd);
-    if (pid < 0) {
-      KillAndReap(group, alive, absl::Seconds(5));
-      cleanup(false);
-      return absl::ResourceExhaustedError(
-          absl::StrCat("cannot start rank ", ids[r], ": fork failed: ", std::strerror(errno)));
-    }
-    if (group == 0) group = pid;
-    setpgid(pid, group);  // also from the parent, so the group exists whichever runs first
-    pids.push_back(pid);
-    alive.push_back(pid);
+    if (group == 0) group = child->pid();
+    children.push_back(*std::move(child));
   }
 
   // Wait for every rank, bounded by the job timeout. After the first failure the others get a
   // short grace period to exit on their own (their collectives fail fast once the failed rank's
   // connections close), so the failed rank's own error is on disk before the group is killed.
-  const absl::Time deadline = absl::Now() + options_.timeout;
+  const absl::Time deadline = clock_.Now() + options_.timeout;
   absl::Time stop_at = deadline;
-  std::vector<int> exit_status(static_cast<size_t>(ranks), -1);
+  // How each rank ended by itself; not those the launcher killed (their end is not their error).
+  std::vector<std::optional<int>> exit_status(static_cast<size_t>(ranks));
   int first_failed = -1;
-  while (!alive.empty()) {
+  while (true) {
     bool reaped = false;
-    for (auto it = alive.begin(); it != alive.end();) {
-      int status = 0;
-      const pid_t done = waitpid(*it, &status, WNOHANG);
-      if (done == *it) {
-        const int r = static_cast<int>(std::find(pids.begin(), pids.end(), done) - pids.begin());
-        exit_status[r] = status;
-        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) && first_failed < 0) {
+    std::vector<int> running;  // global ranks
+    for (int r = 0; r < ranks; ++r) {
+      Subprocess& child = children[static_cast<size_t>(r)];
+      if (!child.running()) continue;
+      if (const std::optional<int> status = child.Poll(); status.has_value()) {
+        exit_status[static_cast<size_t>(r)] = status;
+        if (!(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) && first_failed < 0) {
           first_failed = r;
-          stop_at = std::min(deadline, absl::Now() + absl::Seconds(2));
+          stop_at = std::min(deadline, clock_.Now() + absl::Seconds(2));
         }
-        it = alive.erase(it);
         reaped = true;
       } else {
-        ++it;
+        running.push_back(ids[r]);
       }
     }
-    if (alive.empty()) break;
+    if (running.empty()) break;
     if (options_.cancel != nullptr && options_.cancel->load()) {
-      KillAndReap(group, alive, absl::Seconds(5));
+      KillAndReap(group, children, kReapGrace, clock_);
       cleanup(false);
       return absl::CancelledError("the ranks were cancelled and killed");
     }
-    if (absl::Now() >= stop_at) {
+    const absl::Time now = clock_.Now();
+    if (now >= stop_at) {
       if (first_failed >= 0) break;
-      std::vector<int> running;
-      for (pid_t p : alive) {
-        running.push_back(ids[std::find(pids.begin(), pids.end(), p) - pids.begin()]);
-      }
-      KillAndReap(group, alive, absl::Seconds(5));
+      KillAndReap(group, children, kReapGrace, clock_);
       const std::string message = absl::StrCat(
           "the job did not finish within ", absl::FormatDuration(options_.timeout), "; ranks [",
           absl::StrJoin(running, ", "), "] were still running and were killed; rank ",
@@ -286,10 +269,10 @@ absl::StatusOr<std::vector<RankResult>> LocalLauncher::Run(const WorkloadConfig&
       cleanup(false);
       return absl::DeadlineExceededError(message);
     }
-    if (!reaped) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    if (!reaped) clock_.SleepUntil(std::min(stop_at, now + kPollInterval));
   }
   if (first_failed >= 0) {
-    KillAndReap(group, alive, absl::Seconds(5));
+    KillAndReap(group, children, kReapGrace, clock_);
     // Report the root cause, in this order: a rank's own error; a rank that died without leaving
     // a result (a crash); only then a peer's knock-on error ("connection closed", "timed out").
     absl::Status status;
@@ -298,11 +281,11 @@ absl::StatusOr<std::vector<RankResult>> LocalLauncher::Run(const WorkloadConfig&
       if (error && !IsKnockOn(error->code)) status = absl::Status(error->code, error->message);
     }
     for (int r = 0; r < ranks && status.ok(); ++r) {
-      const int exit = exit_status[r];
-      const bool failed = exit != -1 && !(WIFEXITED(exit) && WEXITSTATUS(exit) == 0);
+      const std::optional<int> exit = exit_status[static_cast<size_t>(r)];
+      const bool failed = exit.has_value() && !(WIFEXITED(*exit) && WEXITSTATUS(*exit) == 0);
       if (failed && !ReadRankError(dir, ids[r])) {
         status = absl::InternalError(absl::StrCat(
-            "rank ", ids[r], " ", DescribeExit(exit),
+            "rank ", ids[r], " ", DescribeExit(*exit),
             " without a result; its log ends: ", LogTail(RankFile(dir, ids[r], "log"))));
       }
     }
@@ -311,8 +294,9 @@ absl::StatusOr<std::vector<RankResult>> LocalLauncher::Run(const WorkloadConfig&
       if (error) status = absl::Status(error->code, error->message);
     }
     if (status.ok()) {
-      status = absl::InternalError(absl::StrCat(
-          "rank ", ids[first_failed], " failed: ", DescribeExit(exit_status[first_failed])));
+      status = absl::InternalError(
+          absl::StrCat("rank ", ids[first_failed],
+                       " failed: ", DescribeExit(*exit_status[static_cast<size_t>(first_failed)])));
     }
     cleanup(false);
     return status;

@@ -19,6 +19,7 @@
 #include "agent/comm/kv_store.h"
 #include "agent/workload/config.h"
 #include "agent/workload/harness.h"
+#include "common/clock.h"
 
 namespace moecap {
 
@@ -56,7 +57,10 @@ struct LaunchOptions {
 
 class LocalLauncher {
  public:
-  explicit LocalLauncher(LaunchOptions options) : options_(std::move(options)) {}
+  // `clock` times the job's timeout, the grace periods and the polls of the ranks; it must
+  // outlive the launcher.
+  explicit LocalLauncher(LaunchOptions options, const Clock& clock = SystemClock())
+      : options_(std::move(options)), clock_(clock) {}
 
   // Runs the job and returns the ranks' results in rank order. A rank that fails, crashes or
   // overruns the timeout fails the job with its own error message (or the tail of its log).
@@ -65,6 +69,7 @@ class LocalLauncher {
 
  private:
   LaunchOptions options_;
+  const Clock& clock_;
 };
 
 // How a rank process joins its job: the data-plane address, the job's key prefix in the store,

@@ -6,7 +6,6 @@
 #include <nccl.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -20,7 +19,7 @@ namespace {
 // Polls spin this many times before they start sleeping: a decode step's collectives finish in
 // tens of microseconds, and a sleep there would be most of their time.
 constexpr int kSpinPolls = 20000;
-constexpr std::chrono::microseconds kPollSleep(50);
+constexpr absl::Duration kPollSleep = absl::Microseconds(50);
 
 std::string CudaError(cudaError_t error) {
   return absl::StrCat(cudaGetErrorName(error), " (", cudaGetErrorString(error), ")");
@@ -58,18 +57,27 @@ bool FromHex(absl::string_view hex, void* out, size_t bytes) {
   return true;
 }
 
-// Calls `poll` until it returns a value other than `pending`, or `deadline` passes (nullopt-like:
-// returns `pending`). Spins first, then sleeps briefly between polls.
+// A non-blocking communicator's state: ncclInProgress while NCCL still works on a call (its
+// creation, queueing a collective, finalizing), else how that ended.
+ncclResult_t AsyncState(ncclComm_t comm) {
+  ncclResult_t async = ncclSuccess;
+  const ncclResult_t r = ncclCommGetAsyncError(comm, &async);
+  return r != ncclSuccess ? r : async;
+}
+
+// Calls `poll` until it returns a value other than `pending`, or `deadline` (on `clock`) passes
+// (nullopt-like: returns `pending`). Spins first, then sleeps briefly between polls.
 template <typename T, typename Poll>
-T PollUntil(T pending, absl::Time deadline, Poll&& poll) {
+T PollUntil(T pending, absl::Time deadline, const Clock& clock, Poll&& poll) {
   for (int i = 0;; ++i) {
     const T state = poll();
     if (state != pending) return state;
-    if (absl::Now() >= deadline) return pending;
+    const absl::Time now = clock.Now();
+    if (now >= deadline) return pending;
     if (i < kSpinPolls) {
       std::this_thread::yield();
     } else {
-      std::this_thread::sleep_for(kPollSleep);
+      clock.SleepUntil(std::min(deadline, now + kPollSleep));
     }
   }
 }
@@ -77,14 +85,15 @@ T PollUntil(T pending, absl::Time deadline, Poll&& poll) {
 class NcclCommunicator : public Communicator {
  public:
   NcclCommunicator(ncclComm_t comm, cudaStream_t stream, bool own_stream,
-                   const NcclOptions& options)
+                   const NcclOptions& options, const Clock& clock)
       : comm_(comm),
         stream_(stream),
         own_stream_(own_stream),
         rank_(options.rank),
         size_(options.size),
         device_(options.device),
-        timeout_(options.timeout) {}
+        timeout_(options.timeout),
+        clock_(clock) {}
 
   ~NcclCommunicator() override {
     cudaSetDevice(device_);
@@ -92,12 +101,8 @@ class NcclCommunicator : public Communicator {
       // Finalize flushes what is still queued; bounded, then abort if it does not finish.
       ncclResult_t state = ncclCommFinalize(comm_);
       if (state == ncclSuccess || state == ncclInProgress) {
-        state =
-            PollUntil(ncclInProgress, absl::Now() + std::min(timeout_, absl::Seconds(10)), [this] {
-              ncclResult_t async = ncclSuccess;
-              const ncclResult_t r = ncclCommGetAsyncError(comm_, &async);
-              return r != ncclSuccess ? r : async;
-            });
+        state = PollUntil(ncclInProgress, clock_.Now() + std::min(timeout_, absl::Seconds(10)),
+                          clock_, [this] { return AsyncState(comm_); });
       }
       if (state == ncclSuccess) {
         ncclCommDestroy(comm_);
@@ -120,20 +125,11 @@ class NcclCommunicator : public Communicator {
     MOECAP_RETURN_IF_ERROR(Usable(kOp));
     if (count_per_peer == 0) return absl::OkStatus();
     const size_t bytes = count_per_peer * sizeof(int64_t) * static_cast<size_t>(size_);
-    const size_t recv_offset = AlignUp(bytes);
-    MOECAP_RETURN_IF_ERROR(EnsureStaging(kOp, recv_offset + bytes));
-    std::memcpy(host_buffer_, send, bytes);
-    char* dev = static_cast<char*>(device_buffer_);
-    MOECAP_RETURN_IF_ERROR(
-        CheckCuda(kOp, cudaMemcpyAsync(dev, host_buffer_, bytes, cudaMemcpyHostToDevice, stream_)));
     const std::vector<int64_t> counts(static_cast<size_t>(size_),
                                       static_cast<int64_t>(count_per_peer * sizeof(int64_t)));
-    MOECAP_RETURN_IF_ERROR(EnqueueAllToAllV(kOp, dev, counts, dev + recv_offset, counts));
-    MOECAP_RETURN_IF_ERROR(CheckCuda(kOp, cudaMemcpyAsync(host_buffer_, dev + recv_offset, bytes,
-                                                          cudaMemcpyDeviceToHost, stream_)));
-    MOECAP_RETURN_IF_ERROR(Wait(kOp));
-    std::memcpy(recv, host_buffer_, bytes);
-    return absl::OkStatus();
+    return StagedHostCall(
+        kOp, send, bytes, recv, bytes, /*in_place=*/false,
+        [&](char* in, char* out) { return EnqueueAllToAllV(kOp, in, counts, out, counts); });
   }
 
   absl::Status AllToAllV(const void* send, absl::Span<const int64_t> send_bytes, void* recv,
@@ -165,23 +161,11 @@ class NcclCommunicator : public Communicator {
     constexpr const char* kOp = "AllGather";
     MOECAP_RETURN_IF_ERROR(Usable(kOp));
     if (bytes == 0) return absl::OkStatus();
-    const size_t recv_offset = AlignUp(bytes);
     const size_t total = bytes * static_cast<size_t>(size_);
-    MOECAP_RETURN_IF_ERROR(EnsureStaging(kOp, recv_offset + total));
-    std::memcpy(host_buffer_, send, bytes);
-    char* dev = static_cast<char*>(device_buffer_);
-    MOECAP_RETURN_IF_ERROR(
-        CheckCuda(kOp, cudaMemcpyAsync(dev, host_buffer_, bytes, cudaMemcpyHostToDevice, stream_)));
-    if (absl::Status s =
-            CheckNccl(kOp, ncclAllGather(dev, dev + recv_offset, bytes, ncclChar, comm_, stream_));
-        !s.ok()) {
-      return s;
-    }
-    MOECAP_RETURN_IF_ERROR(CheckCuda(kOp, cudaMemcpyAsync(host_buffer_, dev + recv_offset, total,
-                                                          cudaMemcpyDeviceToHost, stream_)));
-    MOECAP_RETURN_IF_ERROR(Wait(kOp));
-    std::memcpy(recv, host_buffer_, total);
-    return absl::OkStatus();
+    return StagedHostCall(
+        kOp, send, bytes, recv, total, /*in_place=*/false, [&](char* in, char* out) {
+          return CheckNccl(kOp, ncclAllGather(in, out, bytes, ncclChar, comm_, stream_));
+        });
   }
 
   void Abort() override {
@@ -221,11 +205,8 @@ class NcclCommunicator : public Communicator {
   // stream next runs after it.
   absl::Status CheckNccl(const char* op, ncclResult_t result) {
     if (result == ncclInProgress) {
-      result = PollUntil(ncclInProgress, absl::Now() + timeout_, [this] {
-        ncclResult_t async = ncclSuccess;
-        const ncclResult_t r = ncclCommGetAsyncError(comm_, &async);
-        return r != ncclSuccess ? r : async;
-      });
+      result = PollUntil(ncclInProgress, clock_.Now() + timeout_, clock_,
+                         [this] { return AsyncState(comm_); });
       if (result == ncclInProgress) {
         return Fail(absl::DeadlineExceededError(
             absl::StrCat("nccl ", op, " (", Who(), ") was not queued within ",
@@ -262,21 +243,35 @@ class NcclCommunicator : public Communicator {
     return absl::OkStatus();
   }
 
+  // A collective on host data through the staging buffers: copies `in_bytes` of `send` to the
+  // device, has `enqueue(device_in, device_out)` queue the collective on the stream, copies
+  // `out_bytes` of its result back and, once the stream has drained, into `recv` (which may be
+  // `send`). The result overwrites the input on the device when `in_place`, else it follows it.
+  template <typename Enqueue>
+  absl::Status StagedHostCall(const char* op, const void* send, size_t in_bytes, void* recv,
+                              size_t out_bytes, bool in_place, Enqueue&& enqueue) {
+    const size_t out_offset = in_place ? 0 : AlignUp(in_bytes);
+    MOECAP_RETURN_IF_ERROR(EnsureStaging(op, out_offset + out_bytes));
+    std::memcpy(host_buffer_, send, in_bytes);
+    char* dev = static_cast<char*>(device_buffer_);
+    MOECAP_RETURN_IF_ERROR(CheckCuda(
+        op, cudaMemcpyAsync(dev, host_buffer_, in_bytes, cudaMemcpyHostToDevice, stream_)));
+    MOECAP_RETURN_IF_ERROR(enqueue(dev, dev + out_offset));
+    MOECAP_RETURN_IF_ERROR(CheckCuda(op, cudaMemcpyAsync(host_buffer_, dev + out_offset, out_bytes,
+                                                         cudaMemcpyDeviceToHost, stream_)));
+    MOECAP_RETURN_IF_ERROR(Wait(op));
+    std::memcpy(recv, host_buffer_, out_bytes);
+    return absl::OkStatus();
+  }
+
   absl::Status HostAllReduce(const char* op, void* data, size_t bytes, size_t count,
                              ncclDataType_t type) {
     MOECAP_RETURN_IF_ERROR(Usable(op));
     if (count == 0) return absl::OkStatus();
-    MOECAP_RETURN_IF_ERROR(EnsureStaging(op, bytes));
-    std::memcpy(host_buffer_, data, bytes);
-    MOECAP_RETURN_IF_ERROR(CheckCuda(
-        op, cudaMemcpyAsync(device_buffer_, host_buffer_, bytes, cudaMemcpyHostToDevice, stream_)));
-    MOECAP_RETURN_IF_ERROR(CheckNccl(
-        op, ncclAllReduce(device_buffer_, device_buffer_, count, type, ncclSum, comm_, stream_)));
-    MOECAP_RETURN_IF_ERROR(CheckCuda(
-        op, cudaMemcpyAsync(host_buffer_, device_buffer_, bytes, cudaMemcpyDeviceToHost, stream_)));
-    MOECAP_RETURN_IF_ERROR(Wait(op));
-    std::memcpy(data, host_buffer_, bytes);
-    return absl::OkStatus();
+    return StagedHostCall(
+        op, data, bytes, data, bytes, /*in_place=*/true, [&](char* in, char* out) {
+          return CheckNccl(op, ncclAllReduce(in, out, count, type, ncclSum, comm_, stream_));
+        });
   }
 
   // Queues the grouped sends and receives and the local copy on the stream (device pointers).
@@ -337,11 +332,11 @@ class NcclCommunicator : public Communicator {
   // Waits until NCCL has queued everything (non-blocking calls may still be in progress) and the
   // stream has drained, or the deadline passes.
   absl::Status Wait(const char* op) {
-    const absl::Time deadline = absl::Now() + timeout_;
+    const absl::Time deadline = clock_.Now() + timeout_;
     cudaError_t stream_error = cudaSuccess;
     enum class State { kPending, kDone, kNcclError, kCudaError };
     ncclResult_t nccl_error = ncclSuccess;
-    const State state = PollUntil(State::kPending, deadline, [&] {
+    const State state = PollUntil(State::kPending, deadline, clock_, [&] {
       ncclResult_t async = ncclSuccess;
       const ncclResult_t r = ncclCommGetAsyncError(comm_, &async);
       if (r != ncclSuccess || (async != ncclSuccess && async != ncclInProgress)) {
@@ -377,6 +372,7 @@ class NcclCommunicator : public Communicator {
   int size_;
   int device_;
   absl::Duration timeout_;
+  const Clock& clock_;
   bool aborted_ = false;
   void* device_buffer_ = nullptr;
   void* host_buffer_ = nullptr;  // pinned
@@ -402,7 +398,8 @@ int CudaDeviceCount(std::string* why_none) {
 }
 
 absl::StatusOr<std::unique_ptr<Communicator>> ConnectNccl(KvStore& store,
-                                                          const NcclOptions& options) {
+                                                          const NcclOptions& options,
+                                                          const Clock& clock) {
   if (options.size < 1 || options.rank < 0 || options.rank >= options.size) {
     return absl::InvalidArgumentError(
         absl::StrCat("nccl: rank ", options.rank, " is not within a world of ", options.size));
@@ -458,11 +455,8 @@ absl::StatusOr<std::unique_ptr<Communicator>> ConnectNccl(KvStore& store,
                                                " of ", options.size,
                                                ") failed: ", ncclGetErrorString(init)));
   }
-  const ncclResult_t state = PollUntil(ncclInProgress, absl::Now() + options.timeout, [comm] {
-    ncclResult_t async = ncclSuccess;
-    const ncclResult_t r = ncclCommGetAsyncError(comm, &async);
-    return r != ncclSuccess ? r : async;
-  });
+  const ncclResult_t state = PollUntil(ncclInProgress, clock.Now() + options.timeout, clock,
+                                       [comm] { return AsyncState(comm); });
   if (state != ncclSuccess) {
     const std::string detail = ncclGetLastError(comm);
     ncclCommAbort(comm);
@@ -487,7 +481,7 @@ absl::StatusOr<std::unique_ptr<Communicator>> ConnectNccl(KvStore& store,
     }
   }
   return std::unique_ptr<Communicator>(
-      std::make_unique<NcclCommunicator>(comm, stream, own_stream, options));
+      std::make_unique<NcclCommunicator>(comm, stream, own_stream, options, clock));
 }
 
 }  // namespace moecap

@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "agent/comm/communicator.h"
 #include "agent/comm/kv_store.h"
+#include "common/clock.h"
 
 namespace moecap {
 
@@ -47,9 +48,11 @@ std::string NcclUniqueIdKey(absl::string_view key_prefix);
 // Joins the rendezvous and creates the communicator. FailedPrecondition (at once, without
 // touching the store) when there is no CUDA device or `options.device` does not exist;
 // InvalidArgument for a bad rank/size; DeadlineExceeded when rank 0's id or the peers do not
-// show up within the timeout. `store` is only used during the call.
+// show up within the timeout. `store` is only used during the call. `clock` times the creation
+// and every collective's deadline and poll pauses; it must outlive the communicator.
 absl::StatusOr<std::unique_ptr<Communicator>> ConnectNccl(KvStore& store,
-                                                          const NcclOptions& options);
+                                                          const NcclOptions& options,
+                                                          const Clock& clock = SystemClock());
 
 // The number of CUDA devices this process sees (0 without a driver or a device), and why there
 // are none when that is the case (for skip messages and logs).

@@ -1,24 +1,21 @@
-// A moecap-agent process for tests: started with fork/exec (killed with the test if the test
-// dies: PR_SET_PDEATHSIG), its stderr in a log file, signalled and reaped with bounded waits.
+// A moecap-agent process for tests: started with common/subprocess.h (killed with the test if the
+// test dies: PR_SET_PDEATHSIG), its stdout and stderr in a log file, signalled and reaped with
+// bounded waits.
 #ifndef MOECAP_TESTS_INTEGRATION_AGENT_AGENT_PROCESS_H_
 #define MOECAP_TESTS_INTEGRATION_AGENT_AGENT_PROCESS_H_
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
 #include <optional>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "absl/time/clock.h"
+#include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/subprocess.h"
 
 namespace moecap::testing {
 
@@ -34,52 +31,30 @@ class AgentProcess {
       all.push_back("--insecure");
     }
     all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (std::string& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const int log = open(log_path.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
-    const pid_t parent = getpid();
-    pid_ = fork();
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(126);
-      if (log >= 0) {
-        dup2(log, STDOUT_FILENO);
-        dup2(log, STDERR_FILENO);
-      }
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    if (log >= 0) close(log);
-  }
-  ~AgentProcess() {
-    if (pid_ > 0 && !exit_status_.has_value()) {
-      kill(pid_, SIGKILL);
-      Wait(absl::Seconds(5));
+    SpawnOptions options;
+    options.stdout_path = options.stderr_path = log_path;
+    absl::StatusOr<Subprocess> process = Subprocess::Spawn(all, options);
+    if (process.ok()) {
+      process_ = *std::move(process);
+    } else {
+      spawn_error_ = process.status();
     }
   }
+  // An agent still running is killed and reaped, bounded (Subprocess's destructor).
+  ~AgentProcess() = default;
   AgentProcess(const AgentProcess&) = delete;
   AgentProcess& operator=(const AgentProcess&) = delete;
 
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return process_.has_value() ? process_->pid() : -1; }
   void Signal(int signal) {
-    if (pid_ > 0 && !exit_status_.has_value()) kill(pid_, signal);
+    if (process_.has_value()) process_->Signal(signal);
   }
   // The wait status once the process has exited within `timeout`.
   std::optional<int> Wait(absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (!exit_status_.has_value() && pid_ > 0) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exit_status_ = status;
-        break;
-      }
-      if (absl::Now() >= deadline) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return exit_status_;
+    return process_.has_value() ? process_->Wait(timeout) : std::nullopt;
   }
   std::string Log() const {
+    if (!spawn_error_.ok()) return std::string(spawn_error_.message());
     std::ifstream in(log_path_);
     std::ostringstream text;
     text << in.rdbuf();
@@ -88,8 +63,8 @@ class AgentProcess {
 
  private:
   std::string log_path_;
-  pid_t pid_ = -1;
-  std::optional<int> exit_status_;
+  std::optional<Subprocess> process_;
+  absl::Status spawn_error_;
 };
 
 }  // namespace moecap::testing

@@ -234,7 +234,9 @@ class FakeCoordinator::RendezvousServiceImpl final : public v1::RendezvousServic
         }
         return true;
       };
+      ++fake_.recorded_.rendezvous_waiting;
       fake_.mu_.AwaitWithTimeout(absl::Condition(&changed), std::min(kWaitSlice, deadline - now));
+      --fake_.recorded_.rendezvous_waiting;
     }
   }
 

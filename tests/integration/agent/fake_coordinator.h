@@ -43,6 +43,8 @@ struct Recorded {
   // "<agent id> <what>" per report, in order: "progress <STAGE>", "rank <r>", "node", "failure".
   std::vector<std::string> log;
   std::set<std::string> streaming;  // agents holding the assignment stream now
+  // Rendezvous Gets and Waits blocked on the server now, waiting for a key to be set.
+  int rendezvous_waiting = 0;
 };
 
 class FakeCoordinator {

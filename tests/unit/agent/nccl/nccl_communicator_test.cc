@@ -1,12 +1,12 @@
 // NcclCommunicator: the no-device path (everywhere), a world of one rank on one GPU (device
-// pointers for AllToAllV, host pointers for the rest), a missing peer that must time out, and two
-// ranks on two GPUs. GPU cases skip with the reason when the host has no (or too few) devices.
+// pointers for AllToAllV, host pointers for the rest), a missing peer that must time out (on a
+// fake clock), and two ranks on two GPUs. GPU cases skip with the reason when the host has no (or
+// too few) devices.
 #include "agent/comm/nccl/nccl_communicator.h"
 
 #include <cuda_runtime_api.h>
 #include <stdlib.h>
 
-#include <chrono>
 #include <filesystem>
 #include <thread>
 #include <vector>
@@ -15,6 +15,7 @@
 #include "agent/comm/file_kv_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/fake_clock.h"
 
 namespace moecap {
 namespace {
@@ -36,10 +37,6 @@ class TempDir {
  private:
   std::string path_;
 };
-
-double SecondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 #define SKIP_WITHOUT_GPUS(n)                                                        \
   do {                                                                              \
@@ -64,20 +61,22 @@ TEST(ConnectNcclTest, RankOutsideTheWorldIsRefused) {
 TEST(ConnectNcclTest, WithoutADeviceFailsFastWithFailedPrecondition) {
   if (CudaDeviceCount() > 0) GTEST_SKIP() << "this host has a CUDA device";
   TempDir dir;
-  FileKvStore store(dir.path());
+  FakeClock clock;
+  FileKvStore store(dir.path(), clock);
   // Rank 1 would otherwise wait the whole timeout for rank 0's id: it must not get that far.
   NcclOptions options;
   options.rank = 1;
   options.size = 2;
   options.timeout = absl::Seconds(60);
-  const auto start = std::chrono::steady_clock::now();
-  absl::StatusOr<std::unique_ptr<Communicator>> comm = ConnectNccl(store, options);
-  EXPECT_LT(SecondsSince(start), 10.0);
+  absl::StatusOr<std::unique_ptr<Communicator>> comm = ConnectNccl(store, options, clock);
   ASSERT_EQ(comm.status().code(), absl::StatusCode::kFailedPrecondition) << comm.status();
   EXPECT_THAT(comm.status().message(), HasSubstr("no CUDA device"));
+  EXPECT_TRUE(clock.waits().empty());  // not a single wait, for the id or anything else
   // Rank 0 without a device publishes no unique id either.
   options.rank = 0;
-  EXPECT_EQ(ConnectNccl(store, options).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ConnectNccl(store, options, clock).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(clock.waits().empty());
   EXPECT_EQ(store.Get(NcclUniqueIdKey(options.key_prefix), absl::ZeroDuration()).status().code(),
             absl::StatusCode::kDeadlineExceeded);
 }
@@ -163,27 +162,32 @@ TEST_F(NcclWorldOfOneTest, AbortIsIdempotentAndLaterCallsFail) {
 }
 
 // A world of two where rank 1 never shows up: rank 0's communicator creation must give up at the
-// timeout (3 s here) instead of hanging. One GPU is enough, since rank 1 never joins.
+// timeout (3 s here, on a fake clock: the test does not wait it out) instead of hanging. One GPU
+// is enough, since rank 1 never joins.
 TEST(NcclTimeoutTest, MissingPeerTimesOut) {
   SKIP_WITHOUT_GPUS(1);
   TempDir dir;
-  FileKvStore store(dir.path());
+  FakeClock clock;
+  FileKvStore store(dir.path(), clock);
   NcclOptions options;
   options.rank = 0;
   options.size = 2;
   options.key_prefix = "test/missing-peer";
   options.timeout = absl::Seconds(3);
-  const auto start = std::chrono::steady_clock::now();
-  absl::StatusOr<std::unique_ptr<Communicator>> comm = ConnectNccl(store, options);
-  const double seconds = SecondsSince(start);
+  absl::Time start = clock.Now();
+  absl::StatusOr<std::unique_ptr<Communicator>> comm = ConnectNccl(store, options, clock);
   EXPECT_EQ(comm.status().code(), absl::StatusCode::kDeadlineExceeded) << comm.status();
-  EXPECT_LT(seconds, 30.0);
+  EXPECT_THAT(comm.status().message(), HasSubstr("did not finish within 3s"));
+  EXPECT_EQ(clock.Now() - start, absl::Seconds(3));  // the polls never wait past the deadline
   // Rank 1 alone waits for rank 0's id only as long as its timeout.
   TempDir empty;
-  FileKvStore empty_store(empty.path());
+  FileKvStore empty_store(empty.path(), clock);
   options.rank = 1;
   options.timeout = absl::Seconds(1);
-  EXPECT_EQ(ConnectNccl(empty_store, options).status().code(), absl::StatusCode::kDeadlineExceeded);
+  start = clock.Now();
+  EXPECT_EQ(ConnectNccl(empty_store, options, clock).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_GE(clock.Now() - start, absl::Seconds(1));
 }
 
 // Two ranks on two GPUs (threads of this process): uneven all-to-all-v of device data and the
