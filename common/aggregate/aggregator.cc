@@ -185,9 +185,10 @@ std::vector<std::vector<int64_t>> MergedHistogram(const std::vector<RankPhaseRef
   return out;
 }
 
-// The imbalance of the experts `node` holds against the whole layer's mean, largest layer's.
-double NodeImbalance(const std::vector<RankPhaseRef>& all, const std::vector<RankPhaseRef>& node) {
-  const std::vector<std::vector<int64_t>> everyone = MergedHistogram(all);
+// The imbalance of the experts `node` holds against the whole layer's mean (`everyone`: every
+// rank's histograms merged, made once per phase), largest layer's.
+double NodeImbalance(const std::vector<std::vector<int64_t>>& everyone,
+                     const std::vector<RankPhaseRef>& node) {
   const std::vector<std::vector<int64_t>> mine = MergedHistogram(node);
   double worst = 0;
   for (size_t l = 0; l < everyone.size() && l < mine.size(); ++l) {
@@ -386,8 +387,9 @@ v1::PhaseResult AggregatePhase(const v1::PointWorkload& w, v1::Phase phase,
   return out;
 }
 
-// `all` are every rank's reports of the phase, `ranks` the node's.
-v1::NodePhaseResult AggregateNodePhase(v1::Phase phase, const std::vector<RankPhaseRef>& all,
+// `everyone` is every rank's expert histogram of the phase merged; `ranks` the node's reports.
+v1::NodePhaseResult AggregateNodePhase(v1::Phase phase,
+                                       const std::vector<std::vector<int64_t>>& everyone,
                                        const std::vector<RankPhaseRef>& ranks, const Peaks& peaks) {
   v1::NodePhaseResult out;
   out.set_phase(phase);
@@ -397,7 +399,7 @@ v1::NodePhaseResult AggregateNodePhase(v1::Phase phase, const std::vector<RankPh
   *out.mutable_step_time() = SlowestStepTime(ranks);
   out.set_s_mbu(UtilizationOrZero(sparse.bytes(), out.step_time().mean(), peaks.bandwidth));
   out.set_s_mfu(UtilizationOrZero(sparse.flops(), out.step_time().mean(), peaks.flops));
-  out.set_imbalance(NodeImbalance(all, ranks));
+  out.set_imbalance(NodeImbalance(everyone, ranks));
   *out.mutable_communication() = CommunicationOf(ranks);
   return out;
 }
@@ -546,7 +548,7 @@ absl::StatusOr<v1::PointResult> AggregatePoint(const PointAggregationInput& in) 
   *result.mutable_finish_time() =
       TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(in.finish_time));
   const Peaks cluster_peaks = SumPeaks(devices, w.dtype());
-  std::vector<std::vector<RankPhaseRef>> phase_ranks;  // [phase i] every rank's report
+  std::vector<std::vector<std::vector<int64_t>>> merged;  // [phase i] every rank's, merged
   for (int i = 0; i < w.phases_size(); ++i) {
     const v1::Phase phase = w.phases(i);
     std::vector<RankPhaseRef> ranks;
@@ -560,7 +562,7 @@ absl::StatusOr<v1::PointResult> AggregatePoint(const PointAggregationInput& in) 
       ranks.push_back({r, p});
     }
     *result.add_phases() = AggregatePhase(w, phase, ranks, agent_of_rank, cluster_peaks);
-    phase_ranks.push_back(std::move(ranks));
+    merged.push_back(MergedHistogram(ranks));
   }
   for (const v1::NodeReport& node : in.nodes) {
     v1::NodeResult* n = result.add_nodes();
@@ -580,7 +582,8 @@ absl::StatusOr<v1::PointResult> AggregatePoint(const PointAggregationInput& in) 
       std::vector<RankPhaseRef> ranks;
       for (int r : node_ranks) ranks.push_back({r, phase_of(*by_rank[r], w.phases(i))});
       if (!ranks.empty()) {
-        *n->add_phases() = AggregateNodePhase(w.phases(i), phase_ranks[i], ranks, node_peaks);
+        *n->add_phases() =
+            AggregateNodePhase(w.phases(i), merged[static_cast<size_t>(i)], ranks, node_peaks);
       }
     }
   }
