@@ -13,6 +13,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 #define MOECAP_RETURN_IF_ERROR(expr)                                    \
   do {                                                                  \
@@ -32,5 +34,19 @@
   auto statusor = (rexpr);                                  \
   if (!statusor.ok()) return std::move(statusor).status();  \
   lhs = *std::move(statusor)
+
+namespace moecap {
+
+// `status` with "`where`: " before its message, its code and payloads (a FailureCause, say)
+// kept. OK stays OK.
+inline absl::Status Annotate(const absl::Status& status, absl::string_view where) {
+  if (status.ok()) return status;
+  absl::Status out(status.code(), absl::StrCat(where, ": ", status.message()));
+  status.ForEachPayload(
+      [&out](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
+}
+
+}  // namespace moecap
 
 #endif  // MOECAP_COMMON_STATUS_MACROS_H_

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/aggregate/aggregator.h"
+#include "common/aggregate/progress.h"
 #include "common/status_macros.h"
 #include "coordinator/job_queries.h"
 #include "coordinator/job_states.h"
@@ -35,28 +36,6 @@ v1::WatchJobResponse Event(absl::Time now) {
   v1::WatchJobResponse e;
   *e.mutable_time() = ToProtoTime(now);
   return e;
-}
-
-// The slowest reporter's progress (earliest phase, stage, then fewest iterations).
-v1::Progress Slowest(const std::map<std::pair<std::string, int32_t>, v1::Progress>& all) {
-  v1::Progress out;
-  bool first = true;
-  for (const auto& [key, p] : all) {
-    const auto rank = [](const v1::Progress& x) {
-      return std::make_tuple(static_cast<int>(x.phase()), static_cast<int>(x.stage()),
-                             x.iterations_done());
-    };
-    if (first || rank(p) < rank(out)) {
-      const int64_t total = std::max(out.iterations_total(), p.iterations_total());
-      out = p;
-      out.set_iterations_total(total);
-      first = false;
-    } else {
-      out.set_iterations_total(std::max(out.iterations_total(), p.iterations_total()));
-    }
-  }
-  out.set_ranks_reporting(static_cast<int32_t>(all.size()));
-  return out;
 }
 
 }  // namespace
@@ -815,7 +794,9 @@ absl::StatusOr<bool> JobManager::ReportProgress(const v1::ReportProgressRequest&
       JobEntry& e = *current->first;
       Attempt& a = *e.attempt;
       a.progress[{request.agent_id(), request.rank()}] = request.progress();
-      const v1::Progress slowest = Slowest(a.progress);
+      std::vector<v1::Progress> reports;
+      for (const auto& [reporter, progress] : a.progress) reports.push_back(progress);
+      const v1::Progress slowest = SlowestProgress(reports);
       *e.job.mutable_points(a.point_index)->mutable_progress() = slowest;
       const v1::Progress::Stage stage = request.progress().stage();
       if (stage == v1::Progress::STAGE_SETUP) {

@@ -16,6 +16,7 @@
 #include "agent/workload/cuda/cuda_rank.h"
 #include "agent/workload/cuda/device_local_communicator.h"
 #include "agent/workload/harness.h"
+#include "agent/workload/rank_report.h"
 
 namespace moecap {
 
@@ -111,7 +112,8 @@ absl::StatusOr<std::vector<v1::PointResult>> RunPoints(const WorkloadConfig& con
   RankContext context;
   absl::StatusOr<RankResult> result = RunCudaRank(config, context, comm, device);
   if (!result.ok()) return result.status();
-  return AggregateRanks(config, {*result}, peaks);
+  return AggregateRanks(config, {RankOutputFromResult(*result, config, RankReportContext{})},
+                        peaks);
 }
 
 }  // namespace

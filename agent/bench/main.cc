@@ -215,9 +215,11 @@ absl::StatusOr<Peaks> GetPeaks(const BenchFlags& f, const Catalog& catalog, Dtyp
   return peaks;
 }
 
-nlohmann::json Metadata(const BenchFlags& f, const std::vector<RankResult>& ranks,
+nlohmann::json Metadata(const BenchFlags& f, const std::vector<v1::RankOutput>& ranks,
                         const std::string& command_line) {
   const HostInfo host = GetHostInfo();
+  const v1::RankEnvironment environment =
+      ranks.empty() ? v1::RankEnvironment() : ranks.front().environment();
   return {{"moecap_version", MOECAP_VERSION},
           {"started_at", UtcNow()},
           {"command_line", command_line},
@@ -228,10 +230,10 @@ nlohmann::json Metadata(const BenchFlags& f, const std::vector<RankResult>& rank
             {"memory_total_bytes", host.memory_total_bytes},
             {"memory_available_bytes", host.memory_available_bytes},
             {"last_level_cache_bytes", host.last_level_cache_bytes}}},
-          {"backend", ranks.empty() ? "" : ranks.front().backend},
-          {"blas", ranks.empty() ? "" : ranks.front().library},
-          {"communicator", ranks.empty() ? "" : ranks.front().communicator},
-          {"threads_per_rank", ranks.empty() ? 0 : ranks.front().threads},
+          {"backend", environment.backend()},
+          {"blas", environment.library()},
+          {"communicator", environment.communicator()},
+          {"threads_per_rank", environment.threads()},
           {"seed", f.seed}};
 }
 
@@ -280,8 +282,8 @@ int RunBench(const BenchFlags& f, const std::string& command_line) {
   launch.timeout = absl::Seconds(f.timeout_s);
   launch.keep_work_dir = f.keep_job_dir;
   launch.hostname = f.hostname;
-  launch.backend = f.backend;  // cuda: rank r on GPU r
-  absl::StatusOr<std::vector<RankResult>> ranks = LocalLauncher(launch).Run(*config);
+  launch.backend = cuda ? v1::BACKEND_CUDA : v1::BACKEND_CPU;  // cuda: rank r on GPU r
+  absl::StatusOr<std::vector<v1::RankOutput>> ranks = LocalLauncher(launch).Run(*config);
   if (!ranks.ok()) return Fail(ranks.status());
   absl::StatusOr<std::vector<v1::PointResult>> points = AggregateRanks(*config, *ranks, *peaks);
   if (!points.ok()) return Fail(points.status());
@@ -313,14 +315,15 @@ int RunBench(const BenchFlags& f, const std::string& command_line) {
     text = RenderCsv(*config, *points);
   } else {
     const ModelSpec scaled = ScaledModel(config->model, config->scale);
+    const v1::RankEnvironment& environment = ranks->front().environment();
     text = absl::StrCat(
         "# moecap-bench ", MOECAP_VERSION, ": ", config->model.name, " scale 1/", config->scale,
         " (d=", scaled.hidden_size, ", f_e=", scaled.expert_ffn_size, ", E=", scaled.experts,
         ", k=", scaled.experts_per_token, "), ", config->layers, " layer(s), ",
-        DtypeName(config->dtype), ", ", f.ranks, " rank(s) x ", ranks->front().threads,
+        DtypeName(config->dtype), ", ", f.ranks, " rank(s) x ", environment.threads(),
         " thread(s), routing ", RoutingModeName(config->routing.mode), "\n", "# backend ",
-        ranks->front().backend, " (", ranks->front().library, "), communicator ",
-        ranks->front().communicator, "\n",
+        environment.backend(), " (", environment.library(), "), communicator ",
+        environment.communicator(), "\n",
         absl::StrFormat("# peaks per device: %.2f GB/s, %.1f GFLOP/s; %d device(s) (%s)\n",
                         peaks->bandwidth_bytes_s / 1e9, peaks->flops / 1e9, peaks->devices,
                         peaks->source),
@@ -403,13 +406,9 @@ int main(int argc, char** argv) {
                "TCP; cuda: one GPU's copy bandwidth and cuBLAS bf16 GEMM vs a Mixtral-8x7B layer "
                "stack in decode (batch 1, 8, 32, 64) and prefill (-o json: JSON)");
   bool worker = false;
-  int worker_rank = -1;
-  int worker_world = 0;
-  std::string worker_dir;
+  std::string worker_launch;
   app.add_flag("--worker", worker)->group("");
-  app.add_option("--worker-rank", worker_rank)->group("");
-  app.add_option("--worker-world", worker_world)->group("");
-  app.add_option("--worker-dir", worker_dir)->group("");
+  app.add_option("--worker-launch", worker_launch)->group("");
   // The self-check's raw TCP peer (RunRawTcpPeer), started by --self-check-perf.
   int raw_tcp_peer = 0;
   int64_t raw_tcp_bytes = 0;
@@ -422,9 +421,9 @@ int main(int argc, char** argv) {
   if (worker) {
     moecap::WorkerHooks hooks;
 #ifdef MOECAP_HAVE_CUDA
-    hooks.run_rank = moecap::RunRankOnBackend;  // job.json "backend": cpu or cuda
+    hooks.run_rank = moecap::RunRankOnBackend;  // the launch's backend: cpu or cuda
 #endif
-    return moecap::RunLocalWorker(worker_rank, worker_world, worker_dir, hooks);
+    return moecap::RunLocalWorker(worker_launch, hooks);
   }
   if (raw_tcp_peer > 0) return moecap::RunRawTcpPeer(raw_tcp_peer, raw_tcp_bytes, raw_tcp_rounds);
   if (f.backend == "cuda" && !moecap::CudaUnavailableReason().empty()) {

@@ -122,7 +122,7 @@ absl::Status DecodeBandwidthRatio(const SelfCheckOptions& o, const HostInfo& hos
   launch.worker_args = {"--worker"};
   launch.ranks = 2;
   launch.hostname = o.hostname;
-  absl::StatusOr<std::vector<RankResult>> ranks = LocalLauncher(launch).Run(c);
+  absl::StatusOr<std::vector<v1::RankOutput>> ranks = LocalLauncher(launch).Run(c);
   if (!ranks.ok()) return ranks.status();
   absl::StatusOr<std::vector<v1::PointResult>> points =
       AggregateRanks(c, *ranks, Peaks{triad_bytes_s, 0, 1, "triad probe"});
@@ -138,7 +138,7 @@ absl::Status DecodeBandwidthRatio(const SelfCheckOptions& o, const HostInfo& hos
       "  counted %s (mean step %.2f ms, %.0f of %d experts active per layer) vs triad probe %s: "
       "ratio %.3f (target >= 0.70); over the median step %.2f ms: ratio %.3f\n",
       c.batches[0], c.layers, m.name, layer_bytes * c.layers / 1e9,
-      host.last_level_cache_bytes / 1e6, ranks->front().threads,
+      host.last_level_cache_bytes / 1e6, ranks->front().environment().threads(),
       Gb(p.achieved_bandwidth_bytes_per_s()), step.mean() * 1e3, activated_sum / c.layers,
       m.experts, Gb(triad_bytes_s), p.s_mbu(), step.p50() * 1e3,
       step.p50() > 0 ? p.s_mbu() * step.mean() / step.p50() : 0.0);
@@ -309,27 +309,17 @@ absl::Status CommRatio(const SelfCheckOptions& o) {
   launch.worker_args = {"--worker"};
   launch.ranks = 2;
   launch.hostname = o.hostname;
-  absl::StatusOr<std::vector<RankResult>> ranks = LocalLauncher(launch).Run(c);
+  absl::StatusOr<std::vector<v1::RankOutput>> ranks = LocalLauncher(launch).Run(c);
   if (!ranks.ok()) return ranks.status();
   absl::StatusOr<std::vector<v1::PointResult>> points = AggregateRanks(c, *ranks, Peaks{});
   if (!points.ok()) return points.status();
   const v1::PhaseResult& p = points->front().phases(0);
   const double remote =
       p.dispatch_bandwidth().remote_bytes() + p.combine_bandwidth().remote_bytes();
-  // Per iteration, the fastest rank's dispatch and combine times (the rank that reaches a
-  // collective last hardly waits there), then the median iteration.
-  std::vector<const std::vector<double>*> dispatch, combine;
-  for (const RankResult& r : *ranks) {
-    dispatch.push_back(&r.points[0].samples.dispatch);
-    combine.push_back(&r.points[0].samples.combine);
-  }
-  const std::vector<double> fastest_dispatch = ElementwiseMin(dispatch);
-  const std::vector<double> fastest_combine = ElementwiseMin(combine);
-  std::vector<double> exchange;
-  for (size_t i = 0; i < fastest_dispatch.size(); ++i) {
-    exchange.push_back(fastest_dispatch[i] + fastest_combine[i]);
-  }
-  const double workload_bw = remote / Percentile(exchange, 0.50);
+  // The fastest rank's mean dispatch and combine times (the rank that reaches a collective last
+  // hardly waits there): the result's transfer_seconds.
+  const double workload_bw = remote / (p.dispatch_bandwidth().transfer_seconds() +
+                                       p.combine_bandwidth().transfer_seconds());
   const double slowest_bw =
       remote / (p.sub_times().dispatch().p50() + p.sub_times().combine().p50());
   // One direction of one all-to-all-v: half of one phase's remote bytes (two ranks).
@@ -341,7 +331,7 @@ absl::Status CommRatio(const SelfCheckOptions& o) {
   std::cout << absl::StrFormat(
       "dispatch + combine, prefill %d tokens, 2 ranks (%.1f MB per direction per all-to-all):\n"
       "  workload %s (remote bytes / dispatch+combine time of the rank arriving last, count "
-      "exchange and packing included; median step) vs raw loopback TCP %s (median): ratio %.3f "
+      "exchange and packing included; mean step) vs raw loopback TCP %s (median): ratio %.3f "
       "(target >= 0.80)\n"
       "  (%s over the slowest rank's phase times, waiting for peers included)\n"
       "  Gloo all-to-all-v alone %s (median): ratio %.3f\n",

@@ -14,11 +14,13 @@
 #include <gloo/transport/tcp/device.h>
 
 #include <exception>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/comm/gloo_store_adapter.h"
+#include "common/failure_cause.h"
 
 namespace moecap {
 namespace {
@@ -61,7 +63,7 @@ absl::StatusOr<std::unique_ptr<GlooCommunicator>> GlooCommunicator::Connect(
     context->connectFullMesh(prefixed, device);
     return std::unique_ptr<GlooCommunicator>(new GlooCommunicator(context, options.timeout));
   } catch (const std::exception& e) {
-    return FromGlooError(where, e);
+    return WithFailureCause(FromGlooError(where, e), FailureCause::kRendezvous);
   }
 }
 
@@ -88,7 +90,7 @@ absl::Status GlooCommunicator::Guard(const char* op, Fn&& fn) {
       status = absl::DeadlineExceededError(absl::StrCat(
           status.message(), "; a peer did not take part in time (hung, dead or overloaded)"));
     }
-    return status;
+    return WithFailureCause(std::move(status), FailureCause::kCollective);
   }
 }
 

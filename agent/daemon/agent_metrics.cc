@@ -45,10 +45,6 @@ std::shared_ptr<Metric> ChildOf(absl::StatusOr<t::Family<Metric>*> family,
   return *std::move(child);
 }
 
-double Sum(const std::vector<double>& values) {
-  return std::accumulate(values.begin(), values.end(), 0.0);
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AgentMetrics>> AgentMetrics::Create(telemetry::Registry& registry,
@@ -139,29 +135,34 @@ void AgentMetrics::JobFinished() {
   current_point_.clear();
 }
 
-void AgentMetrics::RecordResults(const std::string& job_id, const std::vector<RankResult>& ranks) {
+void AgentMetrics::RecordResults(const std::string& job_id,
+                                 const std::vector<v1::RankReport>& ranks) {
   if (ranks.empty()) return;
-  for (size_t i = 0; i < ranks.front().points.size(); ++i) {
-    const std::string phase(ServingPhaseName(ranks.front().points[i].phase));
+  for (int i = 0; i < ranks.front().phases_size(); ++i) {
+    const std::string phase =
+        ranks.front().phases(i).phase() == v1::PHASE_PREFILL ? "prefill" : "decode";
     const std::vector<std::string> labels = {agent_, job_id, phase};
-    std::vector<const std::vector<double>*> steps;
+    std::vector<std::vector<double>> step_seconds;
     double bytes = 0;
     double flops = 0;
     double tokens = 0;
     double comm_bytes = 0;
     double comm_seconds = 0;
-    for (const RankResult& rank : ranks) {
-      if (i >= rank.points.size()) continue;
-      const RankPointResult& p = rank.points[i];
-      const double iterations = static_cast<double>(p.samples.step.size());
-      steps.push_back(&p.samples.step);
-      bytes += p.counts.counted.bytes() * iterations;
-      flops += p.counts.counted.flops() * iterations;
-      tokens += static_cast<double>(p.tally.own_tokens) * iterations;
-      const CommBytes& c = p.counts.comm;
-      comm_bytes += (c.dispatch_logical + c.combine_logical + c.count_exchange) * iterations;
-      comm_seconds += Sum(p.samples.dispatch) + Sum(p.samples.combine);
+    for (const v1::RankReport& rank : ranks) {
+      if (i >= rank.phases_size()) continue;
+      const v1::RankPhase& p = rank.phases(i);
+      const double iterations = static_cast<double>(p.iterations());
+      step_seconds.emplace_back(p.step_seconds().begin(), p.step_seconds().end());
+      bytes += p.counts().total_bytes() * iterations;
+      flops += p.counts().total_flops() * iterations;
+      tokens += static_cast<double>(p.tokens_per_step()) * iterations;
+      const v1::Communication& c = p.communication();
+      comm_bytes += (c.dispatch_logical_bytes() + c.combine_logical_bytes()) * iterations;
+      comm_seconds +=
+          (p.sub_times().dispatch().mean() + p.sub_times().combine().mean()) * iterations;
     }
+    std::vector<const std::vector<double>*> steps;
+    for (const std::vector<double>& s : step_seconds) steps.push_back(&s);
     if (auto h = ChildOf(registry_.GetHistogram(t::kAgentStepSeconds), labels)) {
       for (double s : ElementwiseMax(steps)) h->Observe(s);
     }
@@ -172,7 +173,7 @@ void AgentMetrics::RecordResults(const std::string& job_id, const std::vector<Ra
       c->Increment(flops);
     }
     if (auto c = ChildOf(registry_.GetCounter(t::kAgentTokensTotal), labels)) c->Increment(tokens);
-    // The MoE layer's collectives are its all-to-alls (dispatch, combine and the count exchange).
+    // The MoE layer's collectives are its all-to-alls (dispatch and combine).
     const std::vector<std::string> comm_labels = {agent_, job_id, "all_to_all"};
     if (auto c = ChildOf(registry_.GetCounter(t::kAgentCommBytesTotal), comm_labels)) {
       c->Increment(comm_bytes);

@@ -12,9 +12,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "agent/workload/harness.h"
 #include "common/telemetry/registry.h"
 #include "moecap/v1/agent.pb.h"
+#include "moecap/v1/report.pb.h"
 
 namespace moecap::agentd {
 
@@ -39,7 +39,7 @@ class AgentMetrics {
   void JobFinished();
   // The measured steps of this agent's ranks (warm-up excluded): per phase, the slowest local
   // rank's step times, the ranks' counted bytes, FLOPs and tokens, and their all-to-all traffic.
-  void RecordResults(const std::string& job_id, const std::vector<RankResult>& ranks);
+  void RecordResults(const std::string& job_id, const std::vector<v1::RankReport>& ranks);
 
  private:
   AgentMetrics(telemetry::Registry& registry, std::string agent);

@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/compute/cpu_backend.h"
-#include "agent/daemon/workload_convert.h"
+#include "agent/workload/workload_convert.h"
 #include "common/plan/convert.h"
 #include "common/plan/plan.h"
 #include "common/status_macros.h"
@@ -52,7 +52,7 @@ absl::StatusOr<WorkloadConfig> CheckAssignment(const v1::Assignment& a, const v1
                                                       device.hardware(), "'"));
   }
   const int threads = threads_per_rank > 0 ? threads_per_rank : std::max(1, device.cores());
-  absl::StatusOr<WorkloadConfig> config = WorkloadConfigFromPoint(w, catalog, threads);
+  absl::StatusOr<WorkloadConfig> config = WorkloadConfigFromPoint(w, &catalog, threads);
   if (!config.ok()) return config.status();
   MOECAP_RETURN_IF_ERROR(ValidateWorkload(*config, a.world_size()));
   if (w.backend() == v1::BACKEND_CUDA && info.backend() != v1::BACKEND_CUDA) {

@@ -16,7 +16,6 @@
 #include "agent/daemon/failure_class.h"
 #include "agent/daemon/progress_tracker.h"
 #include "agent/daemon/worker.h"
-#include "agent/daemon/workload_convert.h"
 #include "agent/workload/node_report.h"
 #include "agent/workload/rank_report.h"
 #include "common/status_macros.h"
@@ -49,13 +48,6 @@ std::string DirName(absl::string_view id) {
 
 std::string Describe(const v1::Assignment& a) {
   return absl::StrCat("job ", a.job_id(), " point ", a.point_index(), " attempt ", a.attempt());
-}
-
-std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 LaunchFn DefaultLaunch() {
@@ -223,7 +215,7 @@ LaunchOptions AssignmentRunner::MakeLaunchOptions(const v1::Assignment& a,
   std::sort(launch.rank_ids.begin(), launch.rank_ids.end());
   launch.ranks = static_cast<int>(launch.rank_ids.size());
   const bool cuda = info_.backend() == v1::BACKEND_CUDA;
-  launch.backend = cuda ? "cuda" : "cpu";
+  launch.backend = cuda ? v1::BACKEND_CUDA : v1::BACKEND_CPU;
   // Each rank runs on its slot: on a GPU agent the slot index is the GPU's CUDA ordinal.
   for (int rank : launch.rank_ids) {
     for (const v1::RankAssignment& r : a.ranks()) {
@@ -243,10 +235,13 @@ LaunchOptions AssignmentRunner::MakeLaunchOptions(const v1::Assignment& a,
   launch.key_prefix = cuda ? kNcclKeyPrefix : kGlooKeyPrefix;
   // Without a scope (a one-rank point) the ranks meet in the job directory instead.
   if (!a.rendezvous_prefix().empty()) {
-    launch.store = GrpcStoreDescription(options_.coordinator, deps_.agent_id(),
-                                        a.rendezvous_prefix(), options_.security);
+    launch.grpc_store = GrpcStoreEndpointOf(options_.coordinator, deps_.agent_id(),
+                                            a.rendezvous_prefix(), options_.security);
   }
   launch.cancel = &cancel;
+  launch.job_id = a.job_id();
+  launch.point_index = a.point_index();
+  launch.attempt = a.attempt();
   return launch;
 }
 
@@ -274,7 +269,7 @@ absl::Status AssignmentRunner::Execute(const v1::Assignment& a, std::atomic<bool
 
   absl::StatusOr<WorkloadConfig> config = PrepareConfig(a);
   if (!config.ok()) return config.status();
-  const LaunchOptions launch = MakeLaunchOptions(a, cancel);
+  LaunchOptions launch = MakeLaunchOptions(a, cancel);
   std::error_code error;
   std::filesystem::remove_all(launch.work_dir, error);  // a crashed earlier run's leftovers
   std::filesystem::create_directories(options_.work_dir, error);
@@ -284,16 +279,14 @@ absl::Status AssignmentRunner::Execute(const v1::Assignment& a, std::atomic<bool
   }
   if (cancel.load()) return absl::CancelledError("cancelled before the ranks started");
 
-  // Progress comes from the ranks' logs, looked at while the launcher waits for them.
+  // Progress: the launcher hands over the ranks' records as they come; this thread sends the
+  // slowest rank's position whenever it changes, at most every progress_interval.
+  ProgressTracker tracker(launch.rank_ids, *config);
+  launch.on_progress = [&tracker](int rank, const v1::Progress& p) { tracker.Observe(rank, p); };
   absl::Notification launched;
   std::thread progress_thread([&] {
-    ProgressTracker tracker(launch.rank_ids, *config);
     std::optional<v1::Progress> last;
     while (!deps_.clock->WaitUntil(deps_.clock->Now() + options_.progress_interval, launched)) {
-      for (int rank : launch.rank_ids) {
-        tracker.ObserveLog(rank,
-                           ReadWholeFile(absl::StrCat(launch.work_dir, "/rank-", rank, ".log")));
-      }
       const v1::Progress now = tracker.Current();
       if (!last.has_value() || !google::protobuf::util::MessageDifferencer::Equals(now, *last)) {
         send_progress(now);
@@ -301,7 +294,7 @@ absl::Status AssignmentRunner::Execute(const v1::Assignment& a, std::atomic<bool
       }
     }
   });
-  absl::StatusOr<std::vector<RankResult>> results = deps_.launch(launch, *config);
+  absl::StatusOr<std::vector<v1::RankOutput>> results = deps_.launch(launch, *config);
   launched.Notify();
   progress_thread.join();
 
@@ -311,12 +304,20 @@ absl::Status AssignmentRunner::Execute(const v1::Assignment& a, std::atomic<bool
   }
   if (!results.ok()) return results.status();
 
+  for (const v1::RankOutput& r : *results) {
+    if (r.reports_size() != 1) {
+      return absl::InternalError(absl::StrCat("rank ", r.rank(), " reported ", r.reports_size(),
+                                              " batch sizes for a point of one"));
+    }
+  }
   // A failed check is a result the coordinator must not aggregate: the point fails (CHECK).
   std::vector<std::string> failed_checks;
-  for (const RankResult& r : *results) {
-    const v1::CheckResult check = CheckOf(r.points);
-    if (check.checked() && !check.passed()) {
-      failed_checks.push_back(absl::StrCat("rank ", r.rank, ": ", check.detail()));
+  for (const v1::RankOutput& r : *results) {
+    for (const v1::RankReport& report : r.reports()) {
+      const v1::CheckResult& check = report.check();
+      if (check.checked() && !check.passed()) {
+        failed_checks.push_back(absl::StrCat("rank ", r.rank(), ": ", check.detail()));
+      }
     }
   }
   if (!failed_checks.empty()) {
@@ -342,7 +343,8 @@ absl::Status AssignmentRunner::Execute(const v1::Assignment& a, std::atomic<bool
 }
 
 void AssignmentRunner::ReportResults(const v1::Assignment& a, const WorkloadConfig& config,
-                                     const std::vector<RankResult>& results, absl::Time started) {
+                                     const std::vector<v1::RankOutput>& outputs,
+                                     absl::Time started) {
   const absl::Time finished = deps_.clock->Now();
   v1::ReportProgressRequest progress;
   progress.set_agent_id(deps_.agent_id());
@@ -358,7 +360,7 @@ void AssignmentRunner::ReportResults(const v1::Assignment& a, const WorkloadConf
   const int64_t total = static_cast<int64_t>(config.iterations) * a.workload().phases_size();
   progress.mutable_progress()->set_iterations_done(total);
   progress.mutable_progress()->set_iterations_total(total);
-  progress.mutable_progress()->set_ranks_reporting(static_cast<int32_t>(results.size()));
+  progress.mutable_progress()->set_ranks_reporting(static_cast<int32_t>(outputs.size()));
   if (absl::StatusOr<v1::ReportProgressResponse> r = deps_.client->ReportProgress(progress);
       !r.ok()) {
     spdlog::debug("progress not delivered: {}", r.status().ToString());
@@ -369,17 +371,12 @@ void AssignmentRunner::ReportResults(const v1::Assignment& a, const WorkloadConf
   // those that could not be delivered, so nothing travels or is stored twice.
   std::vector<v1::RankReport> undelivered;
   std::vector<v1::RankReport> all;
-  for (const RankResult& result : results) {
-    RankReportContext context;
-    context.job_id = a.job_id();
-    context.point_index = a.point_index();
-    context.attempt = a.attempt();
-    for (const v1::RankAssignment& r : a.ranks()) {
-      if (r.rank() == result.rank) context.device_index = r.device_index();
-    }
+  for (const v1::RankOutput& output : outputs) {
+    // The rank made its report for the assignment's point (its one batch size), identity and
+    // device included.
     v1::ReportRankRequest request;
-    *request.mutable_report() = RankReportFromResult(result, config, context);
-    const bool delivered = sender_.Send(absl::StrCat("ReportRank of rank ", result.rank), until,
+    *request.mutable_report() = output.reports(0);
+    const bool delivered = sender_.Send(absl::StrCat("ReportRank of rank ", output.rank()), until,
                                         [&](const std::string& id) {
                                           request.mutable_report()->set_agent_id(id);
                                           return deps_.client->ReportRank(request);
@@ -396,11 +393,12 @@ void AssignmentRunner::ReportResults(const v1::Assignment& a, const WorkloadConf
   run.start = started;
   run.end = finished;
   run.environment["moecap_version"] = options_.version;
-  if (!results.empty()) {
-    run.environment["backend"] = results.front().backend;
-    run.environment["blas"] = results.front().library;
-    run.environment["communicator"] = results.front().communicator;
-    run.environment["threads_per_rank"] = absl::StrCat(results.front().threads);
+  if (!outputs.empty()) {
+    const v1::RankEnvironment& environment = outputs.front().environment();
+    run.environment["backend"] = environment.backend();
+    run.environment["blas"] = environment.library();
+    run.environment["communicator"] = environment.communicator();
+    run.environment["threads_per_rank"] = absl::StrCat(environment.threads());
   }
   run.environment["os"] = info_.inventory().os();
   run.environment["cpu_model"] = info_.inventory().cpu_model();
@@ -414,8 +412,8 @@ void AssignmentRunner::ReportResults(const v1::Assignment& a, const WorkloadConf
     for (v1::RankReport& rank : *request.mutable_report()->mutable_ranks()) rank.set_agent_id(id);
     return deps_.client->ReportNode(request);
   });
-  if (deps_.metrics != nullptr) deps_.metrics->RecordResults(a.job_id(), results);
-  spdlog::info("{} reported: {} rank(s)", Describe(a), results.size());
+  if (deps_.metrics != nullptr) deps_.metrics->RecordResults(a.job_id(), all);
+  spdlog::info("{} reported: {} rank(s)", Describe(a), outputs.size());
 }
 
 void AssignmentRunner::ReportFailure(const v1::Assignment& a, const absl::Status& status,

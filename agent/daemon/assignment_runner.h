@@ -30,9 +30,9 @@
 
 namespace moecap::agentd {
 
-// Starts the ranks and returns their results (LocalLauncher::Run by default; tests inject).
-using LaunchFn = std::function<absl::StatusOr<std::vector<RankResult>>(const LaunchOptions&,
-                                                                       const WorkloadConfig&)>;
+// Starts the ranks and returns their outputs (LocalLauncher::Run by default; tests inject).
+using LaunchFn = std::function<absl::StatusOr<std::vector<v1::RankOutput>>(const LaunchOptions&,
+                                                                           const WorkloadConfig&)>;
 
 struct RunnerDeps {
   CoordinatorClient* client = nullptr;
@@ -79,7 +79,7 @@ class AssignmentRunner : public AssignmentHandler {
   LaunchOptions MakeLaunchOptions(const v1::Assignment& assignment,
                                   std::atomic<bool>& cancel) const;
   void ReportResults(const v1::Assignment& assignment, const WorkloadConfig& config,
-                     const std::vector<RankResult>& results, absl::Time started);
+                     const std::vector<v1::RankOutput>& outputs, absl::Time started);
   void ReportFailure(const v1::Assignment& assignment, const absl::Status& status, bool cancelled);
 
   const AgentOptions options_;

@@ -1,12 +1,13 @@
-// Failure classification.
+// Failure classification: the status code first, then the cause the error was made with.
 #include "agent/daemon/failure_class.h"
 
-#include "absl/strings/match.h"
+#include <optional>
+
+#include "common/failure_cause.h"
 
 namespace moecap::agentd {
 
 FailureClass ClassifyFailure(const absl::Status& status) {
-  const absl::string_view message = status.message();
   switch (status.code()) {
     case absl::StatusCode::kCancelled:
       return {v1::FAILURE_KIND_CANCELLED, false};
@@ -20,11 +21,19 @@ FailureClass ClassifyFailure(const absl::Status& status) {
     default:
       break;
   }
-  if (absl::StrContains(message, "rendezvous")) return {v1::FAILURE_KIND_RENDEZVOUS, true};
-  // LocalLauncher's own bound on the whole run (the assignment's deadline).
-  if (absl::IsDeadlineExceeded(status) && absl::StrContains(message, "did not finish within")) {
-    return {v1::FAILURE_KIND_TIMEOUT, false};
+  if (const std::optional<FailureCause> cause = FailureCauseOf(status); cause.has_value()) {
+    switch (*cause) {
+      case FailureCause::kRendezvous:
+        return {v1::FAILURE_KIND_RENDEZVOUS, true};
+      case FailureCause::kTimeout:
+        return {v1::FAILURE_KIND_TIMEOUT, false};
+      case FailureCause::kCollective:
+        return {v1::FAILURE_KIND_COLLECTIVE, true};
+      case FailureCause::kCrash:
+        return {v1::FAILURE_KIND_INTERNAL, true};
+    }
   }
+  // No cause named: a broken connection or a timeout after the ranks met.
   if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) || absl::IsAborted(status)) {
     return {v1::FAILURE_KIND_COLLECTIVE, true};
   }

@@ -12,11 +12,12 @@ struct FailureClass {
   bool retryable = true;  // whether another attempt (maybe elsewhere) may succeed
 };
 
-// The kind of a failed assignment from the status its run ended with: Cancelled -> CANCELLED;
-// plan errors (InvalidArgument, FailedPrecondition, Unimplemented, OutOfRange) -> SETUP;
-// ResourceExhausted -> RESOURCES; anything about the rendezvous -> RENDEZVOUS; the launcher's
-// overall deadline -> TIMEOUT; a lost peer or a collective timeout (Unavailable,
-// DeadlineExceeded, Aborted) -> COLLECTIVE; the rest (a crashed rank) -> INTERNAL.
+// The kind of a failed assignment from the status its run ended with. The code first:
+// Cancelled -> CANCELLED; plan errors (InvalidArgument, FailedPrecondition, Unimplemented,
+// OutOfRange) -> SETUP; ResourceExhausted -> RESOURCES. Then the FailureCause the error was made
+// with (common/failure_cause.h): rendezvous -> RENDEZVOUS; the launcher's overall deadline ->
+// TIMEOUT; collective -> COLLECTIVE; a crashed rank -> INTERNAL. Without a cause, a lost peer or
+// a timeout (Unavailable, DeadlineExceeded, Aborted) -> COLLECTIVE; the rest -> INTERNAL.
 FailureClass ClassifyFailure(const absl::Status& status);
 
 }  // namespace moecap::agentd

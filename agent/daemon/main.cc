@@ -174,18 +174,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical"}))
       ->capture_default_str();
   bool worker = false;
-  int worker_rank = -1;
-  int worker_world = 0;
-  std::string worker_dir;
+  std::string worker_launch;
   app.add_flag("--worker", worker)->group("");
-  app.add_option("--worker-rank", worker_rank)->group("");
-  app.add_option("--worker-world", worker_world)->group("");
-  app.add_option("--worker-dir", worker_dir)->group("");
+  app.add_option("--worker-launch", worker_launch)->group("");
   CLI11_PARSE(app, argc, argv);
 
-  if (worker) {
-    return moecap::agentd::RunAgentWorker(worker_rank, worker_world, worker_dir);
-  }
+  if (worker) return moecap::agentd::RunAgentWorker(worker_launch);
 
   if (absl::Status s = moecap::agentd::ValidateSecurity(options.security); !s.ok()) {
     std::cerr << "moecap-agent: " << s.message() << std::endl;

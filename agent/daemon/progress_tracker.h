@@ -1,14 +1,16 @@
-// Where this agent's ranks are in a point, read from the lines the harness logs (RankContext
-// progress: "weights ready", "<phase> batch B: check ...", "<phase> batch B: measured"), which the
-// worker writes to its rank log as "rank R: <line>". The result is the slowest rank's position as
-// the API's Progress (stage, phase, iterations done of total).
+// Where this agent's ranks are in a point: each rank's newest Progress record (from its progress
+// file, which LocalLauncher reads as it grows and hands over through LaunchOptions::on_progress),
+// folded into the slowest rank's position (common/aggregate/progress.h) as the API's Progress.
+// The launcher's thread observes, the agent's progress thread reads: it is thread-safe.
 #ifndef MOECAP_AGENT_DAEMON_PROGRESS_TRACKER_H_
 #define MOECAP_AGENT_DAEMON_PROGRESS_TRACKER_H_
 
 #include <map>
+#include <optional>
 #include <vector>
 
-#include "absl/strings/string_view.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "agent/workload/config.h"
 #include "moecap/v1/job.pb.h"
 
@@ -19,26 +21,19 @@ class ProgressTracker {
   // `ranks`: this agent's global ranks; `config`: the point they run.
   ProgressTracker(const std::vector<int>& ranks, const WorkloadConfig& config);
 
-  // Everything rank `rank` has logged so far (the whole log: the tracker keeps no offsets).
-  void ObserveLog(int rank, absl::string_view log);
+  // Rank `rank`'s newest record (ranks that are not this agent's are ignored).
+  void Observe(int rank, const v1::Progress& progress);
 
-  // The slowest rank: SETUP until every rank has its weights (it has joined the communicator
-  // by then); CHECK until its check of the current phase is logged (when the plan checks); then
-  // MEASURE; REPORT once every phase is measured. iterations_done counts measured phases'
-  // iterations (the harness logs no finer steps).
+  // SETUP (at the first phase, nothing done) until every rank has reported (a rank reports once
+  // it has joined the communicator and made its weights); then the slowest rank's record.
+  // ranks_reporting counts the ranks that have reported; iterations_total is the point's.
   v1::Progress Current() const;
 
  private:
-  struct RankState {
-    bool seen = false;
-    bool weights_ready = false;
-    int checked = 0;   // phases whose check is logged
-    int measured = 0;  // phases measured
-  };
-  std::map<int, RankState> ranks_;
-  std::vector<ServingPhase> phases_;
-  int iterations_ = 0;
-  bool check_ = false;
+  mutable absl::Mutex mu_;
+  std::map<int, std::optional<v1::Progress>> ranks_ ABSL_GUARDED_BY(mu_);
+  v1::Phase first_phase_ = v1::PHASE_UNSPECIFIED;
+  int64_t iterations_total_ = 0;
 };
 
 }  // namespace moecap::agentd

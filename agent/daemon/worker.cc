@@ -1,4 +1,4 @@
-// Worker mode: LocalLauncher's worker with a store factory for the coordinator's store.
+// Worker mode: LocalLauncher's worker with a factory for the coordinator's store.
 #include "agent/daemon/worker.h"
 
 #include "absl/strings/str_cat.h"
@@ -12,70 +12,60 @@
 
 namespace moecap::agentd {
 
-nlohmann::json GrpcStoreDescription(const std::string& target, const std::string& agent_id,
-                                    const std::string& scope, const CoordinatorSecurity& security) {
-  nlohmann::json store = {
-      {"kind", "grpc"}, {"target", target}, {"agent_id", agent_id}, {"scope", scope}};
+v1::GrpcStoreEndpoint GrpcStoreEndpointOf(const std::string& target, const std::string& agent_id,
+                                          const std::string& scope,
+                                          const CoordinatorSecurity& security) {
+  v1::GrpcStoreEndpoint store;
+  store.set_target(target);
+  store.set_agent_id(agent_id);
+  store.set_scope(scope);
   if (!security.insecure) {
-    store["tls"] = {{"ca", security.ca_file},
-                    {"cert", security.cert_file},
-                    {"key", security.key_file},
-                    {"server_name", security.server_name}};
+    v1::TlsFiles& tls = *store.mutable_tls();
+    tls.set_ca(security.ca_file);
+    tls.set_cert(security.cert_file);
+    tls.set_key(security.key_file);
+    tls.set_server_name(security.server_name);
   }
   return store;
 }
 
-absl::StatusOr<std::unique_ptr<KvStore>> MakeStoreFromDescription(const nlohmann::json& store) {
-  if (!store.is_object()) {
-    return absl::InvalidArgumentError("job.json store: expected an object");
-  }
-  const std::string kind = store.value("kind", "");
-  if (kind != "grpc") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("job.json store.kind: '", kind, "' is not a store this worker knows (grpc)"));
-  }
-  for (const char* field : {"target", "agent_id", "scope"}) {
-    if (!store.contains(field) || !store[field].is_string() ||
-        store[field].get<std::string>().empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("job.json store.", field, ": missing or empty"));
+absl::StatusOr<std::unique_ptr<KvStore>> MakeGrpcStore(const v1::GrpcStoreEndpoint& store) {
+  for (const auto& [field, value] :
+       {std::pair<const char*, const std::string&>{"target", store.target()},
+        {"agent_id", store.agent_id()},
+        {"scope", store.scope()}}) {
+    if (value.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("launch grpc_store.", field, ": missing"));
     }
   }
-  // No "tls": the agent itself talks plaintext (--insecure), and so do its workers.
+  // No tls: the agent itself talks plaintext (--insecure), and so do its workers.
   CoordinatorSecurity security;
-  security.insecure = !store.contains("tls");
+  security.insecure = !store.has_tls();
   if (!security.insecure) {
-    const nlohmann::json& tls = store["tls"];
-    if (!tls.is_object())
-      return absl::InvalidArgumentError("job.json store.tls: expected an object");
-    const auto text = [&](const char* field) {
-      return tls.contains(field) && tls[field].is_string() ? tls[field].get<std::string>()
-                                                           : std::string();
-    };
-    security.ca_file = text("ca");
-    security.cert_file = text("cert");
-    security.key_file = text("key");
-    security.server_name = text("server_name");
+    security.ca_file = store.tls().ca();
+    security.cert_file = store.tls().cert();
+    security.key_file = store.tls().key();
+    security.server_name = store.tls().server_name();
   }
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      MakeCoordinatorChannel(store["target"].get<std::string>(), absl::Seconds(1), security);
+      MakeCoordinatorChannel(store.target(), absl::Seconds(1), security);
   if (!channel.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("job.json store.tls: ", channel.status().message()));
+        absl::StrCat("launch grpc_store.tls: ", channel.status().message()));
   }
   GrpcKvStoreOptions options;
-  options.agent_id = store["agent_id"].get<std::string>();
-  options.scope = store["scope"].get<std::string>();
+  options.agent_id = store.agent_id();
+  options.scope = store.scope();
   return std::make_unique<GrpcKvStore>(*std::move(channel), std::move(options));
 }
 
-int RunAgentWorker(int rank, int world, const std::string& job_dir) {
+int RunAgentWorker(const std::string& launch_path) {
   WorkerHooks hooks;
-  hooks.make_store = [](const nlohmann::json& store) { return MakeStoreFromDescription(store); };
+  hooks.make_grpc_store = MakeGrpcStore;
 #ifdef MOECAP_HAVE_CUDA
-  hooks.run_rank = RunRankOnBackend;  // job.json "backend": cpu (Gloo) or cuda (NCCL, one GPU)
+  hooks.run_rank = RunRankOnBackend;  // the launch's backend: cpu (Gloo) or cuda (NCCL, one GPU)
 #endif
-  return RunLocalWorker(rank, world, job_dir, hooks);
+  return RunLocalWorker(launch_path, hooks);
 }
 
 }  // namespace moecap::agentd

@@ -243,42 +243,4 @@ nlohmann::json WorkloadToJson(const WorkloadConfig& c) {
   };
 }
 
-absl::StatusOr<WorkloadConfig> WorkloadFromJson(const nlohmann::json& j) {
-  try {
-    WorkloadConfig c;
-    absl::StatusOr<ModelSpec> model = ModelFromJson(j.at("model"));
-    if (!model.ok()) return model.status();
-    c.model = *std::move(model);
-    c.scale = j.at("scale").get<int64_t>();
-    c.layers = j.at("layers").get<int64_t>();
-    absl::StatusOr<Dtype> dtype = ParseDtype(j.at("dtype").get<std::string>());
-    if (!dtype.ok()) return dtype.status();
-    c.dtype = *dtype;
-    c.batches = j.at("batches").get<std::vector<int64_t>>();
-    c.phases.clear();
-    for (const std::string& name : j.at("phases").get<std::vector<std::string>>()) {
-      absl::StatusOr<ServingPhase> phase = ParseServingPhase(name);
-      if (!phase.ok()) return phase.status();
-      c.phases.push_back(*phase);
-    }
-    c.prompt_len = j.at("prompt_len").get<int64_t>();
-    c.iterations = j.at("iterations").get<int>();
-    c.warmup = j.at("warmup").get<int>();
-    c.seed = j.at("seed").get<uint64_t>();
-    const auto& routing = j.at("routing");
-    absl::StatusOr<RoutingMode> mode = ParseRoutingMode(routing.at("mode").get<std::string>());
-    if (!mode.ok()) return mode.status();
-    c.routing.mode = *mode;
-    c.routing.zipf_exponent = routing.value("zipf_exponent", 1.0);
-    c.routing.histogram = routing.value("histogram", std::vector<std::vector<double>>{});
-    c.check = j.at("check").get<bool>();
-    c.tolerance = j.value("tolerance", 0.0);
-    c.threads_per_rank = j.value("threads_per_rank", 0);
-    c.comm_timeout_s = j.value("comm_timeout_s", 60.0);
-    return c;
-  } catch (const nlohmann::json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("workload JSON: ", e.what()));
-  }
-}
-
 }  // namespace moecap

@@ -81,8 +81,8 @@ Range RankExperts(int64_t experts, int rank, int world);
 
 nlohmann::json ModelToJson(const ModelSpec& model);
 absl::StatusOr<ModelSpec> ModelFromJson(const nlohmann::json& json);
+// The plan as moecap-bench's JSON output names it ("plan"); every field, the tolerance resolved.
 nlohmann::json WorkloadToJson(const WorkloadConfig& config);
-absl::StatusOr<WorkloadConfig> WorkloadFromJson(const nlohmann::json& json);
 
 }  // namespace moecap
 

@@ -22,10 +22,6 @@ double Since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-absl::Status Annotate(const absl::Status& status, absl::string_view where) {
-  return absl::Status(status.code(), absl::StrCat(where, ": ", status.message()));
-}
-
 // The loop's energy from the readings before and after it, or why there is none.
 void MeasureEnergy(const RankContext& context,
                    const std::optional<absl::StatusOr<double>>& joules_before,
@@ -60,10 +56,9 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
   point.tokens = TokensPerStep(config, phase, batch);
   const Range own = RankTokens(point.tokens, comm.rank(), comm.size());
   const int64_t d = scaled.hidden_size;
-  const auto progress = [&](absl::string_view what) {
-    if (context.progress) {
-      context.progress(absl::StrCat(ServingPhaseName(phase), " batch ", batch, ": ", what));
-    }
+  const auto log = [&](absl::string_view what) {
+    if (context.log)
+      context.log(absl::StrCat(ServingPhaseName(phase), " batch ", batch, ": ", what));
   };
 
   std::vector<float> input(static_cast<size_t>(own.count * d));
@@ -95,8 +90,8 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
                               input.data(), own.count, overrides, record, output.data(), tolerance);
     if (!check.ok()) return check.status();
     point.check = *check;
-    progress(absl::StrCat("check ", check->passed ? "passed" : "FAILED", " (max abs ",
-                          check->max_abs_error, ", max rel ", check->max_rel_error, ")"));
+    log(absl::StrCat("check ", check->passed ? "passed" : "FAILED", " (max abs ",
+                     check->max_abs_error, ", max rel ", check->max_rel_error, ")"));
   }
   std::vector<int64_t> flat;
   for (const std::vector<int64_t>& layer : point.tally.histogram) {
@@ -132,26 +127,8 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
   point.loop_seconds = Since(loop_start);
   MeasureEnergy(context, joules_before, point);
   point.counts = CountRankStep(scaled, config.dtype, config.layers, point.tally, comm.rank() == 0);
-  progress("measured");
+  log("measured");
   return point;
-}
-
-nlohmann::json SamplesToJson(const PhaseSamples& s) {
-  return {{"step", s.step},
-          {"gate", s.gate},
-          {"dispatch", s.dispatch},
-          {"experts", s.experts},
-          {"combine", s.combine}};
-}
-
-nlohmann::json CheckToJson(const CheckResult& c) {
-  return {{"ran", c.ran},
-          {"passed", c.passed},
-          {"max_abs_error", c.max_abs_error},
-          {"max_rel_error", c.max_rel_error},
-          {"tolerance", c.tolerance},
-          {"near_ties", c.near_ties},
-          {"routing_mismatches", c.routing_mismatches}};
 }
 
 }  // namespace
@@ -164,8 +141,18 @@ absl::Status FailRank(Communicator& comm, const absl::Status& status, absl::stri
 absl::Status RunPoints(const WorkloadConfig& config, const RankContext& context, Communicator& comm,
                        MoeEngine& engine, const ReferenceModel& reference, RankResult& result) {
   const ModelSpec scaled = ScaledModel(config.model, config.scale);
+  v1::Progress progress;
+  progress.set_ranks_reporting(1);
+  progress.set_iterations_total(static_cast<int64_t>(config.iterations) *
+                                static_cast<int64_t>(config.phases.size() * config.batches.size()));
+  const auto report = [&](v1::Progress::Stage stage) {
+    progress.set_stage(stage);
+    if (context.progress) context.progress(progress);
+  };
   for (ServingPhase phase : config.phases) {
+    progress.set_phase(phase == ServingPhase::kPrefill ? v1::PHASE_PREFILL : v1::PHASE_DECODE);
     for (int64_t batch : config.batches) {
+      report(config.check ? v1::Progress::STAGE_CHECK : v1::Progress::STAGE_MEASURE);
       absl::StatusOr<RankPointResult> point =
           RunPoint(config, scaled, engine, comm, reference, phase, batch, context);
       if (!point.ok()) {
@@ -173,10 +160,12 @@ absl::Status RunPoints(const WorkloadConfig& config, const RankContext& context,
                         absl::StrCat(", ", ServingPhaseName(phase), " batch ", batch));
       }
       result.points.push_back(*std::move(point));
+      progress.set_iterations_done(progress.iterations_done() + config.iterations);
     }
   }
   // Nobody leaves before everyone is done, so no peer sees a closed connection as a failure.
   if (absl::Status s = comm.Barrier(); !s.ok()) return FailRank(comm, s, ": final barrier");
+  report(v1::Progress::STAGE_REPORT);
   return absl::OkStatus();
 }
 
@@ -222,123 +211,12 @@ absl::StatusOr<RankResult> RunRank(const WorkloadConfig& config, const RankConte
                            RankExperts(scaled.experts, comm.rank(), comm.size()));
   if (!weights.ok()) return fail(weights.status(), ": generating weights");
   result.setup_seconds = Since(setup);
-  if (context.progress) {
-    context.progress(absl::StrCat("weights ready (", result.setup_seconds, " s)"));
-  }
+  if (context.log) context.log(absl::StrCat("weights ready (", result.setup_seconds, " s)"));
 
   ExpertParallelMoe moe(scaled, *weights, backend, comm);
   const ReferenceModel reference{&backend, &*weights};
   MOECAP_RETURN_IF_ERROR(RunPoints(config, context, comm, moe, reference, result));
   return result;
-}
-
-nlohmann::json RankResultToJson(const RankResult& r) {
-  nlohmann::json points = nlohmann::json::array();
-  for (const RankPointResult& p : r.points) {
-    const StepTally& t = p.tally;
-    points.push_back({
-        {"phase", ServingPhaseName(p.phase)},
-        {"batch", p.batch},
-        {"tokens", p.tokens},
-        {"tally",
-         {{"own_tokens", t.own_tokens},
-          {"pairs_computed", t.pairs_computed},
-          {"local_activated_sum", t.local_activated_sum},
-          {"dispatch_rows_sent", t.dispatch_rows_sent},
-          {"dispatch_rows_to_self", t.dispatch_rows_to_self},
-          {"combine_rows_sent", t.combine_rows_sent},
-          {"combine_rows_to_self", t.combine_rows_to_self},
-          {"count_exchange_bytes", t.count_exchange_bytes},
-          {"histogram", t.histogram}}},
-        {"global_histogram", p.global_histogram},
-        {"counted", CountsToJson(p.counts.counted)},
-        {"physical", CountsToJson(p.counts.physical)},
-        {"activation_bytes", p.counts.activation_bytes},
-        {"comm_bytes", CommBytesToJson(p.counts.comm)},
-        {"samples", SamplesToJson(p.samples)},
-        {"loop_seconds", p.loop_seconds},
-        {"energy_joules",
-         p.energy_joules.has_value() ? nlohmann::json(*p.energy_joules) : nlohmann::json()},
-        {"energy_source", p.energy_source},
-        {"energy_unavailable", p.energy_unavailable},
-        {"check", CheckToJson(p.check)},
-    });
-  }
-  return {{"rank", r.rank},
-          {"world_size", r.world_size},
-          {"host", r.host},
-          {"threads", r.threads},
-          {"backend", r.backend},
-          {"library", r.library},
-          {"communicator", r.communicator},
-          {"setup_seconds", r.setup_seconds},
-          {"points", points}};
-}
-
-absl::StatusOr<RankResult> RankResultFromJson(const nlohmann::json& j) {
-  try {
-    RankResult r;
-    r.rank = j.at("rank").get<int>();
-    r.world_size = j.at("world_size").get<int>();
-    r.host = j.value("host", "");
-    r.threads = j.value("threads", 1);
-    r.backend = j.value("backend", "");
-    r.library = j.value("library", "");
-    r.communicator = j.value("communicator", "");
-    r.setup_seconds = j.value("setup_seconds", 0.0);
-    for (const nlohmann::json& pj : j.at("points")) {
-      RankPointResult p;
-      absl::StatusOr<ServingPhase> phase = ParseServingPhase(pj.at("phase").get<std::string>());
-      if (!phase.ok()) return phase.status();
-      p.phase = *phase;
-      p.batch = pj.at("batch").get<int64_t>();
-      p.tokens = pj.at("tokens").get<int64_t>();
-      const nlohmann::json& t = pj.at("tally");
-      p.tally.own_tokens = t.at("own_tokens").get<int64_t>();
-      p.tally.pairs_computed = t.at("pairs_computed").get<int64_t>();
-      p.tally.local_activated_sum = t.at("local_activated_sum").get<int64_t>();
-      p.tally.dispatch_rows_sent = t.at("dispatch_rows_sent").get<int64_t>();
-      p.tally.dispatch_rows_to_self = t.at("dispatch_rows_to_self").get<int64_t>();
-      p.tally.combine_rows_sent = t.at("combine_rows_sent").get<int64_t>();
-      p.tally.combine_rows_to_self = t.at("combine_rows_to_self").get<int64_t>();
-      p.tally.count_exchange_bytes = t.at("count_exchange_bytes").get<int64_t>();
-      p.tally.histogram = t.at("histogram").get<std::vector<std::vector<int64_t>>>();
-      p.global_histogram = pj.at("global_histogram").get<std::vector<std::vector<int64_t>>>();
-      p.counts.counted = CountsFromJson(pj.at("counted"));
-      p.counts.physical = CountsFromJson(pj.at("physical"));
-      p.counts.activation_bytes = pj.value("activation_bytes", 0.0);
-      p.counts.comm = CommBytesFromJson(pj.at("comm_bytes"));
-      const nlohmann::json& s = pj.at("samples");
-      p.samples.step = s.at("step").get<std::vector<double>>();
-      p.samples.gate = s.at("gate").get<std::vector<double>>();
-      p.samples.dispatch = s.at("dispatch").get<std::vector<double>>();
-      p.samples.experts = s.at("experts").get<std::vector<double>>();
-      p.samples.combine = s.at("combine").get<std::vector<double>>();
-      p.loop_seconds = pj.value("loop_seconds", 0.0);
-      if (pj.contains("energy_joules") && pj["energy_joules"].is_number()) {
-        p.energy_joules = pj["energy_joules"].get<double>();
-      }
-      p.energy_source = pj.value("energy_source", "");
-      p.energy_unavailable = pj.value("energy_unavailable", "");
-      const nlohmann::json& c = pj.at("check");
-      p.check.ran = c.at("ran").get<bool>();
-      p.check.passed = c.at("passed").get<bool>();
-      // JSON has no infinity (a NaN output gives one): null reads back as infinity.
-      const auto number_or_inf = [&](const char* key) {
-        return c.at(key).is_number() ? c.at(key).get<double>()
-                                     : std::numeric_limits<double>::infinity();
-      };
-      p.check.max_abs_error = number_or_inf("max_abs_error");
-      p.check.max_rel_error = number_or_inf("max_rel_error");
-      p.check.tolerance = c.at("tolerance").get<double>();
-      p.check.near_ties = c.at("near_ties").get<int64_t>();
-      p.check.routing_mismatches = c.at("routing_mismatches").get<int64_t>();
-      r.points.push_back(std::move(p));
-    }
-    return r;
-  } catch (const nlohmann::json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("rank result JSON: ", e.what()));
-  }
 }
 
 }  // namespace moecap

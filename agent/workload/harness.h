@@ -9,7 +9,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,14 +22,19 @@
 #include "agent/workload/moe_engine.h"
 #include "agent/workload/reference.h"
 #include "agent/workload/weights.h"
+#include "moecap/v1/job.pb.h"
 
 namespace moecap {
 
 // Where and how a rank runs, beyond the plan (its rank and world size come from the Communicator).
 struct RankContext {
   int ranks_on_host = 1;  // ranks sharing this host's cores: BLAS threads default to cores / this
-  // Called with short progress lines ("decode batch 8: measured"); may be empty.
-  std::function<void(const std::string&)> progress;
+  // Called as the rank passes each milestone (before each point's check or measurement, after
+  // it, and when every point is done) with where it is, ranks_reporting 1; may be empty.
+  std::function<void(const v1::Progress&)> progress;
+  // Called with short lines for the rank's log, for people ("decode batch 8: check passed ...");
+  // may be empty.
+  std::function<void(const std::string&)> log;
   // The devices' energy counter over each measured loop (null: none readable, and why). A counter
   // shared by the ranks of a host (a CPU package's RAPL) is divided among them: each rank reports
   // its 1/energy_shared_by of it, so that the ranks' sum is the host's.
@@ -106,9 +110,6 @@ absl::Status RunPoints(const WorkloadConfig& config, const RankContext& context,
 // Aborts `comm` (so the peers fail fast) and returns `status` prefixed with "rank r of n" and
 // `where`.
 absl::Status FailRank(Communicator& comm, const absl::Status& status, absl::string_view where);
-
-nlohmann::json RankResultToJson(const RankResult& result);
-absl::StatusOr<RankResult> RankResultFromJson(const nlohmann::json& json);
 
 }  // namespace moecap
 

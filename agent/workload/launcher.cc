@@ -25,29 +25,15 @@
 #include "agent/compute/cpu_backend.h"
 #include "agent/compute/host_probe.h"
 #include "agent/workload/memory.h"
+#include "agent/workload/rank_files.h"
+#include "agent/workload/rank_report.h"
+#include "agent/workload/workload_convert.h"
+#include "common/failure_cause.h"
 #include "common/status_macros.h"
 #include "common/subprocess.h"
 
 namespace moecap {
 namespace {
-
-std::string RankFile(const std::string& dir, int rank, absl::string_view ext) {
-  return absl::StrCat(dir, "/rank-", rank, ".", ext);
-}
-
-absl::Status WriteFileAtomically(const std::string& path, const std::string& content) {
-  const std::string tmp = absl::StrCat(path, ".tmp");
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << content;
-    out.flush();
-    if (!out) return absl::InternalError(absl::StrCat("cannot write ", tmp));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", std::strerror(errno)));
-  }
-  return absl::OkStatus();
-}
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -93,21 +79,14 @@ std::string DescribeExit(int status) {
   return "stopped";
 }
 
-// A rank's error from its result file, with its status code.
-struct RankError {
-  absl::StatusCode code = absl::StatusCode::kUnknown;
-  std::string message;
-};
-
-std::optional<RankError> ReadRankError(const std::string& dir, int rank) {
-  absl::StatusOr<std::string> text = ReadFile(RankFile(dir, rank, "json"));
-  if (!text.ok()) return std::nullopt;
-  const nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.contains("error")) return std::nullopt;
-  RankError e;
-  e.code = static_cast<absl::StatusCode>(j["error"].value("code", 2));
-  e.message = j["error"].value("message", "");
-  return e;
+// A rank's error from its output file, as the rank made it (code, message, failure cause).
+std::optional<absl::Status> ReadRankError(const std::string& dir, int rank) {
+  v1::RankOutput output;
+  if (!ReadMessageFile(RankFilePath(dir, rank, RankFile::kOutput), output).ok() ||
+      !output.has_error()) {
+    return std::nullopt;
+  }
+  return StatusOfRankError(output.error());
 }
 
 // Errors that are consequences of another rank's failure (a broken or timed-out collective).
@@ -135,7 +114,7 @@ void InjectFault(int rank) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<RankResult>> LocalLauncher::Run(const WorkloadConfig& config) {
+absl::StatusOr<std::vector<v1::RankOutput>> LocalLauncher::Run(const WorkloadConfig& config) {
   std::vector<int> ids = options_.rank_ids;  // the global rank of each rank started here
   if (ids.empty()) {
     for (int r = 0; r < options_.ranks; ++r) ids.push_back(r);
@@ -143,7 +122,7 @@ absl::StatusOr<std::vector<RankResult>> LocalLauncher::Run(const WorkloadConfig&
   const int ranks = static_cast<int>(ids.size());
   const int world = options_.world_size > 0 ? options_.world_size : ranks;
   MOECAP_RETURN_IF_ERROR(ValidateWorkload(config, world));
-  if (options_.backend == "cpu") {
+  if (options_.backend == v1::BACKEND_CPU) {
     const MemoryEstimate estimate = EstimateMemory(config, world, ranks);
     if (absl::StatusOr<int64_t> available = MemAvailableBytes(); available.ok()) {
       MOECAP_RETURN_IF_ERROR(CheckMemoryFits(config, estimate, *available));
@@ -182,24 +161,31 @@ absl::StatusOr<std::vector<RankResult>> LocalLauncher::Run(const WorkloadConfig&
     std::error_code ignored;
     std::filesystem::remove_all(dir, ignored);
   };
-  nlohmann::json devices = nlohmann::json::object();  // global rank -> device
-  for (int r = 0; r < ranks; ++r) {
-    devices[absl::StrCat(ids[r])] = options_.devices.empty() ? r : options_.devices[r];
+  v1::RankLaunch base;
+  base.set_world_size(world);
+  base.set_ranks_on_host(ranks);
+  base.set_backend(options_.backend);
+  base.set_hostname(options_.hostname);
+  base.set_key_prefix(options_.key_prefix.empty() ? absl::StrCat("moecap-bench/", getpid())
+                                                  : options_.key_prefix);
+  if (options_.grpc_store.has_value()) {
+    *base.mutable_grpc_store() = *options_.grpc_store;
+  } else {
+    base.set_store_directory(store_dir);
   }
-  const nlohmann::json job = {
-      {"config", WorkloadToJson(config)},
-      {"hostname", options_.hostname},
-      {"ranks_on_host", ranks},
-      {"backend", options_.backend},
-      {"devices", devices},
-      {"key_prefix", options_.key_prefix.empty() ? absl::StrCat("moecap-bench/", getpid())
-                                                 : options_.key_prefix}};
-  nlohmann::json job_with_store = job;
-  if (!options_.store.is_null()) job_with_store["store"] = options_.store;
-  if (absl::Status s = WriteFileAtomically(absl::StrCat(dir, "/job.json"), job_with_store.dump());
-      !s.ok()) {
-    cleanup(false);
-    return s;
+  SetLaunchWorkload(config, world, base);
+  base.set_job_id(options_.job_id);
+  base.set_point_index(options_.point_index);
+  base.set_attempt(options_.attempt);
+  for (int r = 0; r < ranks; ++r) {
+    v1::RankLaunch launch = base;
+    launch.set_rank(ids[r]);
+    launch.set_device(options_.devices.empty() ? r : options_.devices[r]);
+    if (absl::Status s = WriteMessageFile(RankFilePath(dir, ids[r], RankFile::kLaunch), launch);
+        !s.ok()) {
+      cleanup(false);
+      return s;
+    }
   }
 
   // The ranks share one process group (the first rank's), so one kill reaches them all.
@@ -208,13 +194,10 @@ absl::StatusOr<std::vector<RankResult>> LocalLauncher::Run(const WorkloadConfig&
   for (int r = 0; r < ranks; ++r) {
     std::vector<std::string> args = {options_.executable};
     args.insert(args.end(), options_.worker_args.begin(), options_.worker_args.end());
-    for (const std::string& a :
-         {std::string("--worker-rank"), absl::StrCat(ids[r]), std::string("--worker-world"),
-          absl::StrCat(world), std::string("--worker-dir"), dir}) {
-      args.push_back(a);
-    }
+    args.push_back("--worker-launch");
+    args.push_back(RankFilePath(dir, ids[r], RankFile::kLaunch));
     SpawnOptions spawn;
-    spawn.stdout_path = spawn.stderr_path = RankFile(dir, ids[r], "log");
+    spawn.stdout_path = spawn.stderr_path = RankFilePath(dir, ids[r], RankFile::kLog);
     spawn.process_group = group;  // 0: this rank starts the group
     absl::StatusOr<Subprocess> child = Subprocess::Spawn(args, spawn, clock_);
     if (!child.ok()) {
@@ -235,6 +218,18 @@ absl::StatusOr<std::vector<RankResult>> LocalLauncher::Run(const WorkloadConfig&
   // How each rank ended by itself; not those the launcher killed (their end is not their error).
   std::vector<std::optional<int>> exit_status(static_cast<size_t>(ranks));
   int first_failed = -1;
+  // Progress: each rank's file, read as it grows, at most every progress_poll.
+  std::vector<ProgressReader> progress;
+  for (int r = 0; r < ranks; ++r)
+    progress.emplace_back(RankFilePath(dir, ids[r], RankFile::kProgress));
+  absl::Time next_progress = clock_.Now();
+  const auto poll_progress = [&] {
+    if (!options_.on_progress) return;
+    for (int r = 0; r < ranks; ++r) {
+      absl::StatusOr<std::optional<v1::Progress>> record = progress[static_cast<size_t>(r)].Poll();
+      if (record.ok() && record->has_value()) options_.on_progress(ids[r], **record);
+    }
+  };
   while (true) {
     bool reaped = false;
     std::vector<int> running;  // global ranks
@@ -253,6 +248,10 @@ absl::StatusOr<std::vector<RankResult>> LocalLauncher::Run(const WorkloadConfig&
       }
     }
     if (running.empty()) break;
+    if (const absl::Time now = clock_.Now(); now >= next_progress) {
+      poll_progress();
+      next_progress = now + options_.progress_poll;
+    }
     if (options_.cancel != nullptr && options_.cancel->load()) {
       KillAndReap(group, children, kReapGrace, clock_);
       cleanup(false);
@@ -265,9 +264,10 @@ absl::StatusOr<std::vector<RankResult>> LocalLauncher::Run(const WorkloadConfig&
       const std::string message = absl::StrCat(
           "the job did not finish within ", absl::FormatDuration(options_.timeout), "; ranks [",
           absl::StrJoin(running, ", "), "] were still running and were killed; rank ",
-          running.front(), "'s log ends: ", LogTail(RankFile(dir, running.front(), "log")));
+          running.front(),
+          "'s log ends: ", LogTail(RankFilePath(dir, running.front(), RankFile::kLog)));
       cleanup(false);
-      return absl::DeadlineExceededError(message);
+      return WithFailureCause(absl::DeadlineExceededError(message), FailureCause::kTimeout);
     }
     if (!reaped) clock_.SleepUntil(std::min(stop_at, now + kPollInterval));
   }
@@ -277,53 +277,56 @@ absl::StatusOr<std::vector<RankResult>> LocalLauncher::Run(const WorkloadConfig&
     // a result (a crash); only then a peer's knock-on error ("connection closed", "timed out").
     absl::Status status;
     for (int r = 0; r < ranks && status.ok(); ++r) {
-      std::optional<RankError> error = ReadRankError(dir, ids[r]);
-      if (error && !IsKnockOn(error->code)) status = absl::Status(error->code, error->message);
+      std::optional<absl::Status> error = ReadRankError(dir, ids[r]);
+      if (error && !IsKnockOn(error->code())) status = *error;
     }
     for (int r = 0; r < ranks && status.ok(); ++r) {
       const std::optional<int> exit = exit_status[static_cast<size_t>(r)];
       const bool failed = exit.has_value() && !(WIFEXITED(*exit) && WEXITSTATUS(*exit) == 0);
       if (failed && !ReadRankError(dir, ids[r])) {
-        status = absl::InternalError(absl::StrCat(
-            "rank ", ids[r], " ", DescribeExit(*exit),
-            " without a result; its log ends: ", LogTail(RankFile(dir, ids[r], "log"))));
+        status = WithFailureCause(
+            absl::InternalError(absl::StrCat("rank ", ids[r], " ", DescribeExit(*exit),
+                                             " without a result; its log ends: ",
+                                             LogTail(RankFilePath(dir, ids[r], RankFile::kLog)))),
+            FailureCause::kCrash);
       }
     }
     for (int r = 0; r < ranks && status.ok(); ++r) {
-      std::optional<RankError> error = ReadRankError(dir, ids[r]);
-      if (error) status = absl::Status(error->code, error->message);
+      if (std::optional<absl::Status> error = ReadRankError(dir, ids[r])) status = *error;
     }
     if (status.ok()) {
-      status = absl::InternalError(
-          absl::StrCat("rank ", ids[first_failed],
-                       " failed: ", DescribeExit(*exit_status[static_cast<size_t>(first_failed)])));
+      status = WithFailureCause(absl::InternalError(absl::StrCat(
+                                    "rank ", ids[first_failed], " failed: ",
+                                    DescribeExit(*exit_status[static_cast<size_t>(first_failed)]))),
+                                FailureCause::kCrash);
     }
     cleanup(false);
     return status;
   }
 
-  std::vector<RankResult> results;
+  poll_progress();  // the records the ranks wrote as they ended (REPORT)
+  std::vector<v1::RankOutput> outputs;
   for (int r = 0; r < ranks; ++r) {
-    absl::StatusOr<std::string> text = ReadFile(RankFile(dir, ids[r], "json"));
-    if (!text.ok()) {
+    v1::RankOutput output;
+    if (absl::Status s = ReadMessageFile(RankFilePath(dir, ids[r], RankFile::kOutput), output);
+        !s.ok()) {
       cleanup(false);
-      return absl::InternalError(
-          absl::StrCat("rank ", ids[r], " exited cleanly but left no result"));
+      return WithFailureCause(absl::InternalError(absl::StrCat("rank ", ids[r],
+                                                               " exited cleanly but left no "
+                                                               "readable output: ",
+                                                               s.message())),
+                              FailureCause::kCrash);
     }
-    const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
-    if (j.is_discarded() || !j.contains("result")) {
+    if (output.has_error() || output.reports_size() != static_cast<int>(config.batches.size())) {
       cleanup(false);
-      return absl::InternalError(absl::StrCat("rank ", ids[r], " left an unreadable result"));
+      return absl::InternalError(absl::StrCat(
+          "rank ", ids[r], " exited cleanly but its output has ", output.reports_size(),
+          " report(s) for ", config.batches.size(), " batch size(s)"));
     }
-    absl::StatusOr<RankResult> result = RankResultFromJson(j["result"]);
-    if (!result.ok()) {
-      cleanup(false);
-      return result.status();
-    }
-    results.push_back(*std::move(result));
+    outputs.push_back(std::move(output));
   }
   cleanup(true);
-  return results;
+  return outputs;
 }
 
 absl::StatusOr<RankResult> ConnectAndRunRank(const WorkloadConfig& config, int rank, int world,
@@ -335,12 +338,13 @@ absl::StatusOr<RankResult> ConnectAndRunRank(const WorkloadConfig& config, int r
   gloo.key_prefix = options.key_prefix;
   gloo.timeout = absl::Seconds(config.comm_timeout_s);
   absl::StatusOr<std::unique_ptr<GlooCommunicator>> comm = GlooCommunicator::Connect(store, gloo);
-  if (!comm.ok()) return comm.status();
+  if (!comm.ok()) return WithFailureCause(comm.status(), FailureCause::kRendezvous);
   InjectFault(rank);
   CpuBackend backend(0);
   RankContext context;
   context.ranks_on_host = options.ranks_on_host;
   context.progress = options.progress;
+  context.log = options.log;
   // The CPU package's counter, which the host's ranks share.
   std::unique_ptr<EnergyMeter> energy = OpenRaplMeter(kPowercapRoot, &context.energy_unavailable);
   context.energy = energy.get();
@@ -348,54 +352,71 @@ absl::StatusOr<RankResult> ConnectAndRunRank(const WorkloadConfig& config, int r
   return RunRank(config, context, **comm, backend);
 }
 
-int RunLocalWorker(int rank, int world, const std::string& job_dir, const WorkerHooks& hooks) {
-  const std::string result_path = RankFile(job_dir, rank, "json");
+int RunLocalWorker(const std::string& launch_path, const WorkerHooks& hooks) {
+  v1::RankLaunch launch;
+  if (absl::Status s = ReadMessageFile(launch_path, launch); !s.ok()) {
+    std::cerr << "worker: " << s.message() << std::endl;
+    return 3;
+  }
+  const int rank = launch.rank();
+  const std::string dir = std::filesystem::path(launch_path).parent_path().string();
+  const std::string output_path = RankFilePath(dir, rank, RankFile::kOutput);
   const auto report_error = [&](const absl::Status& status) {
     std::cerr << "rank " << rank << ": " << status.message() << std::endl;
-    const nlohmann::json j = {
-        {"error", {{"code", static_cast<int>(status.code())}, {"message", status.message()}}}};
-    (void)WriteFileAtomically(result_path, j.dump());
+    v1::RankOutput output;
+    output.set_rank(rank);
+    *output.mutable_error() = RankErrorOf(status);
+    (void)WriteMessageFile(output_path, output);
     return 3;
   };
-  absl::StatusOr<std::string> text = ReadFile(absl::StrCat(job_dir, "/job.json"));
-  if (!text.ok()) return report_error(text.status());
-  const nlohmann::json job = nlohmann::json::parse(*text, nullptr, false);
-  if (job.is_discarded() || !job.contains("config")) {
-    return report_error(absl::InvalidArgumentError("job.json is not a job description"));
-  }
-  absl::StatusOr<WorkloadConfig> config = WorkloadFromJson(job["config"]);
+  absl::StatusOr<WorkloadConfig> config = WorkloadOfLaunch(launch);
   if (!config.ok()) return report_error(config.status());
 
   std::unique_ptr<KvStore> store;
-  if (hooks.make_store && job.contains("store")) {
-    absl::StatusOr<std::unique_ptr<KvStore>> made = hooks.make_store(job["store"]);
-    if (!made.ok()) return report_error(made.status());
-    store = *std::move(made);
-  } else {
-    store = std::make_unique<FileKvStore>(absl::StrCat(job_dir, "/store"));
+  switch (launch.store_case()) {
+    case v1::RankLaunch::kStoreDirectory:
+      store = std::make_unique<FileKvStore>(launch.store_directory());
+      break;
+    case v1::RankLaunch::kGrpcStore: {
+      if (!hooks.make_grpc_store) {
+        return report_error(absl::FailedPreconditionError(
+            "the launch names the coordinator's store, and this worker binary cannot reach it"));
+      }
+      absl::StatusOr<std::unique_ptr<KvStore>> made = hooks.make_grpc_store(launch.grpc_store());
+      if (!made.ok()) return report_error(made.status());
+      store = *std::move(made);
+      break;
+    }
+    case v1::RankLaunch::STORE_NOT_SET:
+      return report_error(absl::InvalidArgumentError("the launch names no rendezvous store"));
   }
+  ProgressWriter progress(RankFilePath(dir, rank, RankFile::kProgress));
   RankJoinOptions options;
-  options.hostname = job.value("hostname", "127.0.0.1");
-  options.key_prefix = job.value("key_prefix", "moecap-bench");
-  options.ranks_on_host = job.value("ranks_on_host", world);
-  options.progress = [rank](const std::string& line) {
+  options.hostname = launch.hostname();
+  options.key_prefix = launch.key_prefix();
+  options.ranks_on_host = std::max(1, launch.ranks_on_host());
+  options.backend = launch.backend();
+  options.device = launch.device();
+  options.progress = [&progress](const v1::Progress& p) { progress.Append(p); };
+  options.log = [rank](const std::string& line) {
     std::cerr << "rank " << rank << ": " << line << std::endl;
   };
-  options.backend = job.value("backend", "cpu");
-  options.device = rank;
-  if (job.contains("devices") && job["devices"].is_object()) {
-    options.device = job["devices"].value(absl::StrCat(rank), rank);
-  }
+  const int world = launch.world_size();
   absl::StatusOr<RankResult> result =
       hooks.run_rank ? hooks.run_rank(*config, rank, world, *store, options)
-      : options.backend == "cpu"
+      : options.backend == v1::BACKEND_CPU
           ? ConnectAndRunRank(*config, rank, world, *store, options)
           : absl::StatusOr<RankResult>(absl::FailedPreconditionError(absl::StrCat(
-                "job.json backend '", options.backend,
-                "': this worker binary runs only the cpu backend (built without CUDA?)")));
+                "launch backend ", v1::Backend_Name(options.backend),
+                ": this worker binary runs only the cpu backend (built without CUDA?)")));
   if (!result.ok()) return report_error(result.status());
-  if (absl::Status s = WriteFileAtomically(
-          result_path, nlohmann::json{{"result", RankResultToJson(*result)}}.dump());
+  RankReportContext context;
+  context.job_id = launch.job_id();
+  context.point_index = launch.point_index();
+  context.attempt = launch.attempt();
+  context.device_index = launch.device();
+  if (absl::Status s =
+          WriteMessageFile(output_path, RankOutputFromResult(*result, *config, context));
       !s.ok()) {
     return report_error(s);
   }

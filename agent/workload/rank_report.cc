@@ -166,4 +166,26 @@ v1::RankReport RankReportFromResult(const RankResult& result, const WorkloadConf
   return report;
 }
 
+v1::RankOutput RankOutputFromResult(const RankResult& result, const WorkloadConfig& config,
+                                    const RankReportContext& context) {
+  v1::RankOutput out;
+  out.set_rank(result.rank);
+  v1::RankEnvironment& environment = *out.mutable_environment();
+  environment.set_host(result.host);
+  environment.set_threads(result.threads);
+  environment.set_backend(result.backend);
+  environment.set_library(result.library);
+  environment.set_communicator(result.communicator);
+  environment.set_setup_seconds(result.setup_seconds);
+  for (int64_t batch : config.batches) {
+    RankResult one = result;  // this batch's points only
+    one.points.clear();
+    for (const RankPointResult& p : result.points) {
+      if (p.batch == batch) one.points.push_back(p);
+    }
+    *out.add_reports() = RankReportFromResult(one, config, context);
+  }
+  return out;
+}
+
 }  // namespace moecap

@@ -11,6 +11,7 @@
 
 #include "agent/workload/config.h"
 #include "agent/workload/harness.h"
+#include "moecap/v1/rank.pb.h"
 #include "moecap/v1/report.pb.h"
 
 namespace moecap {
@@ -26,6 +27,11 @@ struct RankReportContext {
 // `config` is the workload the rank ran (its model, scale, layers, dtype and iterations); every
 // point of `result` becomes a phase of the report (give it one batch's points).
 v1::RankReport RankReportFromResult(const RankResult& result, const WorkloadConfig& config,
+                                    const RankReportContext& context);
+
+// What a rank process hands back (RankOutput): its environment and one RankReport per batch size
+// of `config`, in its order (each with that batch's phases).
+v1::RankOutput RankOutputFromResult(const RankResult& result, const WorkloadConfig& config,
                                     const RankReportContext& context);
 
 // One point's check as the API's.

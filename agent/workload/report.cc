@@ -6,15 +6,12 @@
 #include "absl/strings/str_cat.h"
 #include "agent/workload/node_report.h"
 #include "agent/workload/rank_report.h"
+#include "agent/workload/workload_convert.h"
 #include "common/aggregate/aggregator.h"
 #include "common/plan/convert.h"
 
 namespace moecap {
 namespace {
-
-v1::Phase PhaseToProto(ServingPhase phase) {
-  return phase == ServingPhase::kPrefill ? v1::PHASE_PREFILL : v1::PHASE_DECODE;
-}
 
 std::vector<v1::Device> DevicesOf(const Peaks& peaks, Dtype dtype) {
   std::vector<v1::Device> out;
@@ -33,55 +30,32 @@ std::vector<v1::Device> DevicesOf(const Peaks& peaks, Dtype dtype) {
 
 }  // namespace
 
-v1::PointWorkload PointWorkloadOf(const WorkloadConfig& config, int64_t batch, int world_size) {
-  v1::PointWorkload w;
-  w.set_model(config.model.name);
-  *w.mutable_model_spec() = ModelSpecToProto(config.model);
-  for (ServingPhase phase : config.phases) w.add_phases(PhaseToProto(phase));
-  w.set_batch_size(batch);
-  w.set_prompt_len(config.prompt_len);
-  w.set_layers(config.layers);
-  w.set_scale(config.scale);
-  w.set_dtype(DtypeToProto(config.dtype));
-  w.set_seed(config.seed);
-  w.set_warmup(config.warmup);
-  w.set_iterations(config.iterations);
-  w.set_check(config.check);
-  w.set_expert_parallel(world_size);
-  return w;
-}
-
-absl::StatusOr<std::vector<v1::PointResult>> AggregateRanks(const WorkloadConfig& config,
-                                                            const std::vector<RankResult>& ranks,
-                                                            const Peaks& peaks) {
+absl::StatusOr<std::vector<v1::PointResult>> AggregateRanks(
+    const WorkloadConfig& config, const std::vector<v1::RankOutput>& ranks, const Peaks& peaks) {
   if (ranks.empty()) return absl::InvalidArgumentError("no rank results to aggregate");
-  const int world = ranks.front().world_size;
-  for (const RankResult& r : ranks) {
-    if (r.world_size != world) {
-      return absl::InvalidArgumentError(absl::StrCat("inconsistent rank results: rank ", r.rank,
-                                                     " of ", r.world_size, ", rank ",
-                                                     ranks.front().rank, " of ", world));
+  for (const v1::RankOutput& r : ranks) {
+    if (r.reports_size() != static_cast<int>(config.batches.size())) {
+      return absl::InvalidArgumentError(absl::StrCat("rank ", r.rank(), " reported ",
+                                                     r.reports_size(), " batch size(s) of ",
+                                                     config.batches.size()));
     }
   }
+  const int world = static_cast<int>(ranks.size());
   const std::vector<v1::Device> devices = DevicesOf(peaks, config.dtype);
   std::vector<v1::PointResult> out;
   for (size_t b = 0; b < config.batches.size(); ++b) {
     const int64_t batch = config.batches[b];
     std::vector<v1::RankReport> reports;
-    for (const RankResult& r : ranks) {
-      RankResult one = r;  // this batch's points only
-      one.points.clear();
-      for (const RankPointResult& p : r.points) {
-        if (p.batch == batch) one.points.push_back(p);
-      }
-      RankReportContext context;
-      context.point_index = static_cast<int>(b);
-      context.device_index = r.rank % std::max(1, peaks.devices);
-      reports.push_back(RankReportFromResult(one, config, context));
+    for (const v1::RankOutput& r : ranks) {
+      v1::RankReport report = r.reports(static_cast<int>(b));
+      report.set_point_index(static_cast<int>(b));
+      // The bench's device layout: rank r on device r % G (a CPU host is one device).
+      report.set_device_index(report.rank() % std::max(1, peaks.devices));
+      reports.push_back(std::move(report));
     }
     NodeRun run;
     run.point_index = static_cast<int>(b);
-    run.hostname = ranks.front().host;
+    run.hostname = ranks.front().environment().host();
     run.devices = devices;
     PointAggregationInput in;
     in.point_index = static_cast<int32_t>(b);

@@ -13,6 +13,7 @@
 #include "agent/workload/config.h"
 #include "agent/workload/harness.h"
 #include "moecap/v1/plan.pb.h"
+#include "moecap/v1/rank.pb.h"
 #include "moecap/v1/report.pb.h"
 
 namespace moecap {
@@ -27,15 +28,12 @@ struct Peaks {
   std::string hardware;          // catalog id, when known
 };
 
-// The PointWorkload of one batch size of `config` on `world_size` ranks (every phase of it).
-v1::PointWorkload PointWorkloadOf(const WorkloadConfig& config, int64_t batch, int world_size);
-
-// Combines the ranks' results (one per rank, any order) into one PointResult per batch size, in
-// the order of config.batches. Fails when the results are inconsistent (missing or repeated
-// ranks, different points).
-absl::StatusOr<std::vector<v1::PointResult>> AggregateRanks(const WorkloadConfig& config,
-                                                            const std::vector<RankResult>& ranks,
-                                                            const Peaks& peaks);
+// Combines the ranks' outputs (one per rank, any order, each with one RankReport per batch size of
+// `config`: LocalLauncher's, or RankOutputFromResult's for a rank run in this process) into one
+// PointResult per batch size, in the order of config.batches. Fails when the outputs are
+// inconsistent (missing or repeated ranks, different points).
+absl::StatusOr<std::vector<v1::PointResult>> AggregateRanks(
+    const WorkloadConfig& config, const std::vector<v1::RankOutput>& ranks, const Peaks& peaks);
 
 }  // namespace moecap
 

@@ -7,6 +7,7 @@
 #include "agent/compute/gpu_discovery.h"
 #include "agent/workload/cuda/cuda_rank.h"
 #include "agent/workload/cuda/device_local_communicator.h"
+#include "common/failure_cause.h"
 
 namespace moecap {
 
@@ -23,6 +24,7 @@ absl::StatusOr<RankResult> ConnectNcclAndRunCudaRank(const WorkloadConfig& confi
   RankContext context;
   context.ranks_on_host = options.ranks_on_host;
   context.progress = options.progress;
+  context.log = options.log;
   // The GPU's own counter (NVML indexes it as CUDA does unless CUDA_VISIBLE_DEVICES reorders).
   std::unique_ptr<EnergyMeter> energy =
       OpenNvmlEnergyMeter(kNvmlLibrary, device, &context.energy_unavailable);
@@ -39,22 +41,24 @@ absl::StatusOr<RankResult> ConnectNcclAndRunCudaRank(const WorkloadConfig& confi
   nccl.key_prefix = options.key_prefix;
   nccl.timeout = absl::Seconds(config.comm_timeout_s);
   absl::StatusOr<std::unique_ptr<Communicator>> comm = ConnectNccl(store, nccl);
-  if (!comm.ok()) return comm.status();
-  if (context.progress) {
-    context.progress(absl::StrCat("nccl communicator ready on device ", device, " (rank ", rank,
-                                  " of ", world, ")"));
+  if (!comm.ok()) return WithFailureCause(comm.status(), FailureCause::kRendezvous);
+  if (context.log) {
+    context.log(absl::StrCat("nccl communicator ready on device ", device, " (rank ", rank, " of ",
+                             world, ")"));
   }
   return RunCudaRank(config, context, **comm, device);
 }
 
 absl::StatusOr<RankResult> RunRankOnBackend(const WorkloadConfig& config, int rank, int world,
                                             KvStore& store, const RankJoinOptions& options) {
-  if (options.backend == "cuda") {
+  if (options.backend == v1::BACKEND_CUDA) {
     return ConnectNcclAndRunCudaRank(config, rank, world, store, options);
   }
-  if (options.backend == "cpu") return ConnectAndRunRank(config, rank, world, store, options);
-  return absl::InvalidArgumentError(
-      absl::StrCat("backend '", options.backend, "' is not one this worker runs (cpu, cuda)"));
+  if (options.backend == v1::BACKEND_CPU) {
+    return ConnectAndRunRank(config, rank, world, store, options);
+  }
+  return absl::InvalidArgumentError(absl::StrCat("backend ", v1::Backend_Name(options.backend),
+                                                 ": not one this worker runs (cpu, cuda)"));
 }
 
 }  // namespace moecap

@@ -140,9 +140,8 @@ absl::StatusOr<RankResult> RunCudaRank(const WorkloadConfig& config, const RankC
       CudaMoeWeights::Generate(backend, scaled, config.layers, config.dtype, config.seed, local);
   if (!weights.ok()) return fail(weights.status(), ": generating weights on the GPU");
   result.setup_seconds = Since(setup);
-  if (context.progress) {
-    context.progress(
-        absl::StrCat("weights ready on GPU ", device, " (", result.setup_seconds, " s)"));
+  if (context.log) {
+    context.log(absl::StrCat("weights ready on GPU ", device, " (", result.setup_seconds, " s)"));
   }
 
   // The check's host side: the same weights, regenerated in host memory, and a host backend that

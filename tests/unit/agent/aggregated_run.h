@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/workload/config.h"
 #include "agent/workload/harness.h"
+#include "agent/workload/rank_report.h"
 #include "agent/workload/report.h"
 #include "common/aggregate/aggregator.h"
 #include "common/metrics.h"
@@ -27,11 +28,20 @@ inline v1::Phase PhaseOf(ServingPhase phase) {
   return phase == ServingPhase::kPrefill ? v1::PHASE_PREFILL : v1::PHASE_DECODE;
 }
 
+// The ranks' in-process results as the rank processes would hand them back.
+inline std::vector<v1::RankOutput> OutputsOf(const WorkloadConfig& c,
+                                             const std::vector<RankResult>& ranks) {
+  std::vector<v1::RankOutput> out;
+  for (const RankResult& r : ranks) out.push_back(RankOutputFromResult(r, c, RankReportContext{}));
+  return out;
+}
+
 inline void ExpectAggregatedConsistent(const WorkloadConfig& c,
                                        const std::vector<RankResult>& ranks, bool checked) {
   const ModelSpec scaled = ScaledModel(c.model, c.scale);
   Peaks peaks{1e11, 1e12, 1, "test"};
-  absl::StatusOr<std::vector<v1::PointResult>> points = AggregateRanks(c, ranks, peaks);
+  absl::StatusOr<std::vector<v1::PointResult>> points =
+      AggregateRanks(c, OutputsOf(c, ranks), peaks);
   ASSERT_TRUE(points.ok()) << points.status();
   ASSERT_EQ(points->size(), c.batches.size());
   ASSERT_EQ(ranks[0].points.size(), c.batches.size() * c.phases.size());

@@ -67,30 +67,5 @@ TEST(ScaledModelTest, DividesHiddenAndExpertSizesOnly) {
   EXPECT_EQ(ScaledModel(v3, 100000).expert_ffn_size, 1);  // never below 1
 }
 
-TEST(WorkloadJsonTest, RoundTripKeepsThePlan) {
-  WorkloadConfig c = MixtralPlan();
-  c.scale = 16;
-  c.layers = 3;
-  c.batches = {1, 8};
-  c.phases = {ServingPhase::kPrefill, ServingPhase::kDecode};
-  c.routing.mode = RoutingMode::kZipf;
-  c.routing.zipf_exponent = 1.2;
-  c.check = true;
-  c.seed = 99;
-  absl::StatusOr<WorkloadConfig> back = WorkloadFromJson(WorkloadToJson(c));
-  ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_EQ(back->model.hidden_size, 4096);
-  EXPECT_EQ(back->model.expert_ffn_size, 14336);
-  EXPECT_EQ(back->scale, 16);
-  EXPECT_EQ(back->layers, 3);
-  EXPECT_EQ(back->batches, c.batches);
-  EXPECT_EQ(back->phases, c.phases);
-  EXPECT_EQ(back->routing.mode, RoutingMode::kZipf);
-  EXPECT_DOUBLE_EQ(back->routing.zipf_exponent, 1.2);
-  EXPECT_TRUE(back->check);
-  EXPECT_EQ(back->seed, 99u);
-  EXPECT_EQ(WorkloadToJson(*back), WorkloadToJson(c));
-}
-
 }  // namespace
 }  // namespace moecap

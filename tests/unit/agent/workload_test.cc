@@ -21,6 +21,7 @@ namespace moecap {
 namespace {
 
 using ::moecap::testing::CatalogModel;
+using ::moecap::testing::OutputsOf;
 using ::moecap::testing::RunWorkloadOnThreads;
 
 WorkloadConfig SmallPlan(const std::string& model, int64_t scale) {
@@ -65,9 +66,9 @@ TEST(WorkloadTest, UniformRoutingGivesTheSameTotalsOnTwoAndFourRanks) {
   c.check = false;
   Peaks peaks{1e11, 1e12, 1, "test"};
   absl::StatusOr<std::vector<v1::PointResult>> two =
-      AggregateRanks(c, RunWorkloadOnThreads(c, 2), peaks);
+      AggregateRanks(c, OutputsOf(c, RunWorkloadOnThreads(c, 2)), peaks);
   absl::StatusOr<std::vector<v1::PointResult>> four =
-      AggregateRanks(c, RunWorkloadOnThreads(c, 4), peaks);
+      AggregateRanks(c, OutputsOf(c, RunWorkloadOnThreads(c, 4)), peaks);
   ASSERT_TRUE(two.ok() && four.ok());
   ASSERT_EQ(two->size(), four->size());
   for (size_t i = 0; i < two->size(); ++i) {
@@ -97,6 +98,41 @@ TEST(WorkloadTest, OneRankOnTheLocalCommunicator) {
   // One rank sends everything to itself: no remote bytes.
   EXPECT_EQ(result->points[0].counts.comm.dispatch_remote, 0);
   EXPECT_GT(result->points[0].counts.comm.dispatch_logical, 0);
+}
+
+// The rank's milestones, in order: before each point its check (when the plan checks) or its
+// measurement, the iterations measured so far, then REPORT with every point done.
+TEST(WorkloadTest, TheRankReportsEachMilestoneAsItPassesIt) {
+  WorkloadConfig c = SmallPlan("mixtral-8x7b", 64);
+  c.batches = {1, 2};
+  c.phases = {ServingPhase::kPrefill, ServingPhase::kDecode};
+  c.iterations = 3;
+  c.check = true;
+  LocalCommunicator comm;
+  CpuBackend backend(1);
+  std::vector<v1::Progress> seen;
+  std::vector<std::string> lines;
+  RankContext context;
+  context.progress = [&](const v1::Progress& p) { seen.push_back(p); };
+  context.log = [&](const std::string& line) { lines.push_back(line); };
+  ASSERT_TRUE(RunRank(c, context, comm, backend).ok());
+  ASSERT_EQ(seen.size(), 5u);  // 2 phases × 2 batch sizes, then REPORT
+  const v1::Phase phases[] = {v1::PHASE_PREFILL, v1::PHASE_PREFILL, v1::PHASE_DECODE,
+                              v1::PHASE_DECODE};
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(seen[i].stage(), v1::Progress::STAGE_CHECK) << i;
+    EXPECT_EQ(seen[i].phase(), phases[i]) << i;
+    EXPECT_EQ(seen[i].iterations_done(), static_cast<int64_t>(3 * i)) << i;
+    EXPECT_EQ(seen[i].iterations_total(), 12) << i;
+    EXPECT_EQ(seen[i].ranks_reporting(), 1) << i;
+  }
+  EXPECT_EQ(seen.back().stage(), v1::Progress::STAGE_REPORT);
+  EXPECT_EQ(seen.back().iterations_done(), 12);
+  // The people's lines: weights, then each point's check and measurement.
+  ASSERT_EQ(lines.size(), 9u);
+  EXPECT_EQ(lines.front().rfind("weights ready", 0), 0u) << lines.front();
+  EXPECT_EQ(lines[1].rfind("prefill batch 1: check passed", 0), 0u) << lines[1];
+  EXPECT_EQ(lines.back(), "decode batch 2: measured");
 }
 
 // A counter that reads 10 J, then 40 J, then fails: the first point's loop drew 30 J.
@@ -134,11 +170,6 @@ TEST(WorkloadTest, TheMeasuredLoopsEnergyIsThisRanksShareOfTheCounter) {
   // The second point could not read its counter: no figure, and why.
   EXPECT_FALSE(result->points[1].energy_joules.has_value());
   EXPECT_EQ(result->points[1].energy_unavailable, "the counter went away");
-  // Through the rank's JSON file and back.
-  absl::StatusOr<RankResult> again = RankResultFromJson(RankResultToJson(*result));
-  ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(again->points[0].energy_joules, result->points[0].energy_joules);
-  EXPECT_EQ(again->points[1].energy_unavailable, "the counter went away");
   // Without a meter, the reason given is kept.
   RankContext none;
   none.energy_unavailable = "no RAPL package zone under /x";

@@ -47,25 +47,30 @@ v1::Assignment TwoRankPoint(const std::string& job, int rank) {
   return a;
 }
 
-// What a rank of TwoRankPoint would return (values are not checked by the runner).
-RankResult FakeResult(int rank, bool check_passed) {
-  RankResult r;
-  r.rank = rank;
-  r.world_size = 2;
-  r.backend = "cpu-openblas";
-  r.communicator = "gloo-tcp";
-  RankPointResult p;
-  p.phase = ServingPhase::kDecode;
-  p.batch = 2;
-  p.tokens = 2;
-  p.tally.own_tokens = 1;
-  p.global_histogram = {{1, 0, 0, 0, 1, 1, 0, 1}};
-  p.samples.step = {0.01, 0.02};
-  p.check.ran = true;
-  p.check.passed = check_passed;
-  r.points = {p};
-  return r;
+// What a rank of TwoRankPoint would leave: its environment and its one report, which the rank
+// makes with the identity its launch gives it (values are not checked by the runner).
+v1::RankOutput FakeOutput(int rank, bool check_passed) {
+  v1::RankOutput out;
+  out.set_rank(rank);
+  out.mutable_environment()->set_backend("cpu-openblas");
+  out.mutable_environment()->set_communicator("gloo-tcp");
+  v1::RankReport* report = out.add_reports();
+  report->set_job_id("job-a");
+  report->set_point_index(1);
+  report->set_attempt(2);
+  report->set_rank(rank);
+  v1::RankPhase* phase = report->add_phases();
+  phase->set_phase(v1::PHASE_DECODE);
+  phase->set_iterations(2);
+  phase->add_step_seconds(0.01);
+  phase->add_step_seconds(0.02);
+  report->mutable_check()->set_checked(true);
+  report->mutable_check()->set_passed(check_passed);
+  if (!check_passed) report->mutable_check()->set_detail("max rel error 0.5");
+  return out;
 }
+
+using Outputs = absl::StatusOr<std::vector<v1::RankOutput>>;
 
 class AssignmentRunnerTest : public ::testing::Test {
  protected:
@@ -102,17 +107,23 @@ TEST_F(AssignmentRunnerTest, ASuccessReportsProgressThenTheRankThenTheNode) {
     seen = launch;
     EXPECT_EQ(config.batches, std::vector<int64_t>{2});
     EXPECT_EQ(config.threads_per_rank, 2);  // the device's cores
-    return absl::StatusOr<std::vector<RankResult>>(std::vector<RankResult>{FakeResult(1, true)});
+    return Outputs(std::vector<v1::RankOutput>{FakeOutput(1, true)});
   });
   runner->OnAssignment(TwoRankPoint("job-a", 1));
   ASSERT_TRUE(runner->WaitIdle(absl::Seconds(10)));
   EXPECT_EQ(seen.rank_ids, std::vector<int>{1});
   EXPECT_EQ(seen.world_size, 2);
   EXPECT_EQ(seen.executable, "/nonexistent/moecap-agent");
-  EXPECT_EQ(seen.store["scope"], "job-a/1/2");
-  EXPECT_EQ(seen.store["agent_id"], "agent-5");
-  EXPECT_EQ(seen.store["target"], "coord:7070");
+  ASSERT_TRUE(seen.grpc_store.has_value());
+  EXPECT_EQ(seen.grpc_store->scope(), "job-a/1/2");
+  EXPECT_EQ(seen.grpc_store->agent_id(), "agent-5");
+  EXPECT_EQ(seen.grpc_store->target(), "coord:7070");
+  EXPECT_EQ(seen.grpc_store->has_tls(), !options_.security.insecure);  // paths, never the key
   EXPECT_EQ(seen.key_prefix, "gloo");
+  EXPECT_EQ(seen.backend, v1::BACKEND_CPU);
+  EXPECT_EQ(seen.job_id, "job-a");  // the identity the ranks' reports carry
+  EXPECT_EQ(seen.point_index, 1);
+  EXPECT_EQ(seen.attempt, 2);
   EXPECT_EQ(seen.timeout, options_.default_point_timeout);  // no deadline in the assignment
   client_.Locked([](ScriptedClient& c) {
     ASSERT_GE(c.log.size(), 4u);
@@ -137,12 +148,49 @@ TEST_F(AssignmentRunnerTest, ASuccessReportsProgressThenTheRankThenTheNode) {
   EXPECT_EQ(runner->State().state(), v1::AGENT_STATE_IDLE);
 }
 
+// The ranks' records, as the launcher hands them over, reach the coordinator as the slowest
+// rank's position.
+TEST_F(AssignmentRunnerTest, TheRanksProgressIsSentAsItComes) {
+  auto runner = MakeRunner([&](const LaunchOptions& launch, const WorkloadConfig&) {
+    v1::Progress measuring;
+    measuring.set_stage(v1::Progress::STAGE_MEASURE);
+    measuring.set_phase(v1::PHASE_DECODE);
+    measuring.set_iterations_done(1);
+    launch.on_progress(1, measuring);
+    // Like a rank that keeps running until its progress is out (bounded here).
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    bool sent = false;
+    while (!sent && absl::Now() < deadline) {
+      client_.Locked([&](ScriptedClient& c) {
+        for (const v1::ReportProgressRequest& r : c.progress) {
+          sent = sent || r.progress().stage() == v1::Progress::STAGE_MEASURE;
+        }
+      });
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    return Outputs(std::vector<v1::RankOutput>{FakeOutput(1, true)});
+  });
+  runner->OnAssignment(TwoRankPoint("job-a", 1));
+  ASSERT_TRUE(runner->WaitIdle(absl::Seconds(20)));
+  client_.Locked([](ScriptedClient& c) {
+    const v1::ReportProgressRequest* measure = nullptr;
+    for (const v1::ReportProgressRequest& r : c.progress) {
+      if (r.progress().stage() == v1::Progress::STAGE_MEASURE) measure = &r;
+    }
+    ASSERT_NE(measure, nullptr);
+    EXPECT_EQ(measure->progress().iterations_done(), 1);
+    EXPECT_EQ(measure->progress().iterations_total(), 2);  // the point's: 2 iterations, 1 phase
+    EXPECT_EQ(measure->progress().ranks_reporting(), 1);
+    EXPECT_EQ(measure->job_id(), "job-a");
+  });
+}
+
 TEST_F(AssignmentRunnerTest, ARankReportNotDeliveredTravelsInTheNodeReport) {
   client_.Locked([](ScriptedClient& c) {
     c.rank_answer = absl::FailedPreconditionError("refused");  // not retried
   });
   auto runner = MakeRunner([](const LaunchOptions&, const WorkloadConfig&) {
-    return absl::StatusOr<std::vector<RankResult>>(std::vector<RankResult>{FakeResult(1, true)});
+    return Outputs(std::vector<v1::RankOutput>{FakeOutput(1, true)});
   });
   runner->OnAssignment(TwoRankPoint("job-a", 1));
   ASSERT_TRUE(runner->WaitIdle(absl::Seconds(10)));
@@ -157,7 +205,7 @@ TEST_F(AssignmentRunnerTest, ARankReportNotDeliveredTravelsInTheNodeReport) {
 
 TEST_F(AssignmentRunnerTest, AFailedCheckIsACheckFailureWithoutResults) {
   auto runner = MakeRunner([](const LaunchOptions&, const WorkloadConfig&) {
-    return absl::StatusOr<std::vector<RankResult>>(std::vector<RankResult>{FakeResult(0, false)});
+    return Outputs(std::vector<v1::RankOutput>{FakeOutput(0, false)});
   });
   runner->OnAssignment(TwoRankPoint("job-b", 0));
   ASSERT_TRUE(runner->WaitIdle(absl::Seconds(10)));
@@ -174,7 +222,7 @@ TEST_F(AssignmentRunnerTest, AMalformedAssignmentIsASetupFailureAndNothingStarts
   bool launched = false;
   auto runner = MakeRunner([&](const LaunchOptions&, const WorkloadConfig&) {
     launched = true;
-    return absl::StatusOr<std::vector<RankResult>>(std::vector<RankResult>{});
+    return Outputs(std::vector<v1::RankOutput>{});
   });
   v1::Assignment bad = TwoRankPoint("job-c", 0);
   bad.mutable_ranks(0)->set_device_index(3);  // the agent has one device
@@ -210,7 +258,7 @@ TEST_F(AssignmentRunnerTest, BusyRefusesAnotherAndACancelStopsTheRun) {
     // Like LocalLauncher: runs until cancelled (bounded here).
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
     while (!launch.cancel->load() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
-    return absl::StatusOr<std::vector<RankResult>>(absl::CancelledError("killed"));
+    return Outputs(absl::CancelledError("killed"));
   });
   runner->OnAssignment(TwoRankPoint("job-e", 0));
   ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(10)));
@@ -247,7 +295,7 @@ TEST_F(AssignmentRunnerTest, TheNextPointWaitsForTheLastRunToClear) {
   std::atomic<int> runs{0};
   auto runner = MakeRunner([&](const LaunchOptions&, const WorkloadConfig&) {
     if (runs.fetch_add(1) == 0) absl::SleepFor(absl::Milliseconds(200));
-    return absl::StatusOr<std::vector<RankResult>>(std::vector<RankResult>{FakeResult(1, true)});
+    return Outputs(std::vector<v1::RankOutput>{FakeOutput(1, true)});
   });
   runner->OnAssignment(TwoRankPoint("job-g", 0));
   v1::Assignment next = TwoRankPoint("job-g", 0);

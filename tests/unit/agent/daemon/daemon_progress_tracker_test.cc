@@ -1,4 +1,5 @@
-// ProgressTracker: the slowest rank's stage and measured iterations, from the rank logs' lines.
+// ProgressTracker: SETUP until every rank has reported, then the slowest rank's record; the
+// point's total; ranks that are not this agent's ignored.
 #include <gtest/gtest.h>
 
 #include "agent/daemon/progress_tracker.h"
@@ -6,72 +7,62 @@
 namespace moecap::agentd {
 namespace {
 
-WorkloadConfig TwoPhases(bool check) {
+WorkloadConfig TwoPhases() {
   WorkloadConfig c;
   c.phases = {ServingPhase::kPrefill, ServingPhase::kDecode};
+  c.batches = {4};
   c.iterations = 10;
-  c.check = check;
+  c.check = true;
   return c;
 }
 
+v1::Progress At(v1::Progress::Stage stage, v1::Phase phase, int64_t done) {
+  v1::Progress p;
+  p.set_stage(stage);
+  p.set_phase(phase);
+  p.set_iterations_done(done);
+  p.set_iterations_total(20);
+  p.set_ranks_reporting(1);
+  return p;
+}
+
 TEST(ProgressTrackerTest, FollowsTheSlowestRank) {
-  ProgressTracker tracker({2, 3}, TwoPhases(/*check=*/true));
+  ProgressTracker tracker({2, 3}, TwoPhases());
   v1::Progress p = tracker.Current();
   EXPECT_EQ(p.stage(), v1::Progress::STAGE_SETUP);
-  EXPECT_EQ(p.iterations_total(), 20);  // 10 iterations × 2 phases
+  EXPECT_EQ(p.phase(), v1::PHASE_PREFILL);
+  EXPECT_EQ(p.iterations_total(), 20);  // 10 iterations × 2 phases × 1 batch size
   EXPECT_EQ(p.ranks_reporting(), 0);
 
-  tracker.ObserveLog(2, "some gloo noise\nrank 2: weights ready (0.01 s)\n");
+  tracker.Observe(2, At(v1::Progress::STAGE_CHECK, v1::PHASE_PREFILL, 0));
   p = tracker.Current();
-  EXPECT_EQ(p.stage(), v1::Progress::STAGE_SETUP);  // rank 3 has no weights yet
+  EXPECT_EQ(p.stage(), v1::Progress::STAGE_SETUP);  // rank 3 has not reported yet
   EXPECT_EQ(p.ranks_reporting(), 1);
 
-  tracker.ObserveLog(3, "rank 3: weights ready (0.02 s)\n");
+  tracker.Observe(3, At(v1::Progress::STAGE_MEASURE, v1::PHASE_PREFILL, 0));
   p = tracker.Current();
-  EXPECT_EQ(p.stage(), v1::Progress::STAGE_CHECK);
-  EXPECT_EQ(p.phase(), v1::PHASE_PREFILL);
+  EXPECT_EQ(p.stage(), v1::Progress::STAGE_CHECK);  // rank 2 still checks: the check comes first
+  EXPECT_EQ(p.ranks_reporting(), 2);
 
-  const std::string prefill_done =
-      "rank 2: weights ready (0.01 s)\nrank 2: prefill batch 4: check passed (max abs 1e-7, max "
-      "rel 2e-7)\nrank 2: prefill batch 4: measured\n";
-  tracker.ObserveLog(2, prefill_done);
-  tracker.ObserveLog(3,
-                     "rank 3: weights ready (0.02 s)\nrank 3: prefill batch 4: check passed (max "
-                     "abs 1e-7, max rel 2e-7)\n");
+  tracker.Observe(2, At(v1::Progress::STAGE_CHECK, v1::PHASE_DECODE, 10));
   p = tracker.Current();
-  EXPECT_EQ(p.stage(), v1::Progress::STAGE_MEASURE);  // rank 3 measures prefill
+  EXPECT_EQ(p.stage(), v1::Progress::STAGE_MEASURE);  // now rank 3, on prefill, is behind
   EXPECT_EQ(p.phase(), v1::PHASE_PREFILL);
   EXPECT_EQ(p.iterations_done(), 0);
 
-  tracker.ObserveLog(3,
-                     "rank 3: weights ready (0.02 s)\nrank 3: prefill batch 4: check passed\n"
-                     "rank 3: prefill batch 4: measured\n");
-  p = tracker.Current();
-  EXPECT_EQ(p.stage(), v1::Progress::STAGE_CHECK);  // both on decode's check now
-  EXPECT_EQ(p.phase(), v1::PHASE_DECODE);
-  EXPECT_EQ(p.iterations_done(), 10);
-
-  const std::string all =
-      "rank R: weights ready\nrank R: prefill batch 4: check passed\nrank R: prefill batch 4: "
-      "measured\nrank R: decode batch 4: check passed\nrank R: decode batch 4: measured\n";
-  for (int r : {2, 3}) {
-    std::string log = all;
-    for (size_t at = log.find("rank R"); at != std::string::npos; at = log.find("rank R")) {
-      log.replace(at, 6, "rank " + std::to_string(r));
-    }
-    tracker.ObserveLog(r, log);
-  }
+  for (int r : {2, 3}) tracker.Observe(r, At(v1::Progress::STAGE_REPORT, v1::PHASE_DECODE, 20));
   p = tracker.Current();
   EXPECT_EQ(p.stage(), v1::Progress::STAGE_REPORT);
   EXPECT_EQ(p.iterations_done(), 20);
-  EXPECT_EQ(p.ranks_reporting(), 2);
 }
 
-TEST(ProgressTrackerTest, WithoutACheckRanksMeasureOnceTheyHaveTheirWeights) {
-  ProgressTracker tracker({0}, TwoPhases(/*check=*/false));
-  tracker.ObserveLog(0, "rank 0: weights ready (0.5 s)\n");
+TEST(ProgressTrackerTest, RanksThatAreNotThisAgentsAreIgnored) {
+  ProgressTracker tracker({0}, TwoPhases());
+  tracker.Observe(7, At(v1::Progress::STAGE_MEASURE, v1::PHASE_DECODE, 10));
+  EXPECT_EQ(tracker.Current().stage(), v1::Progress::STAGE_SETUP);
+  EXPECT_EQ(tracker.Current().ranks_reporting(), 0);
+  tracker.Observe(0, At(v1::Progress::STAGE_MEASURE, v1::PHASE_PREFILL, 0));
   EXPECT_EQ(tracker.Current().stage(), v1::Progress::STAGE_MEASURE);
-  tracker.ObserveLog(7, "rank 7: weights ready\n");  // not one of this agent's ranks: ignored
   EXPECT_EQ(tracker.Current().ranks_reporting(), 1);
 }
 

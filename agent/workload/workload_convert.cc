@@ -1,10 +1,11 @@
-// PointWorkload -> WorkloadConfig.
-#include "agent/daemon/workload_convert.h"
+// PointWorkload <-> WorkloadConfig.
+#include "agent/workload/workload_convert.h"
 
 #include "absl/strings/str_cat.h"
 #include "common/plan/convert.h"
+#include "common/status_macros.h"
 
-namespace moecap::agentd {
+namespace moecap {
 namespace {
 
 // Collectives (and the rendezvous, which Gloo bounds with the same timeout) when the plan gives
@@ -51,18 +52,66 @@ absl::StatusOr<RoutingSpec> RoutingFromProto(const v1::Routing& routing) {
   return spec;
 }
 
+v1::Routing RoutingToProto(const RoutingSpec& spec) {
+  v1::Routing routing;
+  switch (spec.mode) {
+    case RoutingMode::kGate:
+      routing.mutable_gate();
+      break;
+    case RoutingMode::kUniform:
+      routing.mutable_uniform();
+      break;
+    case RoutingMode::kZipf:
+      routing.mutable_zipf()->set_exponent(spec.zipf_exponent);
+      break;
+    case RoutingMode::kHistogram:
+      for (const std::vector<double>& layer : spec.histogram) {
+        routing.mutable_histogram()->add_layers()->mutable_weights()->Add(layer.begin(),
+                                                                          layer.end());
+      }
+      break;
+  }
+  return routing;
+}
+
+v1::Phase PhaseToProto(ServingPhase phase) {
+  return phase == ServingPhase::kPrefill ? v1::PHASE_PREFILL : v1::PHASE_DECODE;
+}
+
 }  // namespace
 
+v1::PointWorkload PointWorkloadOf(const WorkloadConfig& config, int64_t batch, int world_size) {
+  v1::PointWorkload w;
+  w.set_model(config.model.name);
+  *w.mutable_model_spec() = ModelSpecToProto(config.model);
+  for (ServingPhase phase : config.phases) w.add_phases(PhaseToProto(phase));
+  w.set_batch_size(batch);
+  w.set_prompt_len(config.prompt_len);
+  w.set_layers(config.layers);
+  w.set_scale(config.scale);
+  w.set_dtype(DtypeToProto(config.dtype));
+  *w.mutable_routing() = RoutingToProto(config.routing);
+  w.set_seed(config.seed);
+  w.set_warmup(config.warmup);
+  w.set_iterations(config.iterations);
+  w.set_check(config.check);
+  w.mutable_timeouts()->set_collective_seconds(config.comm_timeout_s);
+  w.set_expert_parallel(world_size);
+  return w;
+}
+
 absl::StatusOr<WorkloadConfig> WorkloadConfigFromPoint(const v1::PointWorkload& point,
-                                                       const Catalog& catalog,
+                                                       const Catalog* catalog,
                                                        int threads_per_rank) {
   WorkloadConfig config;
   if (point.has_model_spec()) {
     absl::StatusOr<ModelSpec> model = ModelSpecFromProto(point.model_spec());
     if (!model.ok()) return Refuse("model_spec", model.status().message());
     config.model = *std::move(model);
+  } else if (!point.model().empty() && catalog == nullptr) {
+    return Refuse("model_spec", "required here (no catalog to resolve 'model' with)");
   } else if (!point.model().empty()) {
-    absl::StatusOr<const ModelSpec*> model = catalog.FindModel(point.model());
+    absl::StatusOr<const ModelSpec*> model = catalog->FindModel(point.model());
     if (!model.ok()) return Refuse("model", model.status().message());
     config.model = **model;
   } else {
@@ -126,4 +175,23 @@ absl::StatusOr<WorkloadConfig> WorkloadConfigFromPoint(const v1::PointWorkload& 
   return config;
 }
 
-}  // namespace moecap::agentd
+void SetLaunchWorkload(const WorkloadConfig& config, int world_size, v1::RankLaunch& launch) {
+  *launch.mutable_workload() =
+      PointWorkloadOf(config, config.batches.empty() ? 0 : config.batches.front(), world_size);
+  launch.mutable_batch_sizes()->Assign(config.batches.begin(), config.batches.end());
+  launch.set_check_tolerance(config.tolerance);
+  launch.set_threads_per_rank(config.threads_per_rank);
+}
+
+absl::StatusOr<WorkloadConfig> WorkloadOfLaunch(const v1::RankLaunch& launch) {
+  MOECAP_ASSIGN_OR_RETURN(
+      WorkloadConfig config,
+      WorkloadConfigFromPoint(launch.workload(), /*catalog=*/nullptr, launch.threads_per_rank()));
+  if (!launch.batch_sizes().empty()) {
+    config.batches.assign(launch.batch_sizes().begin(), launch.batch_sizes().end());
+  }
+  config.tolerance = launch.check_tolerance();
+  return config;
+}
+
+}  // namespace moecap

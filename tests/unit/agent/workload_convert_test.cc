@@ -1,12 +1,13 @@
 // PointWorkload -> WorkloadConfig: every field lands where the workload engine reads it, the
 // model comes from the catalog or the inline spec, and what the CPU agent cannot run is refused
 // naming the field.
+#include "agent/workload/workload_convert.h"
+
 #include <gtest/gtest.h>
 
-#include "agent/daemon/workload_convert.h"
 #include "common/plan/convert.h"
 
-namespace moecap::agentd {
+namespace moecap {
 namespace {
 
 class WorkloadConvertTest : public ::testing::Test {
@@ -38,7 +39,7 @@ class WorkloadConvertTest : public ::testing::Test {
 };
 
 TEST_F(WorkloadConvertTest, EveryFieldLandsInTheConfig) {
-  absl::StatusOr<WorkloadConfig> c = WorkloadConfigFromPoint(point_, catalog_, 3);
+  absl::StatusOr<WorkloadConfig> c = WorkloadConfigFromPoint(point_, &catalog_, 3);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->model.name, "mixtral-8x7b");
   EXPECT_EQ(c->model.hidden_size, 4096);  // full size: the harness scales it
@@ -71,7 +72,7 @@ TEST_F(WorkloadConvertTest, InlineModelSpecWinsAndDefaultsApply) {
   *point_.mutable_model_spec() = ModelSpecToProto(toy);
   point_.set_dtype(v1::DTYPE_UNSPECIFIED);                // CPU default: fp32
   point_.mutable_timeouts()->clear_collective_seconds();  // default 60 s
-  absl::StatusOr<WorkloadConfig> c = WorkloadConfigFromPoint(point_, catalog_, 0);
+  absl::StatusOr<WorkloadConfig> c = WorkloadConfigFromPoint(point_, &catalog_, 0);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->model.name, "toy");
   EXPECT_EQ(c->model.experts, 4);
@@ -81,20 +82,20 @@ TEST_F(WorkloadConvertTest, InlineModelSpecWinsAndDefaultsApply) {
 
 TEST_F(WorkloadConvertTest, RoutingKinds) {
   point_.mutable_routing()->mutable_zipf()->set_exponent(1.5);
-  absl::StatusOr<WorkloadConfig> zipf = WorkloadConfigFromPoint(point_, catalog_, 0);
+  absl::StatusOr<WorkloadConfig> zipf = WorkloadConfigFromPoint(point_, &catalog_, 0);
   ASSERT_TRUE(zipf.ok()) << zipf.status();
   EXPECT_EQ(zipf->routing.mode, RoutingMode::kZipf);
   EXPECT_DOUBLE_EQ(zipf->routing.zipf_exponent, 1.5);
 
   point_.mutable_routing()->mutable_zipf()->clear_exponent();  // default 1.0
-  EXPECT_DOUBLE_EQ(WorkloadConfigFromPoint(point_, catalog_, 0)->routing.zipf_exponent, 1.0);
+  EXPECT_DOUBLE_EQ(WorkloadConfigFromPoint(point_, &catalog_, 0)->routing.zipf_exponent, 1.0);
 
   point_.mutable_routing()->mutable_uniform();
-  EXPECT_EQ(WorkloadConfigFromPoint(point_, catalog_, 0)->routing.mode, RoutingMode::kUniform);
+  EXPECT_EQ(WorkloadConfigFromPoint(point_, &catalog_, 0)->routing.mode, RoutingMode::kUniform);
 
   v1::ExpertWeights* row = point_.mutable_routing()->mutable_histogram()->add_layers();
   for (double w : {4.0, 3.0, 2.0, 1.0, 0.0, 0.0, 1.0, 1.0}) row->add_weights(w);
-  absl::StatusOr<WorkloadConfig> histogram = WorkloadConfigFromPoint(point_, catalog_, 0);
+  absl::StatusOr<WorkloadConfig> histogram = WorkloadConfigFromPoint(point_, &catalog_, 0);
   ASSERT_TRUE(histogram.ok()) << histogram.status();
   EXPECT_EQ(histogram->routing.mode, RoutingMode::kHistogram);
   ASSERT_EQ(histogram->routing.histogram.size(), 1u);
@@ -104,7 +105,7 @@ TEST_F(WorkloadConvertTest, RoutingKinds) {
 
 TEST_F(WorkloadConvertTest, RefusalsNameTheField) {
   const auto error = [&](v1::PointWorkload p) {
-    absl::StatusOr<WorkloadConfig> c = WorkloadConfigFromPoint(p, catalog_, 0);
+    absl::StatusOr<WorkloadConfig> c = WorkloadConfigFromPoint(p, &catalog_, 0);
     EXPECT_FALSE(c.ok());
     return std::string(c.status().message());
   };
@@ -134,5 +135,40 @@ TEST_F(WorkloadConvertTest, RefusalsNameTheField) {
   EXPECT_NE(error(p).find("workload.timeouts.collective_seconds"), std::string::npos);
 }
 
+// What a launcher hands its rank processes comes back as the same plan, every field (compared as
+// moecap-bench's JSON names them), for each routing mode.
+TEST_F(WorkloadConvertTest, ALaunchCarriesThePlanWhole) {
+  absl::StatusOr<const ModelSpec*> model = catalog_.FindModel("deepseek-v3");
+  ASSERT_TRUE(model.ok()) << model.status();
+  WorkloadConfig c;
+  c.model = **model;
+  c.scale = 32;
+  c.layers = 3;
+  c.dtype = Dtype::kBf16;
+  c.batches = {1, 8, 32};
+  c.phases = {ServingPhase::kPrefill, ServingPhase::kDecode};
+  c.prompt_len = 48;
+  c.iterations = 9;
+  c.warmup = 4;
+  c.seed = 99;
+  c.check = true;
+  c.tolerance = 0.04;
+  c.threads_per_rank = 3;
+  c.comm_timeout_s = 17.5;
+  RoutingSpec zipf{RoutingMode::kZipf, 1.3, {}};
+  RoutingSpec histogram{RoutingMode::kHistogram, 1.0, {{1, 0, 2}, {0.5, 0.5, 0}}};
+  for (const RoutingSpec& routing :
+       {RoutingSpec{}, RoutingSpec{RoutingMode::kUniform, 1.0, {}}, zipf, histogram}) {
+    c.routing = routing;
+    v1::RankLaunch launch;
+    SetLaunchWorkload(c, 4, launch);
+    EXPECT_EQ(launch.workload().expert_parallel(), 4);
+    absl::StatusOr<WorkloadConfig> back = WorkloadOfLaunch(launch);
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(WorkloadToJson(*back), WorkloadToJson(c)) << RoutingModeName(routing.mode);
+    EXPECT_EQ(ModelToJson(back->model), ModelToJson(c.model));
+  }
+}
+
 }  // namespace
-}  // namespace moecap::agentd
+}  // namespace moecap
