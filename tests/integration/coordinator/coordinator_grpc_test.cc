@@ -25,7 +25,7 @@
 #include "moecap/v1/agent_service.grpc.pb.h"
 #include "moecap/v1/job_service.grpc.pb.h"
 #include "moecap/v1/rendezvous_service.grpc.pb.h"
-#include "tests/unit/coordinator/test_agents.h"
+#include "tests/fakes/test_agents.h"
 
 namespace moecap::coordinator {
 namespace {

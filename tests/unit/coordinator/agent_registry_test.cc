@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "tests/fakes/fake_clock.h"
-#include "tests/unit/coordinator/test_agents.h"
+#include "tests/fakes/test_agents.h"
 
 namespace moecap::coordinator {
 namespace {

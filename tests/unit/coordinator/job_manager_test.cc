@@ -16,7 +16,7 @@
 #include "coordinator/in_memory_job_store.h"
 #include "coordinator/sqlite_job_store.h"
 #include "tests/fakes/fake_clock.h"
-#include "tests/unit/coordinator/test_agents.h"
+#include "tests/fakes/test_agents.h"
 
 namespace moecap::coordinator {
 namespace {

@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/unit/coordinator/test_agents.h"
+#include "tests/fakes/test_agents.h"
 
 namespace moecap::coordinator {
 namespace {

@@ -108,7 +108,7 @@ TEST(AnalyzeRecordsCliTest, JsonOfTheToyFile) {
                         "toy-moe", "-o", "json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json j = nlohmann::json::parse(r.out);
-  // Hand-checked in tests/unit/records/records_analysis_test.cc: decode 2016 + 2816 bytes.
+  // Hand-checked in tests/unit/common/records/records_analysis_test.cc: decode 2016 + 2816 bytes.
   EXPECT_DOUBLE_EQ(j["decode"]["bytes"].get<double>(), 4832);
   EXPECT_DOUBLE_EQ(j["prefill"]["s_mbu"].get<double>(), 0.576);
   EXPECT_EQ(j["hardware"], "toy-gpu");

@@ -14,7 +14,7 @@
 #include "agent/workload/report.h"
 #include "common/aggregate/aggregator.h"
 #include "common/plan/convert.h"
-#include "tests/unit/agent/aggregated_run.h"
+#include "tests/unit/agent/workload/aggregated_run.h"
 #include "tests/unit/agent/test_util.h"
 
 namespace moecap {

@@ -13,7 +13,7 @@
 #include "agent/compute/cpu_backend.h"
 #include "agent/compute/cuda/cuda_probes.h"
 #include "agent/workload/random.h"
-#include "tests/unit/agent/cuda_kernels/cuda_test_util.h"
+#include "tests/unit/agent/compute/cuda/cuda_test_util.h"
 
 namespace moecap::cuda {
 namespace {

@@ -1,7 +1,7 @@
 // Shared fixture of the CUDA kernel and backend tests: skips when no GPU is usable (CI has none),
 // otherwise makes a CudaBackend on device 0 and moves vectors to and from the device.
-#ifndef MOECAP_TESTS_UNIT_AGENT_CUDA_KERNELS_CUDA_TEST_UTIL_H_
-#define MOECAP_TESTS_UNIT_AGENT_CUDA_KERNELS_CUDA_TEST_UTIL_H_
+#ifndef MOECAP_TESTS_UNIT_AGENT_COMPUTE_CUDA_CUDA_TEST_UTIL_H_
+#define MOECAP_TESTS_UNIT_AGENT_COMPUTE_CUDA_CUDA_TEST_UTIL_H_
 
 #include <gtest/gtest.h>
 
@@ -62,4 +62,4 @@ class CudaTest : public ::testing::Test {
 
 }  // namespace moecap::cuda
 
-#endif  // MOECAP_TESTS_UNIT_AGENT_CUDA_KERNELS_CUDA_TEST_UTIL_H_
+#endif  // MOECAP_TESTS_UNIT_AGENT_COMPUTE_CUDA_CUDA_TEST_UTIL_H_

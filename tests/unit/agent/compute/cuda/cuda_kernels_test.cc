@@ -16,7 +16,7 @@
 #include "agent/workload/random.h"
 #include "agent/workload/router.h"
 #include "agent/workload/weights.h"
-#include "tests/unit/agent/cuda_kernels/cuda_test_util.h"
+#include "tests/unit/agent/compute/cuda/cuda_test_util.h"
 
 namespace moecap::cuda {
 namespace {

@@ -1,6 +1,6 @@
 // Builders of agent descriptions and reports for the coordinator's tests.
-#ifndef MOECAP_TESTS_UNIT_COORDINATOR_TEST_AGENTS_H_
-#define MOECAP_TESTS_UNIT_COORDINATOR_TEST_AGENTS_H_
+#ifndef MOECAP_TESTS_FAKES_TEST_AGENTS_H_
+#define MOECAP_TESTS_FAKES_TEST_AGENTS_H_
 
 #include <string>
 #include <vector>
@@ -75,4 +75,4 @@ inline v1::RankPhase Phase(v1::Phase phase, double bytes, double flops,
 
 }  // namespace moecap::coordinator::testing
 
-#endif  // MOECAP_TESTS_UNIT_COORDINATOR_TEST_AGENTS_H_
+#endif  // MOECAP_TESTS_FAKES_TEST_AGENTS_H_

@@ -29,7 +29,7 @@
 #include "agent/workload/report.h"
 #include "agent/workload/weights.h"
 #include "common/status_macros.h"
-#include "tests/unit/agent/aggregated_run.h"
+#include "tests/unit/agent/workload/aggregated_run.h"
 #include "tests/unit/agent/test_util.h"
 
 namespace moecap {

@@ -11,7 +11,7 @@
 #include "common/model.h"
 #include "common/plan/convert.h"
 #include "common/precision.h"
-#include "tests/unit/coordinator/test_agents.h"
+#include "tests/fakes/test_agents.h"
 
 namespace moecap {
 namespace {

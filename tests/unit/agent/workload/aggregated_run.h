@@ -3,8 +3,8 @@
 // the check passed (when `checked`), every token routed k times per layer, the counted terms equal
 // to CountMoeBlocks for the measured activated experts (as computed here, and as the aggregator's
 // own metric-core check says), a time for every measured step, a row per rank.
-#ifndef MOECAP_TESTS_UNIT_AGENT_AGGREGATED_RUN_H_
-#define MOECAP_TESTS_UNIT_AGENT_AGGREGATED_RUN_H_
+#ifndef MOECAP_TESTS_UNIT_AGENT_WORKLOAD_AGGREGATED_RUN_H_
+#define MOECAP_TESTS_UNIT_AGENT_WORKLOAD_AGGREGATED_RUN_H_
 
 #include <gtest/gtest.h>
 
@@ -83,4 +83,4 @@ inline void ExpectAggregatedConsistent(const WorkloadConfig& c,
 
 }  // namespace moecap::testing
 
-#endif  // MOECAP_TESTS_UNIT_AGENT_AGGREGATED_RUN_H_
+#endif  // MOECAP_TESTS_UNIT_AGENT_WORKLOAD_AGGREGATED_RUN_H_
