@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <tuple>
@@ -24,6 +25,7 @@ using Json = nlohmann::ordered_json;
 
 constexpr char kLmEval[] = "lm-eval";
 constexpr char kMoeCap[] = "moe-cap";
+constexpr double kYear10000 = 253402300800.0;  // 10000-01-01T00:00:00Z in Unix seconds
 
 absl::Status FieldError(absl::string_view origin, absl::string_view field,
                         absl::string_view reason) {
@@ -130,6 +132,23 @@ std::map<std::string, std::string> ModelArgs(const Json& args) {
   return out;
 }
 
+// A count of documents: a non-negative integer that fits int64 (the store keeps nothing else);
+// nullopt for anything else, which the readers then leave unknown.
+std::optional<int64_t> Count(const Json* j) {
+  if (j == nullptr) return std::nullopt;
+  if (j->is_number_unsigned()) {
+    const uint64_t n = j->get<uint64_t>();
+    if (n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
+    return static_cast<int64_t>(n);
+  }
+  if (j->is_number_integer() && j->get<int64_t>() >= 0) return j->get<int64_t>();
+  return std::nullopt;
+}
+
+// A model name that says nothing once the catalog's normalisation strips it (NormalizeName):
+// the store could not file it, so the readers ask for --model instead.
+bool IsBlank(absl::string_view name) { return absl::StripAsciiWhitespace(name).empty(); }
+
 bool IsUnset(absl::string_view value) {
   const std::string v = absl::AsciiStrToLower(value);
   return v.empty() || v == "none" || v == "null";
@@ -210,7 +229,7 @@ absl::StatusOr<AccuracyEntry> ReadLmEval(const Json& root, const std::string& or
     entry.source_model = name->get<std::string>();
   }
   entry.model = o.model.empty() ? entry.source_model : o.model;
-  if (entry.model.empty()) {
+  if (IsBlank(entry.model)) {
     return absl::InvalidArgumentError(absl::StrCat(
         origin,
         ": names no model (config.model_args has no pretrained=, and no model_name): pass "
@@ -226,8 +245,10 @@ absl::StatusOr<AccuracyEntry> ReadLmEval(const Json& root, const std::string& or
   const Json* when = Member(root, "date");
   if (when != nullptr && when->is_number()) {
     // evaluator.py: results["date"] = time.time() at the start of simple_evaluate.
+    // Formatted only within the years 1970-9999: outside, it is no time.time() of a run (and
+    // would not fit the int64 seconds it is converted to).
     const double seconds = when->get<double>();
-    if (std::isfinite(seconds)) {
+    if (seconds >= 0 && seconds < kYear10000) {
       date = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
                               absl::FromUnixSeconds(static_cast<int64_t>(seconds)),
                               absl::UTCTimeZone());
@@ -249,18 +270,16 @@ absl::StatusOr<AccuracyEntry> ReadLmEval(const Json& root, const std::string& or
   const Json* higher_is_better = Member(root, "higher_is_better");
   std::map<std::tuple<std::string, std::string, std::string>, double> stderrs;
   for (const auto& [task, metrics] : results.items()) {
+    if (task.empty()) return FieldError(origin, "results", "a task with an empty name");
     if (!metrics.is_object()) {
       return FieldError(origin, absl::StrCat("results.", task), "expected an object of scores");
     }
-    std::optional<int64_t> samples;
     const Json* task_samples = n_samples != nullptr ? Member(*n_samples, task) : nullptr;
     const Json* effective = task_samples != nullptr ? Member(*task_samples, "effective") : nullptr;
-    if (const Json* len = Member(metrics, "sample_len");
-        len != nullptr && len->is_number_integer()) {
-      samples = len->get<int64_t>();  // lm-eval 0.5 keeps the count in the results
-    } else if (effective != nullptr && effective->is_number_integer()) {
-      samples = effective->get<int64_t>();  // 0.4: {"original": N, "effective": N or --limit}
-    }
+    // lm-eval 0.5 keeps the count in the results; 0.4 as {"original": N, "effective": N or
+    // --limit}.
+    std::optional<int64_t> samples = Count(Member(metrics, "sample_len"));
+    if (!samples.has_value()) samples = Count(effective);
     const Json* task_hib = higher_is_better != nullptr ? Member(*higher_is_better, task) : nullptr;
     for (const auto& [key, value] : metrics.items()) {
       // "alias", "name", "sample_len", a group's " " placeholder: not "<metric>,<filter>".
@@ -269,6 +288,7 @@ absl::StatusOr<AccuracyEntry> ReadLmEval(const Json& root, const std::string& or
       absl::string_view metric_view = absl::string_view(key).substr(0, comma);
       const bool is_stderr = absl::ConsumeSuffix(&metric_view, "_stderr");
       const std::string metric(metric_view);
+      if (metric.empty()) continue;  // ",none": no metric to file the value under
       const std::string filter = key.substr(comma + 1);
       const std::string field = absl::StrCat("results.", task, ".", key);
       if (is_stderr) {
@@ -308,8 +328,10 @@ absl::StatusOr<AccuracyEntry> ReadLmEval(const Json& root, const std::string& or
     const Json* task_samples = n_samples != nullptr ? Member(*n_samples, task) : nullptr;
     const Json* effective = task_samples != nullptr ? Member(*task_samples, "effective") : nullptr;
     auto [it, inserted] = group_samples.try_emplace(group, int64_t{0});
-    if (effective != nullptr && effective->is_number_integer() && it->second.has_value()) {
-      *it->second += effective->get<int64_t>();
+    const std::optional<int64_t> count = Count(effective);
+    if (count.has_value() && it->second.has_value() &&
+        *count <= std::numeric_limits<int64_t>::max() - *it->second) {
+      *it->second += *count;
     } else {
       it->second.reset();
     }
@@ -375,7 +397,7 @@ absl::StatusOr<AccuracyEntry> ReadMoeCap(const Json& root, const std::string& or
                                         : std::string("metadata_<dataset>_<ts>.json");
   if (metadata != nullptr) entry.source_model = metadata->model_name;
   entry.model = !o.model.empty() ? o.model : entry.source_model;
-  if (entry.model.empty()) {
+  if (IsBlank(entry.model)) {
     return absl::InvalidArgumentError(
         absl::StrCat(origin, ": names no model: MoE-CAP writes it in ", metadata_name,
                      " beside it (model_config.model_name), which is not there: pass --model"));

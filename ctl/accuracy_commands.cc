@@ -220,7 +220,7 @@ std::string AccuracyLines(const RunAccuracy& a) {
   if (a.store_entries == 0) return "";
   if (a.scores.empty()) {
     return absl::StrCat("\naccuracy: none for ", a.model, " at ", absl::StrJoin(a.tried, " or "),
-                        " in the catalog directories (`moecapctl accuracy list`)\n");
+                        " in the catalog directories: ", kAccuracyImportHint, "\n");
   }
   std::string out = "\n";
   size_t subtasks = 0;

@@ -38,9 +38,16 @@ absl::Status RunAccuracyCommand(const AccuracyOptions& options, const GlobalOpti
 // directories last, so their scores win in MergedScores).
 absl::StatusOr<std::vector<AccuracyEntry>> LoadAccuracyEntries(const GlobalOptions& global);
 
-// The scores `analyze` shows: those of its model at the experts' precision, else at the run's
-// dtype (the experts hold most of an MoE's weights, and their precision is what the evaluators'
-// runs name: fp8, int4 and mxfp4 checkpoints quantise them).
+// What to run when the catalog directories hold no score of a model and precision: the hint of
+// `analyze`, `results` and `plot --kind cap|radar`.
+inline constexpr char kAccuracyImportHint[] =
+    "import scores with `moecapctl accuracy import FILE --write DIR` and pass --catalog DIR "
+    "(`moecapctl accuracy list` shows what the catalog directories hold)";
+
+// The scores `analyze` and `results` show: those of its model at the experts' precision, else at
+// the run's dtype (the experts hold most of an MoE's weights, and their precision is what the
+// evaluators' runs name: fp8, int4 and mxfp4 checkpoints quantise them). A cluster result's
+// experts are at its workload's dtype (the benchmark generates every weight in it).
 struct RunAccuracy {
   std::string model;
   std::vector<std::string> tried;  // the precisions looked up, in order
@@ -51,13 +58,13 @@ struct RunAccuracy {
 absl::StatusOr<RunAccuracy> AccuracyOfRun(const GlobalOptions& global, const ModelSpec& model,
                                           Dtype experts, Dtype run_dtype);
 
-// analyze's JSON key "accuracy": [{"task", "metric", "filter"?, "value", "stderr"?, "n"?,
-// "higher_is_better"?, "group"?, "precision", "source", "source_file", "date"?}], or null.
+// analyze's and results' JSON key "accuracy": [{"task", "metric", "filter"?, "value", "stderr"?,
+// "n"?, "higher_is_better"?, "group"?, "precision", "source", "source_file", "date"?}], or null.
 nlohmann::json AccuracyJson(const RunAccuracy& accuracy);
-// The lines under analyze's table, one per top-level task score ("accuracy: gsm8k
+// The lines under analyze's and results' tables, one per top-level task score ("accuracy: gsm8k
 // exact_match,strict-match 0.8901 ± 0.0086 (n 1319; lm-eval, 2025-07-14; bf16)"); one line saying
-// there is none when the catalog directories hold entries but none of this run; "" when they hold
-// none at all.
+// there is none, and kAccuracyImportHint, when the catalog directories hold entries but none of
+// this run; "" when they hold none at all (the table is then as it was before the accuracy axis).
 std::string AccuracyLines(const RunAccuracy& accuracy);
 
 }  // namespace moecap::ctl

@@ -314,7 +314,8 @@ absl::Status FinalStateStatus(CoordinatorClient& client, const std::string& job_
                                          reason.empty() ? "" : absl::StrCat(": ", reason)));
 }
 
-absl::Status RunSubmitCommand(const SubmitOptions& o, const CommandIo& io) {
+absl::Status RunSubmitCommand(const SubmitOptions& o, const GlobalOptions& global,
+                              const CommandIo& io) {
   absl::StatusOr<OutputFormat> format = ParseOutputFormat(o.output);
   if (!format.ok()) return format.status();
   std::ifstream in(o.plan_path);
@@ -351,7 +352,7 @@ absl::Status RunSubmitCommand(const SubmitOptions& o, const CommandIo& io) {
   absl::StatusOr<v1::GetResultsResponse> results = client.GetResults(get);
   if (!results.ok()) return results.status();
   if (*format == OutputFormat::kTable) io.out << "\n";
-  MOECAP_RETURN_IF_ERROR(PrintResults(*results, *format, /*explain=*/false, io.out));
+  MOECAP_RETURN_IF_ERROR(PrintJobResults(global, *results, *format, /*explain=*/false, io.out));
   return FinalStateStatus(client, job_id, *state);
 }
 
@@ -434,7 +435,8 @@ absl::Status RunStatusCommand(const StatusOptions& o, const CommandIo& io) {
   return absl::OkStatus();
 }
 
-absl::Status RunResultsCommand(const ResultsOptions& o, const CommandIo& io) {
+absl::Status RunResultsCommand(const ResultsOptions& o, const GlobalOptions& global,
+                               const CommandIo& io) {
   absl::StatusOr<OutputFormat> format = ParseOutputFormat(o.output);
   if (!format.ok()) return format.status();
   CoordinatorClient client(o.cluster.ToClientOptions());
@@ -446,7 +448,8 @@ absl::Status RunResultsCommand(const ResultsOptions& o, const CommandIo& io) {
     // On stderr: stdout stays the results in the format asked for.
     io.err << "job " << o.job_id << " is queued: it " << results->placement().reason() << "\n";
   }
-  return PrintResults(*results, *format, o.explain, io.out);
+  // The A of CAP beside the C and P: the scores of the job's model at its points' precisions.
+  return PrintJobResults(global, *results, *format, o.explain, io.out);
 }
 
 absl::Status RunCancelCommand(const CancelOptions& o, const CommandIo& io) {

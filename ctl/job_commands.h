@@ -76,10 +76,14 @@ CLI::App* RegisterResultsCommand(CLI::App& app, ResultsOptions& options);
 CLI::App* RegisterCancelCommand(CLI::App& app, CancelOptions& options);
 CLI::App* RegisterAgentsCommand(CLI::App& app, AgentsOptions& options);
 
-absl::Status RunSubmitCommand(const SubmitOptions& options, const CommandIo& io);
+// submit --wait, results and run --local print the scores of the catalog directories (`global`)
+// beside the results.
+absl::Status RunSubmitCommand(const SubmitOptions& options, const GlobalOptions& global,
+                              const CommandIo& io);
 absl::Status RunWatchCommand(const WatchOptions& options, const CommandIo& io);
 absl::Status RunStatusCommand(const StatusOptions& options, const CommandIo& io);
-absl::Status RunResultsCommand(const ResultsOptions& options, const CommandIo& io);
+absl::Status RunResultsCommand(const ResultsOptions& options, const GlobalOptions& global,
+                               const CommandIo& io);
 absl::Status RunCancelCommand(const CancelOptions& options, const CommandIo& io);
 absl::Status RunAgentsCommand(const AgentsOptions& options, const CommandIo& io);
 

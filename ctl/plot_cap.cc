@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "ctl/accuracy_commands.h"
 #include "ctl/plot_style.h"
 
 namespace moecap::ctl {
@@ -20,10 +21,6 @@ constexpr double kPi = 3.14159265358979323846;
 
 // A coordinate of the radar: cos(pi/2) is 6e-17, which reads as noise in the data files.
 std::string Coordinate(double v) { return Num(std::fabs(v) < 1e-12 ? 0.0 : v); }
-
-constexpr char kImportHint[] =
-    "import scores with `moecapctl accuracy import FILE --write DIR` and pass --catalog DIR "
-    "(`moecapctl accuracy list` shows what the catalog directories hold)";
 
 // A point's scores: those of its model at the first of its precisions that has an entry.
 struct PointScores {
@@ -157,7 +154,7 @@ absl::StatusOr<GnuplotJob> CapPlot(const PlotData& data, absl::string_view title
   if (points.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("--kind cap: no decode point has a score for ",
                                                    task, " (", LeftOutList(left_out), "); ",
-                                                   kImportHint));
+                                                   kAccuracyImportHint));
   }
   std::set<std::string> metrics;
   for (const CapPoint& p : points) metrics.insert(p.metric);
@@ -292,7 +289,7 @@ absl::StatusOr<GnuplotJob> RadarPlot(const PlotData& data, absl::string_view tit
   if (polygons.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("--kind radar: no model and precision of the input has scores (",
-                     LeftOutList(left_out), "); ", kImportHint));
+                     LeftOutList(left_out), "); ", kAccuracyImportHint));
   }
   // The spokes: every task, metric and filter any polygon has, in order of appearance.
   const auto spoke_key = [](const AccuracyScore& s) {

@@ -2,6 +2,9 @@
 #include "ctl/results_view.h"
 
 #include <algorithm>
+#include <map>
+#include <optional>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -9,6 +12,8 @@
 #include "absl/strings/str_join.h"
 #include "common/metrics.h"
 #include "common/plan/convert.h"
+#include "common/plan/plan.h"
+#include "common/status_macros.h"
 #include "ctl/format.h"
 
 namespace moecap::ctl {
@@ -160,13 +165,75 @@ std::string AgentStateName(v1::AgentState state) {
   return EnumSuffix(v1::AgentState_Name(state), "AGENT_STATE_");
 }
 
-absl::Status PrintResults(const v1::GetResultsResponse& results, OutputFormat format, bool explain,
-                          std::ostream& out) {
+absl::StatusOr<std::vector<Dtype>> ResultPrecisions(const v1::GetResultsResponse& results) {
+  std::vector<Dtype> precisions;
+  if (results.results().empty()) return precisions;
+  absl::StatusOr<std::vector<v1::PlanPoint>> points = ExpandSweeps(results.plan());
+  if (!points.ok()) {
+    return absl::InternalError(
+        absl::StrCat("job ", results.job_id(),
+                     ": its plan does not expand into its points: ", points.status().message()));
+  }
+  std::map<int32_t, v1::Dtype> dtype_of;
+  for (const v1::PlanPoint& p : *points) dtype_of[p.index()] = p.workload().dtype();
+  for (const v1::PointResult& r : results.results()) {
+    auto it = dtype_of.find(r.point_index());
+    const std::optional<Dtype> dtype =
+        it == dtype_of.end() ? std::nullopt : DtypeFromProto(it->second);
+    if (!dtype.has_value()) {
+      return absl::InternalError(absl::StrCat("job ", results.job_id(), ": point ", r.point_index(),
+                                              " has a result but no dtype in the job's plan"));
+    }
+    precisions.push_back(*dtype);
+  }
+  return precisions;
+}
+
+absl::StatusOr<std::vector<RunAccuracy>> AccuracyOfResults(const GlobalOptions& global,
+                                                           const v1::GetResultsResponse& results) {
+  MOECAP_ASSIGN_OR_RETURN(const std::vector<Dtype> precisions, ResultPrecisions(results));
+  std::vector<RunAccuracy> out;
+  if (precisions.empty()) return out;
+  MOECAP_ASSIGN_OR_RETURN(const Catalog catalog, LoadCatalog(global));
+  // The model as the plan named it (an inline model_override too), with its aliases; by the
+  // results' catalog id alone when the catalog no longer has it.
+  absl::StatusOr<ModelSpec> model = ResolvePlanModel(results.plan(), catalog);
+  if (!model.ok()) {
+    model = ModelSpec();
+    model->name = results.model();
+  }
+  std::vector<Dtype> looked_up;
+  for (Dtype precision : precisions) {
+    if (std::find(looked_up.begin(), looked_up.end(), precision) != looked_up.end()) continue;
+    looked_up.push_back(precision);
+    // The benchmark generates every weight in the workload's dtype: the experts' precision too.
+    MOECAP_ASSIGN_OR_RETURN(RunAccuracy accuracy,
+                            AccuracyOfRun(global, *model, precision, precision));
+    out.push_back(std::move(accuracy));
+  }
+  return out;
+}
+
+absl::Status PrintResults(const v1::GetResultsResponse& results,
+                          const std::vector<RunAccuracy>& accuracy, OutputFormat format,
+                          bool explain, std::ostream& out) {
   if (format == OutputFormat::kJson) {
-    absl::StatusOr<std::string> json = ProtoToJson(results);
-    if (!json.ok()) return json.status();
-    out << *json;
-    if (json->empty() || json->back() != '\n') out << "\n";
+    absl::StatusOr<std::string> text = ProtoToJson(results);
+    if (!text.ok()) return text.status();
+    // Parsed in the order the proto printed it, so that "accuracy" only adds a key at the end.
+    nlohmann::ordered_json json = nlohmann::ordered_json::parse(*text, nullptr, false);
+    if (json.is_discarded() || !json.is_object()) {
+      return absl::InternalError("cannot render JSON: the results' JSON does not parse back");
+    }
+    nlohmann::json scores = nullptr;
+    for (const RunAccuracy& a : accuracy) {
+      const nlohmann::json found = AccuracyJson(a);
+      if (found.is_null()) continue;
+      if (scores.is_null()) scores = nlohmann::json::array();
+      for (const nlohmann::json& s : found) scores.push_back(s);
+    }
+    json["accuracy"] = scores;
+    out << json.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
     return absl::OkStatus();
   }
   if (format == OutputFormat::kCsv) {
@@ -193,8 +260,17 @@ absl::Status PrintResults(const v1::GetResultsResponse& results, OutputFormat fo
   out << table.Render();
   if (results.results().empty()) out << "(no point has a result yet)\n";
   PrintEnergyNote(results, out);
+  for (const RunAccuracy& a : accuracy) out << AccuracyLines(a);
   if (explain) PrintBreakdown(results, out);
   return absl::OkStatus();
+}
+
+absl::Status PrintJobResults(const GlobalOptions& global, const v1::GetResultsResponse& results,
+                             OutputFormat format, bool explain, std::ostream& out) {
+  absl::StatusOr<std::vector<RunAccuracy>> accuracy = AccuracyOfResults(global, results);
+  MOECAP_RETURN_IF_ERROR(PrintResults(
+      results, accuracy.ok() ? *accuracy : std::vector<RunAccuracy>{}, format, explain, out));
+  return accuracy.status();
 }
 
 }  // namespace moecap::ctl

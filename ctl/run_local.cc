@@ -297,7 +297,7 @@ absl::Status RunRunCommand(const RunLocalOptions& o, const GlobalOptions& global
   absl::StatusOr<v1::GetResultsResponse> results = client.GetResults(get);
   if (!results.ok()) return results.status();
   if (*format == OutputFormat::kTable) io.out << "\n";
-  MOECAP_RETURN_IF_ERROR(PrintResults(*results, *format, o.explain, io.out));
+  MOECAP_RETURN_IF_ERROR(PrintJobResults(global, *results, *format, o.explain, io.out));
   const absl::Status final_status = FinalStateStatus(client, job_id, *state);
   agents.StopAll(absl::Seconds(5));
   (*server)->Shutdown();

@@ -36,8 +36,9 @@ elif ! echo 'extern "C" int LLVMFuzzerTestOneInput(const char*, unsigned long) {
     clang++ -x c++ -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1; then
   echo "== fuzz: skipped (no clang++ with libFuzzer; scripts/setup.sh installs clang, libclang-rt-14-dev)"
 else
-  # The seven libFuzzer targets (tests/fuzz/: records_parser, serving_result, plan_parser, model_yaml,
-  # hardware_yaml, hf_config, input_file: gzip), each for a few seconds from its seed corpus.
+  # The eight libFuzzer targets (tests/fuzz/: records_parser, serving_result, plan_parser,
+  # model_yaml, hardware_yaml, hf_config, input_file: gzip, accuracy_reader), each for a few
+  # seconds from its seed corpus.
   echo "== fuzz (libFuzzer + ASan/UBSan, ${MOECAP_FUZZ_SECONDS:-10} s per target)"
   fuzz_start=$(date +%s)
   cmake --preset fuzz -DMOECAP_FUZZ_SECONDS="${MOECAP_FUZZ_SECONDS:-10}" >/dev/null

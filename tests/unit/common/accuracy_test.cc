@@ -230,6 +230,47 @@ TEST(AccuracyReadersTest, MalformedFilesAreRefusedNamingTheField) {
       HasSubstr("import the metrics_<dataset>_<ts>.json beside it"));
 }
 
+// What the fuzzer (tests/fuzz/accuracy_reader_fuzz.cc) found: entries the store would refuse once
+// written, and a date that did not fit the seconds it was converted to.
+TEST(AccuracyReadersTest, WhatImportWritesTheStoreReadsBack) {
+  const std::string lm_eval_keys =
+      R"("versions": {"t": 1}, "config": {"model_args": "pretrained=acme/moe,dtype=bfloat16"})";
+  // Counts that are negative or do not fit int64 are unknown, not wrapped; a group's sum too.
+  absl::StatusOr<AccuracyEntry> e = ParseAccuracyFile(
+      R"({"results": {"g": {"acc,none": 0.5}, "a": {"acc,none": 0.1, "sample_len": -7},
+          "b": {"acc,none": 0.2, "sample_len": 18446744073709551615}},
+          "group_subtasks": {"g": ["a", "b"]},
+          "n-samples": {"a": {"effective": 9223372036854775807},
+                        "b": {"effective": 9223372036854775807}},
+          "date": 1e300, )" +
+          lm_eval_keys + "}",
+      "r.json", {});
+  ASSERT_TRUE(e.ok()) << e.status();
+  // n-samples' counts, not -7 or 2^64 - 1.
+  EXPECT_EQ(Score(*e, "a", "acc").samples, 9223372036854775807);
+  EXPECT_EQ(Score(*e, "b", "acc").samples, 9223372036854775807);
+  EXPECT_FALSE(Score(*e, "g", "acc").samples.has_value());  // the sum overflows
+  EXPECT_EQ(Score(*e, "g", "acc").date, "");                // no time.time() of a run
+  EXPECT_TRUE(ParseAccuracyEntry(AccuracyEntryJson(*e).dump(), "s.json").ok());
+  // A key without a metric is no score; a task without a name is refused.
+  e = ParseAccuracyFile(
+      R"({"results": {"t": {",none": 0.3, "acc,none": 0.4}}, )" + lm_eval_keys + "}", "r.json", {});
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->scores.size(), 1u);
+  EXPECT_THAT(
+      ParseAccuracyFile(R"({"results": {"": {"acc,none": 1}}, )" + lm_eval_keys + "}", "r.json", {})
+          .status()
+          .message(),
+      HasSubstr("r.json: field 'results': a task with an empty name"));
+  // A blank model name is no name: the store could not file it.
+  EXPECT_THAT(ParseAccuracyFile(R"({"results": {"t": {"acc,none": 1}}, "model_name": "  ",
+                                    "versions": {}, "config": {"model_args": "dtype=bfloat16"}})",
+                                "r.json", {})
+                  .status()
+                  .message(),
+              HasSubstr("r.json: names no model"));
+}
+
 TEST(AccuracyStoreTest, RoundTripThroughTheStoreJson) {
   absl::StatusOr<AccuracyEntry> e = ReadAccuracyFile(kBf16, {});
   ASSERT_TRUE(e.ok()) << e.status();
