@@ -205,6 +205,32 @@ void AddPrefillWork(const ModelSpec& m, const Precision& p, const PrefillPass& p
 
 }  // namespace
 
+Counts CountAttentionStep(const ModelSpec& stack, const Precision& precision, PassKind kind,
+                          double sequences, double new_tokens, double cached) {
+  Counts whole;
+  if (kind == PassKind::kDecode) {
+    DecodePass pass;
+    pass.sequences = sequences;
+    pass.context_sum = sequences * (cached + 1);
+    whole = CountDecodePass(stack, precision, pass);
+  } else {
+    // One sequence's sums, times the sequences (they are alike).
+    PrefillPass pass = PrefillPass::FromSequences({{new_tokens, cached, true}}, 0,
+                                                  static_cast<double>(stack.sliding_window));
+    pass.sequences *= sequences;
+    pass.new_tokens *= sequences;
+    pass.cached_tokens *= sequences;
+    pass.score_pairs *= sequences;
+    pass.completed_sequences *= sequences;
+    pass.windowed_kv_tokens *= sequences;
+    pass.windowed_score_pairs *= sequences;
+    whole = CountPrefillPass(stack, precision, pass);
+  }
+  Counts out;
+  for (Term t : {Term::kAttention, Term::kKvCache, Term::kAttentionScores}) out[t] = whole[t];
+  return out;
+}
+
 Counts CountDecodePass(const ModelSpec& m, const Precision& p, const DecodePass& pass,
                        Counting counting) {
   Counts counts;

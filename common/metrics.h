@@ -150,6 +150,21 @@ Counts CountMixedPass(const ModelSpec& model, const Precision& precision, const 
                       const PrefillPass& prefill, double activated_experts_sum,
                       Counting counting = Counting::kSparse);
 
+// The attention part of one step of a stack of decoder layers (`stack`: the model as StackModel
+// gives it): `sequences` sequences of `new_tokens` new tokens each after `cached` cached entries
+// each (a decode step at context c: 1 after c − 1). The attention weights' bytes and FLOPs, the
+// KV-cache bytes and the score FLOPs exactly as CountDecodePass / CountPrefillPass count them for
+// those sequences; every other term 0. Additive over disjoint sets of sequences but for the
+// weight bytes, which a pass reads once.
+Counts CountAttentionStep(const ModelSpec& stack, const Precision& precision, PassKind kind,
+                          double sequences, double new_tokens, double cached);
+
+// The context a workload's decode step is timed at: each sequence's KV entries, the new token
+// included, at the mean step P + O/2 (integer division: the workload runs whole entries).
+inline int64_t DecodeStepContext(int64_t prompt_len, int64_t output_len) {
+  return prompt_len + output_len / 2;
+}
+
 // METRICS.md "Bytes" for a batch of B requests of P prompt and O output tokens.
 // Prefill of the batch: B fresh sequences of P tokens.
 Counts CountPrefillStep(const ModelSpec& model, const Precision& precision, int64_t batch,

@@ -172,8 +172,40 @@ ModelSpec ScaledModel(const ModelSpec& model, int64_t scale) {
   scaled.hidden_size = shrink(model.hidden_size);
   scaled.expert_ffn_size = shrink(model.expert_ffn_size);
   scaled.shared_expert_ffn_size = shrink(model.shared_expert_ffn_size);
+  scaled.dense_ffn_size = shrink(model.dense_ffn_size);
+  // Attention keeps its head width and loses heads, so n_h·d_h stays in step with d; the KV
+  // heads shrink alike and still divide the query heads.
+  scaled.gqa.heads = shrink(model.gqa.heads);
+  scaled.gqa.kv_heads = shrink(model.gqa.kv_heads);
+  while (scaled.gqa.kv_heads > 1 && scaled.gqa.heads % scaled.gqa.kv_heads != 0) {
+    --scaled.gqa.kv_heads;
+  }
+  scaled.mla.heads = shrink(model.mla.heads);
+  scaled.mla.q_lora_rank = shrink(model.mla.q_lora_rank);
+  scaled.mla.kv_lora_rank = shrink(model.mla.kv_lora_rank);
   scaled.name = absl::StrCat(model.name, "@1/", scale);
   return scaled;
+}
+
+bool IsSlidingLayer(const ModelSpec& model, int64_t layer) {
+  if (model.sliding_window <= 0 || model.sliding_window_layers <= 0 || model.layers <= 0) {
+    return false;
+  }
+  const int64_t s = model.sliding_window_layers, l = model.layers;
+  const auto ceil_div = [l](int64_t a) { return (a + l - 1) / l; };
+  return ceil_div((layer + 1) * s) > ceil_div(layer * s);
+}
+
+ModelSpec StackModel(const ModelSpec& model, int64_t layers) {
+  ModelSpec stack = model;
+  int64_t sliding = 0;
+  for (int64_t l = 0; l < layers; ++l) sliding += IsSlidingLayer(model, l) ? 1 : 0;
+  stack.layers = layers;
+  stack.dense_layers = 0;
+  stack.moe_layer_step = 1;
+  stack.sliding_window_layers = sliding;
+  if (sliding == 0) stack.sliding_window = 0;
+  return stack;
 }
 
 }  // namespace moecap

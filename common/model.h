@@ -86,10 +86,21 @@ struct ModelSpec {
 // Errors name the field: "model 'x': field 'moe.experts_per_token': 9 exceeds moe.experts (8)".
 absl::Status ValidateModel(const ModelSpec& model);
 
-// The model with d, f_e and f_s divided by `scale` (each at least 1); experts, top-k and shared
+// The model with d, f_e, f_s and f_dense divided by `scale` (each at least 1), and the attention
+// heads (query and KV; MLA's and its LoRA ranks) alike, head widths kept; experts, top-k and shared
 // counts unchanged: what a scaled-down workload runs. The name gets a "@1/scale" suffix when
 // scale > 1.
 ModelSpec ScaledModel(const ModelSpec& model, int64_t scale);
+
+// Whether decoder layer `layer` (0-based) of `model` keeps a sliding window: its
+// sliding_window_layers S spread evenly over its L layers, layer i sliding when
+// ceil((i + 1)·S / L) > ceil(i·S / L) (gpt-oss: the even layers, as its layer_types say).
+bool IsSlidingLayer(const ModelSpec& model, int64_t layer);
+
+// The model as a workload's stack of `layers` decoder layers runs it: L = layers, every one an
+// MoE layer, the sliding ones those IsSlidingLayer picks among the first `layers`. Counting a
+// pass of it (CountPrefillStep, CountMeanDecodeStep) gives what the stack must move and compute.
+ModelSpec StackModel(const ModelSpec& model, int64_t layers);
 
 // Parameter counts of METRICS.md, "Parameters counted".
 int64_t AttentionParamsPerLayer(const ModelSpec& model);  // P_attn

@@ -67,12 +67,20 @@ const std::vector<std::string>& CsvHeader() {
                                                            "usd_per_million_output_tokens",
                                                            "joules_per_token",
                                                            "power_watts",
-                                                           "energy"};
+                                                           "energy",
+                                                           "attention_mean_s",
+                                                           "moe_mean_s"};
   return *header;
+}
+
+// The slowest rank's mean time per step in the MoE blocks (gate, dispatch, experts, combine).
+double MoeMeanSeconds(const v1::PhaseTimes& s) {
+  return s.gate().mean() + s.dispatch().mean() + s.experts().mean() + s.combine().mean();
 }
 
 Row MakeRow(const v1::PointResult& point, const v1::PhaseResult& phase) {
   const v1::Percentiles& t = phase.step_time();
+  const v1::PhaseTimes& sub = phase.sub_times();
   const std::string cost = point.has_cost() && point.cost().usd_per_million_output_tokens() > 0
                                ? Usd(point.cost().usd_per_million_output_tokens(), 4)
                                : "-";
@@ -82,6 +90,8 @@ Row MakeRow(const v1::PointResult& point, const v1::PhaseResult& phase) {
                PhaseName(phase.phase()),
                HumanSeconds(t.p50()),
                HumanSeconds(t.p99()),
+               sub.has_attention() ? HumanSeconds(sub.attention().mean()) : "-",
+               HumanSeconds(MoeMeanSeconds(sub)),
                Fixed(phase.tokens_per_s(), 1),
                absl::StrCat(HumanBytes(phase.achieved_bandwidth_bytes_per_s()), "/s"),
                absl::StrCat(HumanFlops(phase.achieved_flops_per_s()), "/s"),
@@ -115,7 +125,9 @@ Row MakeRow(const v1::PointResult& point, const v1::PhaseResult& phase) {
              phase.has_energy_joules_per_step() ? ExactNumber(phase.mean_power_watts()) : "",
              phase.has_energy_joules_per_step()
                  ? phase.energy_source()
-                 : absl::StrCat("not measured: ", phase.energy_unavailable())};
+                 : absl::StrCat("not measured: ", phase.energy_unavailable()),
+             ExactNumber(sub.attention().mean()),
+             ExactNumber(MoeMeanSeconds(sub))};
   return row;
 }
 
@@ -252,8 +264,9 @@ absl::Status PrintResults(const v1::GetResultsResponse& results,
   out << "job " << results.job_id() << " (" << results.job_name() << "): " << results.model()
       << " on " << devices << " x " << (hardware.empty() ? "?" : hardware) << ", "
       << JobStateName(results.state()) << "\n";
-  TextTable table({"point", "parameters", "phase", "step p50", "step p99", "tokens/s", "bandwidth",
-                   "compute", "S-MBU", "S-MFU", "imbalance", "check", "$/1M out", "J/token"});
+  TextTable table({"point", "parameters", "phase", "step p50", "step p99", "attention", "moe",
+                   "tokens/s", "bandwidth", "compute", "S-MBU", "S-MFU", "imbalance", "check",
+                   "$/1M out", "J/token"});
   for (const v1::PointResult& point : results.results()) {
     for (const v1::PhaseResult& phase : point.phases()) table.AddRow(MakeRow(point, phase).table);
   }

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/clock.h"
 #include "common/status_macros.h"
 #include "common/subprocess.h"
 #include "coordinator/coordinator_server.h"
@@ -117,12 +119,12 @@ class AgentProcesses {
   std::vector<std::string> logs_;
 };
 
-// Waits until `count` agents are idle, checking that none died. Bounded by `timeout`.
+// Waits until `count` agents are idle, checking that none died. Bounded by `timeout` on `clock`.
 absl::Status WaitForAgents(CoordinatorClient& client, AgentProcesses& agents, int count,
-                           absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
+                           absl::Duration timeout, const Clock& clock) {
+  const absl::Time deadline = clock.Now() + timeout;
   int idle = 0;
-  while (absl::Now() < deadline) {
+  while (clock.Now() < deadline) {
     MOECAP_RETURN_IF_ERROR(agents.CheckAlive());
     v1::ListAgentsRequest request;
     request.add_states(v1::AGENT_STATE_IDLE);
@@ -131,7 +133,7 @@ absl::Status WaitForAgents(CoordinatorClient& client, AgentProcesses& agents, in
       idle = listed->agents_size();
       if (idle >= count) return absl::OkStatus();
     }
-    absl::SleepFor(absl::Milliseconds(100));
+    clock.SleepUntil(std::min(deadline, clock.Now() + absl::Milliseconds(100)));
   }
   return absl::DeadlineExceededError(
       absl::StrCat("only ", idle, " of ", count, " local agents registered within ",
@@ -276,7 +278,8 @@ absl::Status RunRunCommand(const RunLocalOptions& o, const GlobalOptions& global
   ClientOptions client_options;
   client_options.address = address;
   CoordinatorClient client(client_options);
-  MOECAP_RETURN_IF_ERROR(WaitForAgents(client, agents, o.local_agents, absl::Seconds(120)));
+  MOECAP_RETURN_IF_ERROR(
+      WaitForAgents(client, agents, o.local_agents, absl::Seconds(120), SystemClock()));
 
   v1::SubmitPlanRequest submit;
   submit.set_plan_yaml(plan_text.str());

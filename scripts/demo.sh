@@ -13,8 +13,8 @@ cmake --build --preset release -j "$(nproc)" --target moecapctl moecap-agent
 ctl="$root/build/release/ctl/moecapctl"
 
 echo
-echo "== moecapctl run examples/plans/mixtral-8x7b-cpu-small.yaml --local 2"
-"$ctl" run examples/plans/mixtral-8x7b-cpu-small.yaml --local 2
+echo "== moecapctl run examples/plans/mixtral-8x7b-cpu-decoder.yaml --local 2"
+"$ctl" run examples/plans/mixtral-8x7b-cpu-decoder.yaml --local 2
 
 echo
 echo "== moecapctl analyze: the same model served on 2 x H100 SXM (batch 32, prompt 512, output 256)"

@@ -44,6 +44,8 @@ struct BenchFlags {
   std::vector<int64_t> batches = {1, 8, 64};
   std::string phase = "decode";
   int64_t prompt_len = 128;
+  int64_t output_len = 256;
+  std::string layer = "moe";
   int64_t layers = 1;
   std::string dtype = "fp32";
   int iters = 20;
@@ -140,6 +142,10 @@ absl::StatusOr<WorkloadConfig> BuildConfig(const BenchFlags& f, const Catalog& c
     c.phases = {*p};
   }
   c.prompt_len = f.prompt_len;
+  c.output_len = f.output_len;
+  absl::StatusOr<LayerKind> layer = ParseLayerKind(f.layer);
+  if (!layer.ok()) return layer.status();
+  c.layer = *layer;
   c.iterations = f.iters;
   c.warmup = f.warmup;
   c.seed = f.seed;
@@ -362,7 +368,15 @@ int main(int argc, char** argv) {
   app.add_option("--phase", f.phase, "prefill, decode or both")->capture_default_str();
   app.add_option("--prompt-len", f.prompt_len, "prompt tokens per sequence (prefill)")
       ->capture_default_str();
-  app.add_option("--layers", f.layers, "MoE layers stacked")->capture_default_str();
+  app.add_option("--output-len", f.output_len,
+                 "output tokens per sequence: decode is timed at the mean context P + O/2")
+      ->capture_default_str();
+  app.add_option("--layer", f.layer,
+                 "moe (the MoE blocks alone) or decoder (attention over the KV cache, then the "
+                 "MoE block; cpu backend)")
+      ->check(CLI::IsMember({"moe", "decoder"}))
+      ->capture_default_str();
+  app.add_option("--layers", f.layers, "layers stacked")->capture_default_str();
   app.add_option("--dtype", f.dtype, "fp32 or bf16")->capture_default_str();
   app.add_option("--iters", f.iters, "measured steps per point")->capture_default_str();
   app.add_option("--warmup", f.warmup, "warm-up steps per point")->capture_default_str();

@@ -21,8 +21,8 @@ std::string CheckCell(const v1::CheckResult& c) {
 
 const std::vector<std::string>& Header() {
   static const std::vector<std::string> header = {
-      "phase",   "batch", "tokens", "p50_ms",    "p90_ms", "p99_ms", "GB/s",
-      "GFLOP/s", "S-MBU", "S-MFU",  "imbalance", "A_sum",  "check"};
+      "phase", "batch",   "tokens", "p50_ms", "p90_ms",    "p99_ms", "attn_ms", "moe_ms",
+      "GB/s",  "GFLOP/s", "S-MBU",  "S-MFU",  "imbalance", "A_sum",  "check"};
   return header;
 }
 
@@ -56,6 +56,12 @@ std::vector<std::pair<const v1::PointResult*, const v1::PhaseResult*>> Rows(
 
 std::string PhaseWord(v1::Phase phase) { return phase == v1::PHASE_PREFILL ? "prefill" : "decode"; }
 
+// The slowest rank's mean time in the MoE blocks (gate, dispatch, experts, combine) per step.
+double MoeMeanSeconds(const v1::PhaseResult& p) {
+  const v1::PhaseTimes& s = p.sub_times();
+  return s.gate().mean() + s.dispatch().mean() + s.experts().mean() + s.combine().mean();
+}
+
 std::vector<std::string> Cells(const v1::PointResult& point, const v1::PhaseResult& p) {
   const v1::Percentiles& t = p.step_time();
   return {PhaseWord(p.phase()),
@@ -64,6 +70,10 @@ std::vector<std::string> Cells(const v1::PointResult& point, const v1::PhaseResu
           absl::StrFormat("%.3f", t.p50() * 1e3),
           absl::StrFormat("%.3f", t.p90() * 1e3),
           absl::StrFormat("%.3f", t.p99() * 1e3),
+          p.sub_times().has_attention()
+              ? absl::StrFormat("%.3f", p.sub_times().attention().mean() * 1e3)
+              : std::string("-"),
+          absl::StrFormat("%.3f", MoeMeanSeconds(p) * 1e3),
           absl::StrFormat("%.2f", p.achieved_bandwidth_bytes_per_s() / 1e9),
           absl::StrFormat("%.2f", p.achieved_flops_per_s() / 1e9),
           absl::StrFormat("%.3f", p.s_mbu()),
@@ -112,26 +122,38 @@ std::string RenderTable(const WorkloadConfig& config, const std::vector<v1::Poin
 std::string RenderCsv(const WorkloadConfig& config, const std::vector<v1::PointResult>& points) {
   // Machine-friendly: plain column names, seconds and bytes unscaled, the check in two columns.
   std::string out =
-      "phase,batch,tokens,ranks,step_p50_s,step_p90_s,step_p99_s,step_mean_s,bytes_per_s,"
+      "phase,batch,tokens,ranks,step_p50_s,step_p90_s,step_p99_s,step_mean_s,attention_mean_s,"
+      "moe_mean_s,bytes_per_s,"
       "flops_per_s,s_mbu,s_mfu,imbalance_max,activated_experts_sum,counted_bytes,counted_flops,"
       "check,max_rel_error\n";
   for (const auto& [point, phase] : Rows(config, points)) {
     const v1::PhaseResult& p = *phase;
     const v1::Percentiles& t = p.step_time();
-    absl::StrAppend(
-        &out,
-        absl::StrJoin(
-            {PhaseWord(p.phase()), absl::StrCat(BatchOf(*point)), absl::StrCat(p.tokens_per_step()),
-             absl::StrCat(p.ranks_size()), Num(t.p50()), Num(t.p90()), Num(t.p99()), Num(t.mean()),
-             Num(p.achieved_bandwidth_bytes_per_s()), Num(p.achieved_flops_per_s()), Num(p.s_mbu()),
-             Num(p.s_mfu()), Num(p.imbalance()), Num(ActivatedSum(p)),
-             absl::StrFormat("%.0f", p.bytes()), absl::StrFormat("%.0f", p.flops()),
-             std::string(!p.check().checked() ? "not_run"
-                         : p.check().passed() ? "passed"
-                                              : "failed"),
-             Num(p.check().max_rel_error())},
-            ","),
-        "\n");
+    absl::StrAppend(&out,
+                    absl::StrJoin({PhaseWord(p.phase()),
+                                   absl::StrCat(BatchOf(*point)),
+                                   absl::StrCat(p.tokens_per_step()),
+                                   absl::StrCat(p.ranks_size()),
+                                   Num(t.p50()),
+                                   Num(t.p90()),
+                                   Num(t.p99()),
+                                   Num(t.mean()),
+                                   Num(p.sub_times().attention().mean()),
+                                   Num(MoeMeanSeconds(p)),
+                                   Num(p.achieved_bandwidth_bytes_per_s()),
+                                   Num(p.achieved_flops_per_s()),
+                                   Num(p.s_mbu()),
+                                   Num(p.s_mfu()),
+                                   Num(p.imbalance()),
+                                   Num(ActivatedSum(p)),
+                                   absl::StrFormat("%.0f", p.bytes()),
+                                   absl::StrFormat("%.0f", p.flops()),
+                                   std::string(!p.check().checked() ? "not_run"
+                                               : p.check().passed() ? "passed"
+                                                                    : "failed"),
+                                   Num(p.check().max_rel_error())},
+                                  ","),
+                    "\n");
   }
   return out;
 }

@@ -7,6 +7,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/workload/attention.h"
+#include "common/metrics.h"
+#include "common/status_macros.h"
 
 namespace moecap {
 
@@ -44,6 +47,19 @@ absl::StatusOr<RoutingMode> ParseRoutingMode(absl::string_view name) {
   }
   return absl::InvalidArgumentError(
       absl::StrCat("routing '", name, "' is unknown: use gate, uniform, zipf or histogram"));
+}
+
+absl::string_view LayerKindName(LayerKind kind) {
+  return kind == LayerKind::kDecoder ? "decoder" : "moe";
+}
+
+absl::StatusOr<LayerKind> ParseLayerKind(absl::string_view name) {
+  const std::string lower = absl::AsciiStrToLower(name);
+  for (LayerKind kind : {LayerKind::kMoe, LayerKind::kDecoder}) {
+    if (lower == LayerKindName(kind)) return kind;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("layer '", name, "' is unknown: use moe or decoder"));
 }
 
 double DefaultTolerance(Dtype dtype) { return dtype == Dtype::kFp32 ? 1e-4 : 3e-2; }
@@ -86,6 +102,16 @@ absl::Status ValidateWorkload(const WorkloadConfig& c, int world_size) {
     return invalid("prompt-len ", c.prompt_len, ": a prefill needs at least one prompt token");
   }
   if (c.iterations < 1) return invalid("iters ", c.iterations, ": must be at least 1");
+  if (c.output_len < 0) return invalid("output-len ", c.output_len, ": must not be negative");
+  if (c.layer == LayerKind::kDecoder) {
+    MOECAP_RETURN_IF_ERROR(AttentionSupported(ScaledModel(m, c.scale)));
+    const bool decode =
+        std::find(c.phases.begin(), c.phases.end(), ServingPhase::kDecode) != c.phases.end();
+    if (decode && DecodeContext(c) < 1) {
+      return invalid("prompt-len ", c.prompt_len, " and output-len ", c.output_len,
+                     ": a decoder layer's decode step needs a context P + O/2 of at least 1");
+    }
+  }
   if (c.warmup < 0) return invalid("warmup ", c.warmup, ": must not be negative");
   if (c.tolerance < 0) return invalid("tolerance ", c.tolerance, ": must not be negative");
   if (!(c.comm_timeout_s > 0)) {
@@ -131,6 +157,35 @@ absl::Status ValidateWorkload(const WorkloadConfig& c, int world_size) {
 
 int64_t TokensPerStep(const WorkloadConfig& config, ServingPhase phase, int64_t batch) {
   return phase == ServingPhase::kPrefill ? batch * config.prompt_len : batch;
+}
+
+int64_t DecodeContext(const WorkloadConfig& config) {
+  return DecodeStepContext(config.prompt_len, config.output_len);
+}
+
+SequenceBlock RankSequences(const WorkloadConfig& config, ServingPhase phase, int64_t batch,
+                            int rank, int world) {
+  const Range sequences = RankTokens(batch, rank, world);
+  SequenceBlock block;
+  block.first = sequences.begin;
+  block.count = sequences.count;
+  if (phase == ServingPhase::kPrefill) {
+    block.new_tokens = config.prompt_len;
+    block.cached = 0;
+  } else {
+    block.new_tokens = 1;
+    block.cached = DecodeContext(config) - 1;
+  }
+  return block;
+}
+
+Range RankRows(const WorkloadConfig& config, ServingPhase phase, int64_t batch, int rank,
+               int world) {
+  if (config.layer != LayerKind::kDecoder) {
+    return RankTokens(TokensPerStep(config, phase, batch), rank, world);
+  }
+  const SequenceBlock block = RankSequences(config, phase, batch, rank, world);
+  return Range{block.first * block.new_tokens, block.rows()};
 }
 
 Range RankTokens(int64_t tokens, int rank, int world) {
@@ -231,7 +286,9 @@ nlohmann::json WorkloadToJson(const WorkloadConfig& c) {
       {"dtype", DtypeName(c.dtype)},
       {"batches", c.batches},
       {"phases", phases},
+      {"layer", LayerKindName(c.layer)},
       {"prompt_len", c.prompt_len},
+      {"output_len", c.output_len},
       {"iterations", c.iterations},
       {"warmup", c.warmup},
       {"seed", c.seed},

@@ -34,6 +34,12 @@ enum class RoutingMode {
 absl::string_view RoutingModeName(RoutingMode mode);  // "gate", "uniform", "zipf", "histogram"
 absl::StatusOr<RoutingMode> ParseRoutingMode(absl::string_view name);
 
+// What each stacked layer runs: the MoE block alone, or a decoder layer (attention over the KV
+// cache, data-parallel over the ranks, then the MoE block).
+enum class LayerKind { kMoe, kDecoder };
+absl::string_view LayerKindName(LayerKind kind);  // "moe", "decoder"
+absl::StatusOr<LayerKind> ParseLayerKind(absl::string_view name);
+
 struct RoutingSpec {
   RoutingMode mode = RoutingMode::kGate;
   double zipf_exponent = 1.0;
@@ -49,10 +55,13 @@ struct WorkloadConfig {
   Dtype dtype = Dtype::kFp32;
   std::vector<int64_t> batches = {1};
   std::vector<ServingPhase> phases = {ServingPhase::kDecode};
+  LayerKind layer = LayerKind::kMoe;
   int64_t prompt_len = 128;  // tokens per sequence in a prefill step
-  int iterations = 20;       // measured steps per point
-  int warmup = 5;            // unmeasured steps before them
-  uint64_t seed = 1;         // weights, inputs and routing overrides
+  // O: a decode step is timed at the mean context P + O/2 (integer division) of its sequences.
+  int64_t output_len = 256;
+  int iterations = 20;  // measured steps per point
+  int warmup = 5;       // unmeasured steps before them
+  uint64_t seed = 1;    // weights, inputs and routing overrides
   RoutingSpec routing;
   bool check = false;    // compare with the single-rank reference before timing
   double tolerance = 0;  // check bound on max|out − ref| / max|ref|; 0: DefaultTolerance(dtype)
@@ -69,12 +78,37 @@ absl::Status ValidateWorkload(const WorkloadConfig& config, int world_size);
 // Tokens one step processes over all ranks: batch (decode) or batch × prompt_len (prefill).
 int64_t TokensPerStep(const WorkloadConfig& config, ServingPhase phase, int64_t batch);
 
+// The context a decode step is timed at, each sequence's KV entries the new token included:
+// P + O/2.
+int64_t DecodeContext(const WorkloadConfig& config);
+
 struct Range {
   int64_t begin = 0;
   int64_t count = 0;
 };
+
+// Some sequences of a step: global ids [first, first + count), each with `new_tokens` new tokens
+// after `cached` entries already in its KV cache. Their rows in a step's activations are
+// sequence-major.
+struct SequenceBlock {
+  int64_t first = 0;
+  int64_t count = 0;
+  int64_t new_tokens = 1;
+  int64_t cached = 0;
+  int64_t rows() const { return count * new_tokens; }
+};
+
+// The sequences of rank `rank` in a decoder layer's step: a contiguous block of the batch, the
+// first batch % world ranks one larger (a rank may have none when batch < world); decode: one new
+// token after DecodeContext − 1 entries; prefill: prompt_len fresh tokens.
+SequenceBlock RankSequences(const WorkloadConfig& config, ServingPhase phase, int64_t batch,
+                            int rank, int world);
 // The tokens of rank `rank`: a contiguous block, the first tokens % world ranks one larger.
 Range RankTokens(int64_t tokens, int rank, int world);
+// The rows (tokens) of rank `rank` in a step: decoder layers, its sequences' tokens (attention
+// needs whole sequences); MoE blocks alone, RankTokens of the step's tokens.
+Range RankRows(const WorkloadConfig& config, ServingPhase phase, int64_t batch, int rank,
+               int world);
 // The routed experts rank `rank` hosts: a contiguous block of experts / world (precondition:
 // world divides experts, which ValidateWorkload checks).
 Range RankExperts(int64_t experts, int rank, int world);

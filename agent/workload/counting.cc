@@ -6,7 +6,8 @@
 namespace moecap {
 
 RankCounts CountRankStep(const ModelSpec& scaled, Dtype dtype, int64_t layers,
-                         const StepTally& tally, bool counts_replicated) {
+                         const StepTally& tally, bool counts_replicated,
+                         const AttentionShare* attention) {
   const Precision precision = MakePrecision(dtype);
   const double moe_layers = static_cast<double>(layers);
   RankCounts out;
@@ -42,46 +43,22 @@ RankCounts CountRankStep(const ModelSpec& scaled, Dtype dtype, int64_t layers,
   out.comm.combine_remote =
       row_bytes * static_cast<double>(tally.combine_rows_sent - tally.combine_rows_to_self);
   out.comm.count_exchange = static_cast<double>(tally.count_exchange_bytes);
+  if (attention != nullptr) {
+    const SequenceBlock& s = attention->sequences;
+    const Counts a = CountAttentionStep(
+        StackModel(scaled, layers), precision, attention->kind, static_cast<double>(s.count),
+        static_cast<double>(s.new_tokens), static_cast<double>(s.cached));
+    out.counted[Term::kAttention].flops = a[Term::kAttention].flops;
+    out.counted[Term::kAttention].bytes = counts_replicated ? a[Term::kAttention].bytes : 0;
+    out.physical[Term::kAttention].flops = a[Term::kAttention].flops;
+    // A rank without sequences runs no attention GEMM and reads no attention weight.
+    out.physical[Term::kAttention].bytes = s.count > 0 ? a[Term::kAttention].bytes : 0;
+    for (Term t : {Term::kKvCache, Term::kAttentionScores}) {
+      out.counted[t] = a[t];
+      out.physical[t] = a[t];
+    }
+  }
   return out;
-}
-
-nlohmann::json CountsToJson(const Counts& counts) {
-  nlohmann::json terms = nlohmann::json::object();
-  for (Term t : kAllTerms) {
-    if (counts[t].bytes == 0 && counts[t].flops == 0) continue;
-    terms[std::string(TermName(t))] = {{"bytes", counts[t].bytes}, {"flops", counts[t].flops}};
-  }
-  return {{"bytes", counts.bytes()}, {"flops", counts.flops()}, {"terms", terms}};
-}
-
-Counts CountsFromJson(const nlohmann::json& json) {
-  Counts counts;
-  if (!json.contains("terms")) return counts;
-  for (Term t : kAllTerms) {
-    const std::string name(TermName(t));
-    if (!json["terms"].contains(name)) continue;
-    counts[t].bytes = json["terms"][name].value("bytes", 0.0);
-    counts[t].flops = json["terms"][name].value("flops", 0.0);
-  }
-  return counts;
-}
-
-nlohmann::json CommBytesToJson(const CommBytes& c) {
-  return {{"dispatch_logical", c.dispatch_logical},
-          {"dispatch_remote", c.dispatch_remote},
-          {"combine_logical", c.combine_logical},
-          {"combine_remote", c.combine_remote},
-          {"count_exchange", c.count_exchange}};
-}
-
-CommBytes CommBytesFromJson(const nlohmann::json& j) {
-  CommBytes c;
-  c.dispatch_logical = j.value("dispatch_logical", 0.0);
-  c.dispatch_remote = j.value("dispatch_remote", 0.0);
-  c.combine_logical = j.value("combine_logical", 0.0);
-  c.combine_remote = j.value("combine_remote", 0.0);
-  c.count_exchange = j.value("count_exchange", 0.0);
-  return c;
 }
 
 }  // namespace moecap

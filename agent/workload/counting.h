@@ -10,8 +10,8 @@
 #define MOECAP_AGENT_WORKLOAD_COUNTING_H_
 
 #include <cstdint>
-#include <nlohmann/json.hpp>
 
+#include "agent/workload/config.h"
 #include "agent/workload/moe_layer.h"
 #include "common/dtype.h"
 #include "common/metrics.h"
@@ -39,15 +39,20 @@ struct RankCounts {
   CommBytes comm;
 };
 
-// `counts_replicated`: whether this rank carries the replicated router and shared-expert bytes in
-// `counted` (exactly one rank of a job must).
-RankCounts CountRankStep(const ModelSpec& scaled, Dtype dtype, int64_t layers,
-                         const StepTally& tally, bool counts_replicated);
+// A decoder layer's attention on this rank: its sequences and the pass (data-parallel attention:
+// the rank attends over its own sequences with all the attention weights, replicated).
+struct AttentionShare {
+  SequenceBlock sequences;
+  PassKind kind = PassKind::kDecode;
+};
 
-nlohmann::json CountsToJson(const Counts& counts);  // {"bytes", "flops", "terms": {name: {...}}}
-Counts CountsFromJson(const nlohmann::json& json);
-nlohmann::json CommBytesToJson(const CommBytes& comm);
-CommBytes CommBytesFromJson(const nlohmann::json& json);
+// `counts_replicated`: whether this rank carries the replicated router, shared-expert and
+// attention weight bytes in `counted` (exactly one rank of a job must). `attention` (decoder
+// layers; null: the MoE blocks alone) adds the rank's attention FLOPs, KV-cache bytes and score
+// FLOPs, as common/metrics.h's CountAttentionStep counts its sequences over the stack.
+RankCounts CountRankStep(const ModelSpec& scaled, Dtype dtype, int64_t layers,
+                         const StepTally& tally, bool counts_replicated,
+                         const AttentionShare* attention = nullptr);
 
 }  // namespace moecap
 

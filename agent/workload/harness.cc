@@ -47,14 +47,21 @@ void MeasureEnergy(const RankContext& context,
 
 // One point (phase × batch) on this rank.
 absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const ModelSpec& scaled,
-                                         MoeEngine& engine, Communicator& comm,
-                                         const ReferenceModel& reference, ServingPhase phase,
-                                         int64_t batch, const RankContext& context) {
+                                         MoeEngine& engine, AttentionStack* attention,
+                                         Communicator& comm, const ReferenceModel& reference,
+                                         ServingPhase phase, int64_t batch,
+                                         const RankContext& context) {
   RankPointResult point;
   point.phase = phase;
   point.batch = batch;
   point.tokens = TokensPerStep(config, phase, batch);
-  const Range own = RankTokens(point.tokens, comm.rank(), comm.size());
+  const Range own = RankRows(config, phase, batch, comm.rank(), comm.size());
+  if (attention != nullptr) {
+    point.attention =
+        AttentionShare{RankSequences(config, phase, batch, comm.rank(), comm.size()),
+                       phase == ServingPhase::kPrefill ? PassKind::kPrefill : PassKind::kDecode};
+    MOECAP_RETURN_IF_ERROR(attention->Prepare(point.attention->sequences));
+  }
   const int64_t d = scaled.hidden_size;
   const auto log = [&](absl::string_view what) {
     if (context.log)
@@ -87,7 +94,8 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
         config.tolerance > 0 ? config.tolerance : DefaultTolerance(config.dtype);
     absl::StatusOr<CheckResult> check =
         CheckAgainstReference(*reference.backend, scaled, *reference.weights, config.seed,
-                              input.data(), own.count, overrides, record, output.data(), tolerance);
+                              input.data(), own.count, overrides, record, output.data(), tolerance,
+                              point.attention ? &point.attention->sequences : nullptr);
     if (!check.ok()) return check.status();
     point.check = *check;
     log(absl::StrCat("check ", check->passed ? "passed" : "FAILED", " (max abs ",
@@ -123,10 +131,12 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
     samples.dispatch.push_back(times.dispatch);
     samples.experts.push_back(times.experts);
     samples.combine.push_back(times.combine);
+    if (attention != nullptr) samples.attention.push_back(times.attention);
   }
   point.loop_seconds = Since(loop_start);
   MeasureEnergy(context, joules_before, point);
-  point.counts = CountRankStep(scaled, config.dtype, config.layers, point.tally, comm.rank() == 0);
+  point.counts = CountRankStep(scaled, config.dtype, config.layers, point.tally, comm.rank() == 0,
+                               point.attention ? &*point.attention : nullptr);
   log("measured");
   return point;
 }
@@ -139,7 +149,8 @@ absl::Status FailRank(Communicator& comm, const absl::Status& status, absl::stri
 }
 
 absl::Status RunPoints(const WorkloadConfig& config, const RankContext& context, Communicator& comm,
-                       MoeEngine& engine, const ReferenceModel& reference, RankResult& result) {
+                       MoeEngine& engine, AttentionStack* attention,
+                       const ReferenceModel& reference, RankResult& result) {
   const ModelSpec scaled = ScaledModel(config.model, config.scale);
   v1::Progress progress;
   progress.set_ranks_reporting(1);
@@ -154,7 +165,7 @@ absl::Status RunPoints(const WorkloadConfig& config, const RankContext& context,
     for (int64_t batch : config.batches) {
       report(config.check ? v1::Progress::STAGE_CHECK : v1::Progress::STAGE_MEASURE);
       absl::StatusOr<RankPointResult> point =
-          RunPoint(config, scaled, engine, comm, reference, phase, batch, context);
+          RunPoint(config, scaled, engine, attention, comm, reference, phase, batch, context);
       if (!point.ok()) {
         return FailRank(comm, point.status(),
                         absl::StrCat(", ", ServingPhaseName(phase), " batch ", batch));
@@ -214,8 +225,20 @@ absl::StatusOr<RankResult> RunRank(const WorkloadConfig& config, const RankConte
   if (context.log) context.log(absl::StrCat("weights ready (", result.setup_seconds, " s)"));
 
   ExpertParallelMoe moe(scaled, *weights, backend, comm);
+  // Decoder layers: the attention weights on every rank, the caches per point.
+  std::optional<AttentionWeights> attention_weights;
+  std::optional<AttentionStack> attention;
+  if (config.layer == LayerKind::kDecoder) {
+    absl::StatusOr<AttentionWeights> generated =
+        AttentionWeights::Generate(backend, scaled, config.layers, config.dtype, config.seed);
+    if (!generated.ok()) return fail(generated.status(), ": generating attention weights");
+    attention_weights = *std::move(generated);
+    attention.emplace(scaled, *attention_weights, config.layers, config.seed, backend);
+    moe.SetAttention(&*attention);
+  }
   const ReferenceModel reference{&backend, &*weights};
-  MOECAP_RETURN_IF_ERROR(RunPoints(config, context, comm, moe, reference, result));
+  MOECAP_RETURN_IF_ERROR(
+      RunPoints(config, context, comm, moe, attention ? &*attention : nullptr, reference, result));
   return result;
 }
 

@@ -17,6 +17,7 @@
 #include "agent/comm/communicator.h"
 #include "agent/compute/compute_backend.h"
 #include "agent/compute/energy_meter.h"
+#include "agent/workload/attention.h"
 #include "agent/workload/config.h"
 #include "agent/workload/counting.h"
 #include "agent/workload/moe_engine.h"
@@ -51,6 +52,7 @@ struct PhaseSamples {
   std::vector<double> dispatch;
   std::vector<double> experts;
   std::vector<double> combine;
+  std::vector<double> attention;  // decoder layers
 };
 
 struct RankPointResult {
@@ -61,6 +63,7 @@ struct RankPointResult {
   // [layer][expert] over all ranks (the sum of the ranks' histograms; the same on every rank).
   std::vector<std::vector<int64_t>> global_histogram;
   RankCounts counts;
+  std::optional<AttentionShare> attention;  // decoder layers: the rank's sequences
   PhaseSamples samples;
   double loop_seconds = 0;  // the whole measured loop, barriers included
   // This rank's share of the energy of the measured loop, joules, when a counter was read; else
@@ -102,10 +105,13 @@ struct ReferenceModel {
 };
 
 // Runs every point (phases × batches) of `config` on `engine`, appending to `result.points`, then
-// the final barrier. The caller validated the plan and filled the rest of `result`. A failure
-// aborts the communicator and comes back as FailRank's error naming the point.
+// the final barrier. The caller validated the plan and filled the rest of `result`. `attention`
+// (decoder layers; null: the MoE blocks alone) is the engine's attention: each point prepares it
+// for the rank's sequences. A failure aborts the communicator and comes back as FailRank's error
+// naming the point.
 absl::Status RunPoints(const WorkloadConfig& config, const RankContext& context, Communicator& comm,
-                       MoeEngine& engine, const ReferenceModel& reference, RankResult& result);
+                       MoeEngine& engine, AttentionStack* attention,
+                       const ReferenceModel& reference, RankResult& result);
 
 // Aborts `comm` (so the peers fail fast) and returns `status` prefixed with "rank r of n" and
 // `where`.

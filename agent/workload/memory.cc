@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "agent/workload/attention.h"
 #include "agent/workload/moe_layer.h"
 #include "agent/workload/reference.h"
 #include "agent/workload/weights.h"
@@ -19,16 +20,25 @@ std::string GiB(int64_t bytes) {
 MemoryEstimate EstimateMemory(const WorkloadConfig& config, int world, int ranks_on_host) {
   const ModelSpec scaled = ScaledModel(config.model, config.scale);
   MemoryEstimate e;
+  const bool decoder = config.layer == LayerKind::kDecoder;
   e.weights_per_rank =
-      MoeWeights::BytesPerRank(scaled, config.layers, config.dtype, scaled.experts / world);
+      MoeWeights::BytesPerRank(scaled, config.layers, config.dtype, scaled.experts / world) +
+      (decoder ? AttentionWeights::Bytes(scaled, config.layers, config.dtype) : 0);
   for (ServingPhase phase : config.phases) {
     for (int64_t batch : config.batches) {
       const int64_t tokens = TokensPerStep(config, phase, batch);
-      const int64_t own = RankTokens(tokens, 0, world).count;  // rank 0 has the most tokens
-      const int64_t per_point =
+      // Rank 0 has the most tokens (and sequences).
+      const int64_t own = RankRows(config, phase, batch, 0, world).count;
+      int64_t per_point =
           ExpertParallelMoe::WorkBytes(scaled, config.dtype, own, tokens, world) +
           2 * own * scaled.hidden_size * 4 +                       // input and output
           2 * config.layers * own * scaled.experts_per_token * 4;  // overrides and record
+      if (decoder) {
+        // The KV caches of its sequences (B·(P + O/2)·L·kv·p over the ranks) and the scratch.
+        per_point += AttentionStack::CacheBytes(scaled, config.layers, config.dtype,
+                                                RankSequences(config, phase, batch, 0, world)) +
+                     own * scaled.hidden_size * 4;  // the attention output
+      }
       e.work_per_rank = std::max(e.work_per_rank, per_point);
       if (config.check) {
         e.reference_per_rank =
@@ -50,10 +60,12 @@ absl::Status CheckMemoryFits(const WorkloadConfig& config, const MemoryEstimate&
       "the plan does not fit in memory: it needs about ", GiB(e.host_total), " on this host (",
       e.ranks_on_host, " rank(s) × ", GiB(e.per_rank), ": weights ", GiB(e.weights_per_rank),
       " for ", config.layers, " layer(s) of ", config.model.name, " at scale 1/", config.scale,
-      " in ", DtypeName(config.dtype), ", work buffers ", GiB(e.work_per_rank),
+      " in ", DtypeName(config.dtype), ", work buffers ",
+      config.layer == LayerKind::kDecoder ? "and KV caches " : "", GiB(e.work_per_rank),
       config.check ? absl::StrCat(", check reference ", GiB(e.reference_per_rank)) : "",
       ") but only ", GiB(available_bytes), " is available (MemAvailable; 90% usable); ",
-      "use fewer --layers, a larger --scale, smaller --batch or --prompt-len"));
+      "use fewer --layers, a larger --scale, smaller --batch, --prompt-len or --output-len "
+      "(plans: workload.layers, scale, batch_sizes, prompt_len, output_len)"));
 }
 
 }  // namespace moecap

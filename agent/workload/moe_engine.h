@@ -20,6 +20,7 @@ struct PhaseTimes {
   double dispatch = 0;
   double experts = 0;
   double combine = 0;
+  double attention = 0;  // decoder layers only
 };
 
 // What one rank did in one step, summed over layers. Routing is fixed within a point, so every

@@ -60,7 +60,7 @@ absl::Status ExpertParallelMoe::Prepare(int64_t own_tokens, int64_t global_token
   const size_t k = static_cast<size_t>(shape_.top_k);
   const size_t rows_max =
       static_cast<size_t>(MaxReceivedRows(shape_.top_k, local_experts_, global_tokens));
-  for (Buffer* b : {&input_, &hidden_[0], &hidden_[1], &normed_, &shared_out_}) {
+  for (Buffer* b : {&input_, &hidden_[0], &hidden_[1], &normed_, &shared_out_, &attended_}) {
     MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, *b, t * d * sizeof(float)));
   }
   if (t > 0) std::memcpy(input_.data(), input, t * d * sizeof(float));
@@ -96,6 +96,12 @@ absl::Status ExpertParallelMoe::Step(PhaseTimes* times, StepTally* tally, Routin
   const float* x = input_.as<float>();
   for (int64_t l = 0; l < layers; ++l) {
     float* out = hidden_[l % 2].as<float>();
+    if (attention_ != nullptr) {
+      const Clock::time_point start = Clock::now();
+      MOECAP_RETURN_IF_ERROR(attention_->Forward(l, x, attended_.as<float>()));
+      if (times != nullptr) times->attention += Since(start);
+      x = attended_.as<float>();
+    }
     MOECAP_RETURN_IF_ERROR(Layer(l, x, out, times, tally, record));
     x = out;
   }

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "agent/comm/communicator.h"
 #include "agent/compute/compute_backend.h"
+#include "agent/workload/attention.h"
 #include "agent/workload/layer_math.h"
 #include "agent/workload/moe_engine.h"
 #include "agent/workload/weights.h"
@@ -34,6 +35,11 @@ class ExpertParallelMoe : public MoeEngine {
   absl::Status Step(PhaseTimes* times, StepTally* tally, RoutingRecord* record) override;
   absl::Status ReadOutput(float* output) override;
 
+  // Decoder layers: each layer's MoE block then takes `attention`'s output for its input (the
+  // attention prepared by the caller for the same rows; its time is PhaseTimes::attention).
+  // Null: the MoE blocks alone. It must outlive this object.
+  void SetAttention(AttentionStack* attention) { attention_ = attention; }
+
   // The bytes Prepare allocates (for the memory estimate).
   static int64_t WorkBytes(const ModelSpec& scaled, Dtype dtype, int64_t own_tokens,
                            int64_t global_tokens, int world_size);
@@ -55,6 +61,8 @@ class ExpertParallelMoe : public MoeEngine {
   int64_t own_tokens_ = 0;
   std::vector<std::vector<int32_t>> overrides_;
   bool stepped_ = false;  // whether hidden_ holds a step's output
+  AttentionStack* attention_ = nullptr;
+  Buffer attended_;  // own × d fp32: the layer's attention output (decoder layers)
 
   Buffer input_;       // own × d fp32: the prepared input
   Buffer hidden_[2];   // own × d fp32: layer outputs, ping-pong; the last layer's is the output

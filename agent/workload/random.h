@@ -52,6 +52,9 @@ enum class StreamPurpose : uint64_t {
   kInput = 6,
   kRoutingChoice = 7,
   kZipfPopularity = 8,
+  kAttentionQkv = 9,
+  kAttentionOut = 10,
+  kKvCache = 11,
 };
 
 }  // namespace moecap

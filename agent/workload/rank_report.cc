@@ -36,7 +36,9 @@ Counts DenseShare(const ModelSpec& scaled, const WorkloadConfig& config,
   dense.own_tokens = point.tally.own_tokens;
   dense.pairs_computed = point.tokens * local_experts * config.layers;
   dense.local_activated_sum = local_experts * config.layers;
-  return CountRankStep(scaled, config.dtype, config.layers, dense, counts_replicated).counted;
+  return CountRankStep(scaled, config.dtype, config.layers, dense, counts_replicated,
+                       point.attention ? &*point.attention : nullptr)
+      .counted;
 }
 
 v1::RankPhase PhaseFromPoint(const RankPointResult& point, const WorkloadConfig& config,
@@ -55,6 +57,8 @@ v1::RankPhase PhaseFromPoint(const RankPointResult& point, const WorkloadConfig&
   *out.mutable_sub_times()->mutable_dispatch() = PercentilesOf(s.dispatch);
   *out.mutable_sub_times()->mutable_experts() = PercentilesOf(s.experts);
   *out.mutable_sub_times()->mutable_combine() = PercentilesOf(s.combine);
+  if (!s.attention.empty())
+    *out.mutable_sub_times()->mutable_attention() = PercentilesOf(s.attention);
   *out.mutable_counts() = TermCountsToProto(point.counts.counted);
   *out.mutable_dense_counts() =
       TermCountsToProto(DenseShare(scaled, config, point, experts.count, rank == 0));

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "agent/workload/attention.h"
 #include "agent/workload/layer_math.h"
 #include "agent/workload/router.h"
 
@@ -44,7 +45,8 @@ int64_t ReferenceWorkBytes(const ModelSpec& scaled, Dtype dtype, int64_t own_tok
 absl::StatusOr<CheckResult> CheckAgainstReference(
     ComputeBackend& backend, const ModelSpec& scaled, const MoeWeights& weights, uint64_t seed,
     const float* input, int64_t own_tokens, const std::vector<std::vector<int32_t>>& overrides,
-    const RoutingRecord& ep_routing, const float* ep_output, double tolerance) {
+    const RoutingRecord& ep_routing, const float* ep_output, double tolerance,
+    const SequenceBlock* attention) {
   const LayerShape shape = weights.shape();
   const Dtype dtype = weights.dtype();
   const int64_t t_own = own_tokens;
@@ -74,7 +76,15 @@ absl::StatusOr<CheckResult> CheckAgainstReference(
       ExpertScratch::Make(backend, dtype, d, std::max(shape.expert_ffn, shape.shared_ffn));
   if (!scratch.ok()) return scratch.status();
 
+  std::vector<double> attention_in, attention_out;
   for (int64_t l = 0; l < weights.layers(); ++l) {
+    if (attention != nullptr) {
+      attention_in.assign(x.begin(), x.end());
+      attention_out.resize(x.size());
+      ReferenceAttention(backend, scaled, dtype, seed, l, *attention, attention_in.data(),
+                         attention_out.data());
+      for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(attention_out[i]);
+    }
     RmsNormRows(x.data(), t_own, d, normed.data());
     const void* xa = normed.data();
     if (dtype != Dtype::kFp32) {

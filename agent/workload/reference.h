@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/compute/compute_backend.h"
+#include "agent/workload/config.h"
 #include "agent/workload/moe_layer.h"
 #include "agent/workload/weights.h"
 #include "common/model.h"
@@ -32,10 +33,13 @@ struct CheckResult {
 
 // Recomputes the stack for `own_tokens` rows of `input` (fp32, own_tokens × d) and compares with
 // `ep_output`. `overrides` and `ep_routing` are what ExpertParallelMoe used and recorded.
+// `attention` (decoder layers; null: the MoE blocks alone): the rows are these sequences, and each
+// layer's attention runs first (ReferenceAttention, in double precision).
 absl::StatusOr<CheckResult> CheckAgainstReference(
     ComputeBackend& backend, const ModelSpec& scaled, const MoeWeights& weights, uint64_t seed,
     const float* input, int64_t own_tokens, const std::vector<std::vector<int32_t>>& overrides,
-    const RoutingRecord& ep_routing, const float* ep_output, double tolerance);
+    const RoutingRecord& ep_routing, const float* ep_output, double tolerance,
+    const SequenceBlock* attention = nullptr);
 
 // The bytes CheckAgainstReference allocates (for the memory estimate).
 int64_t ReferenceWorkBytes(const ModelSpec& scaled, Dtype dtype, int64_t own_tokens);

@@ -87,6 +87,8 @@ v1::PointWorkload PointWorkloadOf(const WorkloadConfig& config, int64_t batch, i
   for (ServingPhase phase : config.phases) w.add_phases(PhaseToProto(phase));
   w.set_batch_size(batch);
   w.set_prompt_len(config.prompt_len);
+  w.set_output_len(config.output_len);
+  w.set_layer(config.layer == LayerKind::kDecoder ? v1::LAYER_DECODER : v1::LAYER_MOE);
   w.set_layers(config.layers);
   w.set_scale(config.scale);
   w.set_dtype(DtypeToProto(config.dtype));
@@ -148,6 +150,18 @@ absl::StatusOr<WorkloadConfig> WorkloadConfigFromPoint(const v1::PointWorkload& 
   }
   config.batches = {point.batch_size()};
   config.prompt_len = point.prompt_len();
+  config.output_len = point.output_len();
+  switch (point.layer()) {
+    case v1::LAYER_UNSPECIFIED:
+    case v1::LAYER_MOE:
+      config.layer = LayerKind::kMoe;
+      break;
+    case v1::LAYER_DECODER:
+      config.layer = LayerKind::kDecoder;
+      break;
+    default:
+      return Refuse("layer", absl::StrCat("unknown value ", point.layer()));
+  }
   config.layers = point.layers();
   config.scale = point.scale();
   if (point.dtype() == v1::DTYPE_UNSPECIFIED) {

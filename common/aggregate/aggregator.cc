@@ -236,16 +236,26 @@ v1::CheckResult WorstOf(const std::vector<const v1::CheckResult*>& checks) {
 }
 
 // The counted terms against the metric core's count for the model as run, when the workload
-// carries its model.
-v1::MetricCoreCheck MetricCoreCheckOf(const v1::PointWorkload& w, double tokens,
+// carries its model: the MoE blocks, and in decoder layers the batch's attention over its caches
+// (a decode step at DecodeStepContext, a prefill of fresh prompts).
+v1::MetricCoreCheck MetricCoreCheckOf(const v1::PointWorkload& w, v1::Phase phase, double tokens,
                                       double activated_sum, const Counts& counted) {
   v1::MetricCoreCheck out;
   const std::optional<Dtype> dtype = DtypeFromProto(w.dtype());
   if (!w.has_model_spec() || !dtype.has_value()) return out;
   absl::StatusOr<ModelSpec> model = ModelSpecFromProto(w.model_spec());
   if (!model.ok()) return out;
-  const Counts core = CountMoeBlocks(ScaledModel(*model, w.scale()), MakePrecision(*dtype),
-                                     static_cast<double>(w.layers()), tokens, activated_sum);
+  const ModelSpec scaled = ScaledModel(*model, w.scale());
+  const Precision precision = MakePrecision(*dtype);
+  Counts core =
+      CountMoeBlocks(scaled, precision, static_cast<double>(w.layers()), tokens, activated_sum);
+  if (w.layer() == v1::LAYER_DECODER) {
+    const bool prefill = phase == v1::PHASE_PREFILL;
+    core += CountAttentionStep(
+        StackModel(scaled, w.layers()), precision, prefill ? PassKind::kPrefill : PassKind::kDecode,
+        static_cast<double>(w.batch_size()), prefill ? static_cast<double>(w.prompt_len()) : 1.0,
+        prefill ? 0.0 : static_cast<double>(DecodeStepContext(w.prompt_len(), w.output_len()) - 1));
+  }
   out.set_checked(true);
   out.set_matches(SameCounts(counted, core));
   *out.mutable_counts() = TermCountsToProto(core);
@@ -356,7 +366,7 @@ v1::PhaseResult AggregatePhase(const v1::PointWorkload& w, v1::Phase phase,
   *out.mutable_combine_bandwidth() = CollectiveOf(ranks, /*dispatch=*/false);
   double activated_sum = 0;
   for (double a : activated) activated_sum += a;
-  *out.mutable_metric_core() = MetricCoreCheckOf(w, tokens, activated_sum, sparse);
+  *out.mutable_metric_core() = MetricCoreCheckOf(w, phase, tokens, activated_sum, sparse);
   std::vector<const v1::CheckResult*> checks;
   // The harness's overhead on the rank where it is smallest (the slowest rank hardly waits).
   std::optional<double> overhead;

@@ -133,6 +133,12 @@ absl::StatusOr<ModelSpec> ModelSpecFromProto(const v1::ModelSpec& p) {
         a.kind() == v1::ATTENTION_KIND_MHA && a.kv_heads() == 0 ? a.heads() : a.kv_heads();
     m.gqa = {.heads = a.heads(), .kv_heads = kv_heads, .head_dim = a.head_dim()};
   }
+  m.sliding_window = a.sliding_window();
+  m.sliding_window_layers = a.sliding_window_layers();
+  m.moe_layer_step = p.moe_layer_step() > 1 ? p.moe_layer_step() : 1;
+  m.expert_dtype = DtypeFromProto(p.expert_dtype());
+  m.attention_dtype = DtypeFromProto(p.attention_dtype());
+  m.lm_head_dtype = DtypeFromProto(p.lm_head_dtype());
   const v1::ModelMoe& moe = p.moe();
   m.experts = moe.experts();
   m.experts_per_token = moe.experts_per_token();
@@ -181,6 +187,12 @@ v1::ModelSpec ModelSpecToProto(const ModelSpec& m) {
   moe->set_router(m.router_scoring == RouterScoring::kSigmoid ? v1::ROUTER_SCORING_SIGMOID
                                                               : v1::ROUTER_SCORING_SOFTMAX);
   moe->set_normalize_topk(m.normalize_topk);
+  a->set_sliding_window(m.sliding_window);
+  a->set_sliding_window_layers(m.sliding_window_layers);
+  p.set_moe_layer_step(m.moe_layer_step);
+  if (m.expert_dtype) p.set_expert_dtype(DtypeToProto(*m.expert_dtype));
+  if (m.attention_dtype) p.set_attention_dtype(DtypeToProto(*m.attention_dtype));
+  if (m.lm_head_dtype) p.set_lm_head_dtype(DtypeToProto(*m.lm_head_dtype));
   return p;
 }
 

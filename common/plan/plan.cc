@@ -538,6 +538,7 @@ v1::PointWorkload BaseWorkload(const v1::Plan& plan) {
   p.set_iterations(w.iterations());
   p.set_check(w.check());
   *p.mutable_timeouts() = w.timeouts();
+  p.set_layer(w.layer());
   p.set_expert_parallel(plan.parallelism().expert_parallel());
   p.set_allow_expert_replication(plan.parallelism().allow_expert_replication());
   return p;
@@ -655,6 +656,7 @@ void ApplyPlanDefaults(v1::Plan* plan) {
   if (!w->has_prompt_len()) w->set_prompt_len(kDefaultPromptLen);
   if (!w->has_output_len()) w->set_output_len(kDefaultOutputLen);
   if (!w->has_layers()) w->set_layers(1);
+  if (w->layer() == v1::LAYER_UNSPECIFIED) w->set_layer(v1::LAYER_MOE);
   if (!w->has_scale()) w->set_scale(1);
   if (w->dtype() == v1::DTYPE_UNSPECIFIED) {
     w->set_dtype(hw->backend() == v1::BACKEND_CUDA ? v1::DTYPE_BF16 : v1::DTYPE_FP32);

@@ -82,6 +82,12 @@ absl::StatusOr<RankResult> RunCudaRank(const WorkloadConfig& config, const RankC
     return FailRank(comm, status, where);
   };
   if (absl::Status s = ValidateWorkload(config, comm.size()); !s.ok()) return fail(s, "");
+  if (config.layer == LayerKind::kDecoder) {
+    return fail(absl::UnimplementedError(
+                    "workload.layer: decoder: the GPU engine runs the MoE blocks alone for now "
+                    "(its attention kernels are not built); use layer: moe or the cpu backend"),
+                "");
+  }
   if (comm.memory() != CommMemory::kDevice) {
     return fail(absl::InvalidArgumentError(absl::StrCat(
                     "communicator \"", comm.name(),
@@ -163,7 +169,8 @@ absl::StatusOr<RankResult> RunCudaRank(const WorkloadConfig& config, const RankC
   }
 
   CudaExpertParallelMoe engine(scaled, *weights, backend, comm, options);
-  MOECAP_RETURN_IF_ERROR(RunPoints(config, context, comm, engine, reference, result));
+  MOECAP_RETURN_IF_ERROR(
+      RunPoints(config, context, comm, engine, /*attention=*/nullptr, reference, result));
   return result;
 }
 

@@ -313,5 +313,62 @@ TEST(TermTest, NamesAreMetricsDocNames) {
                                              "attention_scores"}));
 }
 
+// A workload's decoder stack of one toy layer (d = 8, n_h = 2, n_kv = 1, d_h = 4, fp32):
+// P_attn = 8·8 + 2·8·4 + 8·8 = 192, 2·n_kv·d_h = 8 KV elements per token, 2·n_h·2·d_h = 32 score
+// FLOPs per pair.
+TEST(AttentionStepTest, ToyStackByHand) {
+  const ModelSpec stack = StackModel(ToyModel(), 1);
+  EXPECT_EQ(stack.layers, 1);
+  const Precision fp32 = MakePrecision(Dtype::kFp32);
+  // Decode: 3 sequences at context 5 (4 cached + the new token).
+  Counts c = CountAttentionStep(stack, fp32, PassKind::kDecode, 3, 1, 4);
+  EXPECT_DOUBLE_EQ(c[Term::kAttention].bytes, 192 * 4);        // the weights, once
+  EXPECT_DOUBLE_EQ(c[Term::kAttention].flops, 2 * 192 * 3);    // 3 tokens
+  EXPECT_DOUBLE_EQ(c[Term::kKvCache].bytes, 4 * 8 * 15);       // 15 entries read
+  EXPECT_DOUBLE_EQ(c[Term::kAttentionScores].flops, 32 * 15);  // one query over 5 keys, × 3
+  for (Term t : {Term::kRouter, Term::kRoutedExperts, Term::kSharedExperts, Term::kLmHead}) {
+    EXPECT_EQ(c[t].bytes, 0) << TermName(t);
+    EXPECT_EQ(c[t].flops, 0) << TermName(t);
+  }
+  // Prefill: 2 fresh sequences of 3 tokens: 6 entries written, 2·(1 + 2 + 3) = 12 causal pairs.
+  c = CountAttentionStep(stack, fp32, PassKind::kPrefill, 2, 3, 0);
+  EXPECT_DOUBLE_EQ(c[Term::kAttention].bytes, 192 * 4);
+  EXPECT_DOUBLE_EQ(c[Term::kAttention].flops, 2 * 192 * 6);
+  EXPECT_DOUBLE_EQ(c[Term::kKvCache].bytes, 4 * 8 * 6);
+  EXPECT_DOUBLE_EQ(c[Term::kAttentionScores].flops, 32 * 12);
+  // The same step of the whole stack as analyze counts it, less the LM head, is the sum.
+  Counts whole = CountPrefillStep(stack, fp32, 2, 3, 0);
+  for (Term t : {Term::kAttention, Term::kKvCache, Term::kAttentionScores}) {
+    EXPECT_DOUBLE_EQ(whole[t].bytes, c[t].bytes) << TermName(t);
+    EXPECT_DOUBLE_EQ(whole[t].flops, c[t].flops) << TermName(t);
+  }
+}
+
+// Sliding layers spread over the model's layers, and a stack keeps those among its first layers.
+TEST(AttentionStepTest, SlidingLayersOfAStack) {
+  ModelSpec m = ToyModel();
+  m.layers = 24;
+  m.sliding_window = 128;
+  m.sliding_window_layers = 12;       // gpt-oss: every other layer
+  EXPECT_TRUE(IsSlidingLayer(m, 0));  // gpt-oss's layer_types: the even layers slide
+  EXPECT_FALSE(IsSlidingLayer(m, 1));
+  EXPECT_TRUE(IsSlidingLayer(m, 2));
+  EXPECT_FALSE(IsSlidingLayer(m, 23));
+  EXPECT_EQ(StackModel(m, 1).sliding_window_layers, 1);
+  m.sliding_window_layers = 0;
+  EXPECT_EQ(StackModel(m, 1).sliding_window, 0);  // no sliding layer in the stack: no window
+  m.sliding_window_layers = 12;
+  EXPECT_EQ(StackModel(m, 4).sliding_window_layers, 2);
+  EXPECT_EQ(StackModel(m, 4).sliding_window, 128);
+  // A window of 4 over one layer of 2 sequences at context 6: each reads 4 entries, not 6.
+  m.layers = 1;
+  m.sliding_window = 4;
+  m.sliding_window_layers = 1;
+  const Counts c =
+      CountAttentionStep(StackModel(m, 1), MakePrecision(Dtype::kFp32), PassKind::kDecode, 2, 1, 5);
+  EXPECT_DOUBLE_EQ(c[Term::kKvCache].bytes, 4 * 8 * 2 * 4);
+  EXPECT_EQ(DecodeStepContext(128, 33), 144);
+}
+
 }  // namespace
 }  // namespace moecap

@@ -41,17 +41,23 @@ TEST(FileKvStoreTest, GetOfAMissingKeyPollsWithBackoffUntilItsDeadlineNamingTheK
   EXPECT_EQ(clock.waits(), expected);
 }
 
+// Another writer (another process's store on the same directory) sets the keys while Wait
+// pauses: "a" during the first pause, "b" during the third; Wait sees each on its next look.
 TEST(FileKvStoreTest, WaitReturnsOnceAnotherWriterSetsEveryKey) {
   TempDir dir;
-  FileKvStore store(dir.path());
-  std::thread writer([&] {
-    FileKvStore other(dir.path());
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    ASSERT_TRUE(other.Set("a", "1").ok());
-    ASSERT_TRUE(other.Set("b", "2").ok());
+  FakeClock clock;
+  FileKvStore store(dir.path(), clock);
+  FileKvStore other(dir.path());
+  clock.set_on_wait([&](size_t waits) {
+    if (waits == 1) {
+      ASSERT_TRUE(other.Set("a", "1").ok());
+    } else if (waits == 3) {
+      ASSERT_TRUE(other.Set("b", "2").ok());
+    }
   });
   EXPECT_TRUE(store.Wait({"a", "b"}, absl::Seconds(10)).ok());
-  writer.join();
+  EXPECT_EQ(clock.waits().size(), 3u);  // it returned at its first look after "b" was set
+  clock.set_on_wait(nullptr);
   absl::Status missing = store.Wait({"a", "c"}, absl::Milliseconds(30));
   EXPECT_EQ(missing.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_NE(missing.message().find("[c]"), absl::string_view::npos) << missing;

@@ -66,8 +66,19 @@ inline void ExpectAggregatedConsistent(const WorkloadConfig& c,
     double activated = 0;
     for (double a : p->activated_experts()) activated += a;
     EXPECT_EQ(activated, ActivatedExpertsSum(point.global_histogram));
-    const Counts core =
-        CountMoeBlocks(scaled, MakePrecision(c.dtype), c.layers, point.tokens, activated);
+    // What `moecapctl analyze` counts for the same shape: the MoE blocks; a decoder stack's step
+    // as analyze counts a whole model's (the stack as the model, the LM head left out).
+    Counts core = CountMoeBlocks(scaled, MakePrecision(c.dtype), c.layers, point.tokens, activated);
+    if (c.layer == LayerKind::kDecoder) {
+      const ModelSpec stack = StackModel(scaled, c.layers);
+      core = point.phase == ServingPhase::kPrefill
+                 ? CountPrefillStep(stack, MakePrecision(c.dtype), point.batch, c.prompt_len,
+                                    activated)
+                 : CountMeanDecodeStep(stack, MakePrecision(c.dtype), point.batch, c.prompt_len,
+                                       c.output_len, activated);
+      core[Term::kLmHead] = TermCount{};
+      EXPECT_EQ(p->sub_times().attention().count(), c.iterations);
+    }
     const Counts counted = TermCountsFromProto(p->breakdown());
     for (Term t : kAllTerms) {
       EXPECT_EQ(counted[t].bytes, core[t].bytes) << TermName(t);

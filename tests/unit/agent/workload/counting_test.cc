@@ -77,16 +77,5 @@ TEST(CountRankStepTest, WireBytesLogicalAndWithoutSelf) {
   EXPECT_EQ(r.activation_bytes, 12 * 2 * 32);
 }
 
-TEST(CountsJsonTest, RoundTrip) {
-  Counts c;
-  c[Term::kRouter] = {1.5e9, 2e12};
-  c[Term::kRoutedExperts] = {123456789012.0, 7};
-  const Counts back = CountsFromJson(CountsToJson(c));
-  for (Term t : kAllTerms) {
-    EXPECT_EQ(back[t].bytes, c[t].bytes);
-    EXPECT_EQ(back[t].flops, c[t].flops);
-  }
-}
-
 }  // namespace
 }  // namespace moecap

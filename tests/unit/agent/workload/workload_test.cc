@@ -14,8 +14,8 @@
 #include "agent/workload/report.h"
 #include "common/aggregate/aggregator.h"
 #include "common/plan/convert.h"
-#include "tests/unit/agent/workload/aggregated_run.h"
 #include "tests/unit/agent/test_util.h"
+#include "tests/unit/agent/workload/aggregated_run.h"
 
 namespace moecap {
 namespace {
@@ -50,6 +50,39 @@ TEST(WorkloadTest, TwoRanksMixtralMatchesReferenceAndMetricCore) {
   ExpectConsistent(c, ranks);
   // Decode batch 1 over 2 ranks: rank 1 owns no token but still computes the pairs sent to it.
   EXPECT_EQ(ranks[1].points[2].tally.own_tokens, 0);
+}
+
+// Decoder layers: attention over each rank's sequences, then the MoE block; the check recomputes
+// both; the counted terms are analyze's for the stack (attention weights, KV cache, scores).
+TEST(WorkloadTest, DecoderLayersOfMixtralOnTwoRanks) {
+  WorkloadConfig c = SmallPlan("mixtral-8x7b", 16);  // d = 256, 2 heads, 1 KV head of 128
+  c.layer = LayerKind::kDecoder;
+  c.prompt_len = 6;
+  c.output_len = 10;  // decode at context 11
+  const std::vector<RankResult> ranks = RunWorkloadOnThreads(c, 2);
+  ExpectConsistent(c, ranks);
+  // Batch 1: rank 1 has no sequence, attends over nothing and still serves its experts.
+  EXPECT_EQ(ranks[1].points[0].tally.own_tokens, 0);
+  EXPECT_EQ(ranks[1].points[0].counts.physical[Term::kAttention].bytes, 0);
+  EXPECT_GT(ranks[0].points[0].counts.counted[Term::kKvCache].bytes, 0);
+}
+
+// gpt-oss's alternating sliding window, binding in both phases (P = 160 > w = 128), on 4 ranks.
+TEST(WorkloadTest, DecoderLayersOfGptOssWithASlidingWindow) {
+  WorkloadConfig c = SmallPlan("gpt-oss-20b", 32);
+  c.layer = LayerKind::kDecoder;
+  c.batches = {3};
+  c.prompt_len = 160;
+  c.output_len = 4;
+  ExpectConsistent(c, RunWorkloadOnThreads(c, 4));
+}
+
+TEST(WorkloadTest, DecoderLayersRefuseMlaNamingTheField) {
+  WorkloadConfig c = SmallPlan("deepseek-v3", 64);
+  c.layer = LayerKind::kDecoder;
+  const absl::Status s = ValidateWorkload(c, 4);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << s;
+  EXPECT_NE(s.message().find("workload.layer"), std::string::npos) << s;
 }
 
 TEST(WorkloadTest, FourRanksDeepSeekV3SigmoidRouterAndSharedExpert) {

@@ -499,15 +499,16 @@ std::string ReadFile(const std::filesystem::path& path) {
 TEST(ExamplePlansTest, AllParseValidateAndExpand) {
   // Expected point counts, computed from each file's axes.
   const std::map<std::string, size_t> expected_points = {
-      {"mixtral-8x7b-cpu-small.yaml", 3},   // batch 1, 8, 32
-      {"mixtral-8x7b-h100x8.yaml", 5},      // 5 batch sizes
-      {"deepseek-v3-h100x16.yaml", 4},      // 4 batch sizes
-      {"qwen3-30b-a3b-sweep.yaml", 36},     // 2 × 2 × 3 × 3
-      {"dbrx-routing-imbalance.yaml", 8},   // 4 routings × 2 batch sizes
-      {"mixtral-8x22b-histogram.yaml", 2},  // 2 batch sizes
-      {"custom-model-cpu.yaml", 6},         // 3 layer counts × 2 batch sizes
-      {"mixtral-8x7b-h100x1.yaml", 4},      // batch 1, 8, 32, 64
-      {"mixtral-8x7b-gpu-check.yaml", 3},   // batch 1, 8, 32
+      {"mixtral-8x7b-cpu-small.yaml", 3},    // batch 1, 8, 32
+      {"mixtral-8x7b-cpu-decoder.yaml", 3},  // batch 1, 8, 32
+      {"mixtral-8x7b-h100x8.yaml", 5},       // 5 batch sizes
+      {"deepseek-v3-h100x16.yaml", 4},       // 4 batch sizes
+      {"qwen3-30b-a3b-sweep.yaml", 36},      // 2 × 2 × 3 × 3
+      {"dbrx-routing-imbalance.yaml", 8},    // 4 routings × 2 batch sizes
+      {"mixtral-8x22b-histogram.yaml", 2},   // 2 batch sizes
+      {"custom-model-cpu.yaml", 6},          // 3 layer counts × 2 batch sizes
+      {"mixtral-8x7b-h100x1.yaml", 4},       // batch 1, 8, 32, 64
+      {"mixtral-8x7b-gpu-check.yaml", 3},    // batch 1, 8, 32
   };
   size_t seen = 0;
   for (const auto& entry : std::filesystem::directory_iterator(MOECAP_EXAMPLES_DIR)) {
