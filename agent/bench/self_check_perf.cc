@@ -30,6 +30,7 @@
 #include "agent/workload/layer_math.h"
 #include "agent/workload/report.h"
 #include "common/stats.h"
+#include "common/status_macros.h"
 #include "common/subprocess.h"
 
 namespace moecap {
@@ -106,6 +107,25 @@ absl::Status ExpertGemmRatio(const SelfCheckOptions& o, const HostInfo& host) {
   return absl::OkStatus();
 }
 
+// A plan on two rank processes of this binary, aggregated as a cluster's.
+struct TwoRankRun {
+  std::vector<v1::RankOutput> ranks;
+  std::vector<v1::PointResult> points;
+};
+
+absl::StatusOr<TwoRankRun> RunTwoRanks(const SelfCheckOptions& o, const WorkloadConfig& c,
+                                       const Peaks& peaks) {
+  LaunchOptions launch;
+  launch.executable = o.executable;
+  launch.worker_args = {"--worker"};
+  launch.ranks = 2;
+  launch.hostname = o.hostname;
+  TwoRankRun run;
+  MOECAP_ASSIGN_OR_RETURN(run.ranks, LocalLauncher(launch).Run(c));
+  MOECAP_ASSIGN_OR_RETURN(run.points, AggregateRanks(c, run.ranks, peaks));
+  return run;
+}
+
 // 2. Decode over a stack larger than the caches: counted bytes/s vs the triad probe.
 absl::Status DecodeBandwidthRatio(const SelfCheckOptions& o, const HostInfo& host,
                                   double triad_bytes_s, double* harness_overhead) {
@@ -118,17 +138,9 @@ absl::Status DecodeBandwidthRatio(const SelfCheckOptions& o, const HostInfo& hos
   c.phases = {ServingPhase::kDecode};
   c.batches = {8};
   c.iterations = 20;
-  LaunchOptions launch;
-  launch.executable = o.executable;
-  launch.worker_args = {"--worker"};
-  launch.ranks = 2;
-  launch.hostname = o.hostname;
-  absl::StatusOr<std::vector<v1::RankOutput>> ranks = LocalLauncher(launch).Run(c);
-  if (!ranks.ok()) return ranks.status();
-  absl::StatusOr<std::vector<v1::PointResult>> points =
-      AggregateRanks(c, *ranks, Peaks{triad_bytes_s, 0, 1, "triad probe"});
-  if (!points.ok()) return points.status();
-  const v1::PhaseResult& p = points->front().phases(0);
+  absl::StatusOr<TwoRankRun> run = RunTwoRanks(o, c, Peaks{triad_bytes_s, 0, 1, "triad probe"});
+  if (!run.ok()) return run.status();
+  const v1::PhaseResult& p = run->points.front().phases(0);
   const v1::Percentiles& step = p.step_time();
   double activated_sum = 0;
   for (double a : p.activated_experts()) activated_sum += a;
@@ -139,7 +151,7 @@ absl::Status DecodeBandwidthRatio(const SelfCheckOptions& o, const HostInfo& hos
       "  counted %s (mean step %.2f ms, %.0f of %d experts active per layer) vs triad probe %s: "
       "ratio %.3f (target >= 0.70); over the median step %.2f ms: ratio %.3f\n",
       c.batches[0], c.layers, m.name, layer_bytes * c.layers / 1e9,
-      host.last_level_cache_bytes / 1e6, ranks->front().environment().threads(),
+      host.last_level_cache_bytes / 1e6, run->ranks.front().environment().threads(),
       Gb(p.achieved_bandwidth_bytes_per_s()), step.mean() * 1e3, activated_sum / c.layers,
       m.experts, Gb(triad_bytes_s), p.s_mbu(), step.p50() * 1e3,
       step.p50() > 0 ? p.s_mbu() * step.mean() / step.p50() : 0.0);
@@ -160,17 +172,9 @@ absl::Status DecoderBandwidthRatio(const SelfCheckOptions& o, double triad_bytes
   c.output_len = 0;  // decode at context 4096
   c.iterations = 10;
   c.warmup = 2;
-  LaunchOptions launch;
-  launch.executable = o.executable;
-  launch.worker_args = {"--worker"};
-  launch.ranks = 2;
-  launch.hostname = o.hostname;
-  absl::StatusOr<std::vector<v1::RankOutput>> ranks = LocalLauncher(launch).Run(c);
-  if (!ranks.ok()) return ranks.status();
-  absl::StatusOr<std::vector<v1::PointResult>> points =
-      AggregateRanks(c, *ranks, Peaks{triad_bytes_s, 0, 1, "triad probe"});
-  if (!points.ok()) return points.status();
-  const v1::PhaseResult& p = points->front().phases(0);
+  absl::StatusOr<TwoRankRun> run = RunTwoRanks(o, c, Peaks{triad_bytes_s, 0, 1, "triad probe"});
+  if (!run.ok()) return run.status();
+  const v1::PhaseResult& p = run->points.front().phases(0);
   const v1::PhaseTimes& t = p.sub_times();
   const double moe =
       t.gate().mean() + t.dispatch().mean() + t.experts().mean() + t.combine().mean();
@@ -180,7 +184,7 @@ absl::Status DecoderBandwidthRatio(const SelfCheckOptions& o, double triad_bytes
       "  counted %s (mean step %.2f ms: attention %.2f ms, MoE %.2f ms) vs triad probe %s: "
       "ratio %.3f (target >= 0.70)\n",
       c.layers, c.model.name, p.breakdown().kv_cache().bytes() / 1e6,
-      ranks->front().environment().threads(), Gb(p.achieved_bandwidth_bytes_per_s()),
+      run->ranks.front().environment().threads(), Gb(p.achieved_bandwidth_bytes_per_s()),
       p.step_time().mean() * 1e3, t.attention().mean() * 1e3, moe * 1e3, Gb(triad_bytes_s),
       p.s_mbu());
   return absl::OkStatus();
@@ -345,23 +349,16 @@ absl::Status CommRatio(const SelfCheckOptions& o) {
   c.prompt_len = 256;
   c.iterations = 12;
   c.warmup = 1;
-  LaunchOptions launch;
-  launch.executable = o.executable;
-  launch.worker_args = {"--worker"};
-  launch.ranks = 2;
-  launch.hostname = o.hostname;
-  absl::StatusOr<std::vector<v1::RankOutput>> ranks = LocalLauncher(launch).Run(c);
-  if (!ranks.ok()) return ranks.status();
-  absl::StatusOr<std::vector<v1::PointResult>> points = AggregateRanks(c, *ranks, Peaks{});
-  if (!points.ok()) return points.status();
-  const v1::PhaseResult& p = points->front().phases(0);
+  absl::StatusOr<TwoRankRun> run = RunTwoRanks(o, c, Peaks{});
+  if (!run.ok()) return run.status();
+  const v1::PhaseResult& p = run->points.front().phases(0);
   const double remote =
       p.dispatch_bandwidth().remote_bytes() + p.combine_bandwidth().remote_bytes();
   // The rank with the smallest median dispatch + combine time (the rank that reaches a collective
   // last hardly waits there), from the ranks' own reports: medians, as the probes are, so that a
   // few slow steps on a shared machine do not move the ratio.
   double exchange = std::numeric_limits<double>::infinity();
-  for (const v1::RankOutput& r : *ranks) {
+  for (const v1::RankOutput& r : run->ranks) {
     const v1::PhaseTimes& t = r.reports(0).phases(0).sub_times();
     exchange = std::min(exchange, t.dispatch().p50() + t.combine().p50());
   }
