@@ -205,8 +205,8 @@ void AddPrefillWork(const ModelSpec& m, const Precision& p, const PrefillPass& p
 
 }  // namespace
 
-Counts CountAttentionStep(const ModelSpec& stack, const Precision& precision, PassKind kind,
-                          double sequences, double new_tokens, double cached) {
+Counts CountDecoderStep(const ModelSpec& stack, const Precision& precision, PassKind kind,
+                        double sequences, double new_tokens, double cached, bool lm_head) {
   Counts whole;
   if (kind == PassKind::kDecode) {
     DecodePass pass;
@@ -228,6 +228,7 @@ Counts CountAttentionStep(const ModelSpec& stack, const Precision& precision, Pa
   }
   Counts out;
   for (Term t : {Term::kAttention, Term::kKvCache, Term::kAttentionScores}) out[t] = whole[t];
+  if (lm_head) out[Term::kLmHead] = whole[Term::kLmHead];
   return out;
 }
 

@@ -150,14 +150,15 @@ Counts CountMixedPass(const ModelSpec& model, const Precision& precision, const 
                       const PrefillPass& prefill, double activated_experts_sum,
                       Counting counting = Counting::kSparse);
 
-// The attention part of one step of a stack of decoder layers (`stack`: the model as StackModel
-// gives it): `sequences` sequences of `new_tokens` new tokens each after `cached` cached entries
-// each (a decode step at context c: 1 after c − 1). The attention weights' bytes and FLOPs, the
-// KV-cache bytes and the score FLOPs exactly as CountDecodePass / CountPrefillPass count them for
-// those sequences; every other term 0. Additive over disjoint sets of sequences but for the
-// weight bytes, which a pass reads once.
-Counts CountAttentionStep(const ModelSpec& stack, const Precision& precision, PassKind kind,
-                          double sequences, double new_tokens, double cached);
+// The parts of one step of a stack of decoder layers beside its MoE blocks (`stack`: the model as
+// StackModel gives it): `sequences` sequences of `new_tokens` new tokens each after `cached` cached
+// entries each (a decode step at context c: 1 after c − 1). The attention weights' bytes and
+// FLOPs, the KV-cache bytes and the score FLOPs, and with `lm_head` the LM head's (its weights and
+// the logits of each sequence's last position), exactly as CountDecodePass / CountPrefillPass
+// count them for those sequences; every other term 0. Additive over disjoint sets of sequences
+// but for the weight bytes, which a pass reads once.
+Counts CountDecoderStep(const ModelSpec& stack, const Precision& precision, PassKind kind,
+                        double sequences, double new_tokens, double cached, bool lm_head);
 
 // The context a workload's decode step is timed at: each sequence's KV entries, the new token
 // included, at the mean step P + O/2 (integer division: the workload runs whole entries).

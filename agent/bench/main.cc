@@ -46,6 +46,7 @@ struct BenchFlags {
   int64_t prompt_len = 128;
   int64_t output_len = 256;
   std::string layer = "moe";
+  bool lm_head = false;
   int64_t layers = 1;
   std::string dtype = "fp32";
   int iters = 20;
@@ -146,6 +147,7 @@ absl::StatusOr<WorkloadConfig> BuildConfig(const BenchFlags& f, const Catalog& c
   absl::StatusOr<LayerKind> layer = ParseLayerKind(f.layer);
   if (!layer.ok()) return layer.status();
   c.layer = *layer;
+  c.lm_head = f.lm_head;
   c.iterations = f.iters;
   c.warmup = f.warmup;
   c.seed = f.seed;
@@ -376,6 +378,8 @@ int main(int argc, char** argv) {
                  "MoE block; cpu backend)")
       ->check(CLI::IsMember({"moe", "decoder"}))
       ->capture_default_str();
+  app.add_flag("--lm-head", f.lm_head,
+               "decoder layers: the final norm and LM head over each sequence's last position");
   app.add_option("--layers", f.layers, "layers stacked")->capture_default_str();
   app.add_option("--dtype", f.dtype, "fp32 or bf16")->capture_default_str();
   app.add_option("--iters", f.iters, "measured steps per point")->capture_default_str();

@@ -85,13 +85,15 @@ void AttentionWeights::Fill(ComputeBackend& backend, const ModelSpec& m, Dtype d
               d * a.heads * a.head_dim, a.heads * a.head_dim, dtype, out);
 }
 
-int64_t AttentionWeights::Bytes(const ModelSpec& m, int64_t layers, Dtype dtype) {
-  return AttentionParamsPerLayer(m) * layers * static_cast<int64_t>(ElementBytes(dtype));
+int64_t AttentionWeights::Bytes(const ModelSpec& m, int64_t layers, Dtype dtype, bool lm_head) {
+  return (AttentionParamsPerLayer(m) * layers + (lm_head ? LmHeadParams(m) : 0)) *
+         static_cast<int64_t>(ElementBytes(dtype));
 }
 
 absl::StatusOr<AttentionWeights> AttentionWeights::Generate(ComputeBackend& backend,
                                                             const ModelSpec& m, int64_t layers,
-                                                            Dtype dtype, uint64_t seed) {
+                                                            Dtype dtype, uint64_t seed,
+                                                            bool lm_head) {
   MOECAP_RETURN_IF_ERROR(AttentionSupported(m));
   const GqaAttention& a = m.gqa;
   const size_t eb = ElementBytes(dtype);
@@ -105,6 +107,12 @@ absl::StatusOr<AttentionWeights> AttentionWeights::Generate(ComputeBackend& back
                             backend.Allocate(eb * static_cast<size_t>(d * a.heads * a.head_dim)));
     Fill(backend, m, dtype, seed, l, layer.qkv.data(), layer.out.data());
     w.layers_.push_back(std::move(layer));
+  }
+  if (lm_head) {
+    const int64_t v = m.vocab_size;
+    MOECAP_ASSIGN_OR_RETURN(w.lm_head_, backend.Allocate(eb * static_cast<size_t>(v * d)));
+    FillWeights(backend, AttentionKey(seed, StreamPurpose::kLmHead, 0), v * d, d, dtype,
+                w.lm_head_.data());
   }
   return w;
 }
@@ -296,6 +304,23 @@ absl::Status AttentionStack::Forward(int64_t layer, const float* x, float* out) 
       backend_.MatMul(dtype_, rows, d, hd, attn_in, hd, weights_.out(layer), hd, out, d, false));
   for (int64_t i = 0; i < rows * d; ++i) out[i] += x[i];
   return absl::OkStatus();
+}
+
+absl::Status AttentionStack::LmHead(const float* x) {
+  if (!has_lm_head()) return absl::FailedPreconditionError("LmHead without LM head weights");
+  const int64_t d = model_.hidden_size, v = model_.vocab_size, n = block_.count;
+  MOECAP_RETURN_IF_ERROR(
+      GrowBuffer(backend_, last_, static_cast<size_t>(std::max<int64_t>(n * d * 4, 1))));
+  MOECAP_RETURN_IF_ERROR(
+      GrowBuffer(backend_, logits_, static_cast<size_t>(std::max<int64_t>(n * v * 4, 1))));
+  float* normed = last_.as<float>();
+  for (int64_t s = 0; s < n; ++s) {
+    RmsNormRows(x + ((s + 1) * block_.new_tokens - 1) * d, 1, d, normed + s * d);
+  }
+  // In place: the dtype's rows never outgrow the fp32 ones.
+  if (dtype_ != Dtype::kFp32) backend_.FromFloat(normed, n * d, dtype_, last_.data());
+  return backend_.MatMul(dtype_, n, v, d, last_.data(), d, weights_.lm_head(), d,
+                         logits_.as<float>(), v, false);
 }
 
 void ReferenceAttention(ComputeBackend& host, const ModelSpec& m, Dtype dtype, uint64_t seed,

@@ -39,15 +39,18 @@ float CachedKvValue(uint64_t seed, int64_t layer, int64_t sequence, int64_t kv_h
 // × d: the query heads, then the keys, then the values) and W_o (d × n_h·d_h).
 class AttentionWeights {
  public:
+  // With `lm_head`, also the LM head W_lm (V × d).
   static absl::StatusOr<AttentionWeights> Generate(ComputeBackend& backend, const ModelSpec& scaled,
-                                                   int64_t layers, Dtype dtype, uint64_t seed);
-  static int64_t Bytes(const ModelSpec& scaled, int64_t layers, Dtype dtype);
+                                                   int64_t layers, Dtype dtype, uint64_t seed,
+                                                   bool lm_head = false);
+  static int64_t Bytes(const ModelSpec& scaled, int64_t layers, Dtype dtype, bool lm_head = false);
   // Writes layer `layer`'s W_qkv and W_o exactly as Generate does (the reference uses it).
   static void Fill(ComputeBackend& backend, const ModelSpec& scaled, Dtype dtype, uint64_t seed,
                    int64_t layer, void* qkv, void* out);
 
   const void* qkv(int64_t layer) const { return layers_[layer].qkv.data(); }
   const void* out(int64_t layer) const { return layers_[layer].out.data(); }
+  const void* lm_head() const { return lm_head_.data(); }  // null without the LM head
   Dtype dtype() const { return dtype_; }
 
  private:
@@ -57,6 +60,7 @@ class AttentionWeights {
   };
   Dtype dtype_ = Dtype::kFp32;
   std::vector<Layer> layers_;
+  Buffer lm_head_;
 };
 
 class AttentionStack {
@@ -72,6 +76,12 @@ class AttentionStack {
   // out = x + Attention_layer(RmsNorm(x)) over the prepared block's rows (fp32, rows × d each;
   // they must not overlap). The new tokens' keys and values are written into the cache.
   absl::Status Forward(int64_t layer, const float* x, float* out);
+
+  // The logits of each prepared sequence's last position (its last row of `x`, the stack's
+  // output): the final RMS norm, then x·W_lmᵀ (V wide, fp32). FailedPrecondition without an LM
+  // head in the weights.
+  absl::Status LmHead(const float* x);
+  bool has_lm_head() const { return weights_.lm_head() != nullptr; }
 
   // The bytes Prepare allocates for `block` (the memory estimate): the caches and the scratch.
   static int64_t CacheBytes(const ModelSpec& scaled, int64_t layers, Dtype dtype,
@@ -92,6 +102,7 @@ class AttentionStack {
   std::vector<Buffer> keys_;
   std::vector<Buffer> values_t_;
   Buffer normed_, act_, qkv_, attn_, attn_act_, q_, scores_, probs_, o_;
+  Buffer last_, logits_;                    // the LM head's input rows (dtype) and its output
   std::vector<float> rope_cos_, rope_sin_;  // new token t, pair i: [t·d_h/2 + i]
 };
 

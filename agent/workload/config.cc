@@ -103,6 +103,12 @@ absl::Status ValidateWorkload(const WorkloadConfig& c, int world_size) {
   }
   if (c.iterations < 1) return invalid("iters ", c.iterations, ": must be at least 1");
   if (c.output_len < 0) return invalid("output-len ", c.output_len, ": must not be negative");
+  if (c.lm_head && c.layer != LayerKind::kDecoder) {
+    return invalid("lm-head: the LM head runs after decoder layers; give layer decoder too");
+  }
+  if (c.lm_head && m.vocab_size < 1) {
+    return invalid("lm-head: model '", m.name, "' has no vocab_size");
+  }
   if (c.layer == LayerKind::kDecoder) {
     MOECAP_RETURN_IF_ERROR(AttentionSupported(ScaledModel(m, c.scale)));
     const bool decode =
@@ -287,6 +293,7 @@ nlohmann::json WorkloadToJson(const WorkloadConfig& c) {
       {"batches", c.batches},
       {"phases", phases},
       {"layer", LayerKindName(c.layer)},
+      {"lm_head", c.lm_head},
       {"prompt_len", c.prompt_len},
       {"output_len", c.output_len},
       {"iterations", c.iterations},

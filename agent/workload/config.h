@@ -56,6 +56,7 @@ struct WorkloadConfig {
   std::vector<int64_t> batches = {1};
   std::vector<ServingPhase> phases = {ServingPhase::kDecode};
   LayerKind layer = LayerKind::kMoe;
+  bool lm_head = false;      // decoder layers: the LM head over each sequence's last position
   int64_t prompt_len = 128;  // tokens per sequence in a prefill step
   // O: a decode step is timed at the mean context P + O/2 (integer division) of its sequences.
   int64_t output_len = 256;

@@ -57,9 +57,9 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
   point.tokens = TokensPerStep(config, phase, batch);
   const Range own = RankRows(config, phase, batch, comm.rank(), comm.size());
   if (attention != nullptr) {
-    point.attention =
-        AttentionShare{RankSequences(config, phase, batch, comm.rank(), comm.size()),
-                       phase == ServingPhase::kPrefill ? PassKind::kPrefill : PassKind::kDecode};
+    point.attention = AttentionShare{
+        RankSequences(config, phase, batch, comm.rank(), comm.size()),
+        phase == ServingPhase::kPrefill ? PassKind::kPrefill : PassKind::kDecode, config.lm_head};
     MOECAP_RETURN_IF_ERROR(attention->Prepare(point.attention->sequences));
   }
   const int64_t d = scaled.hidden_size;
@@ -132,6 +132,7 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
     samples.experts.push_back(times.experts);
     samples.combine.push_back(times.combine);
     if (attention != nullptr) samples.attention.push_back(times.attention);
+    if (config.lm_head) samples.lm_head.push_back(times.lm_head);
   }
   point.loop_seconds = Since(loop_start);
   MeasureEnergy(context, joules_before, point);
@@ -229,8 +230,8 @@ absl::StatusOr<RankResult> RunRank(const WorkloadConfig& config, const RankConte
   std::optional<AttentionWeights> attention_weights;
   std::optional<AttentionStack> attention;
   if (config.layer == LayerKind::kDecoder) {
-    absl::StatusOr<AttentionWeights> generated =
-        AttentionWeights::Generate(backend, scaled, config.layers, config.dtype, config.seed);
+    absl::StatusOr<AttentionWeights> generated = AttentionWeights::Generate(
+        backend, scaled, config.layers, config.dtype, config.seed, config.lm_head);
     if (!generated.ok()) return fail(generated.status(), ": generating attention weights");
     attention_weights = *std::move(generated);
     attention.emplace(scaled, *attention_weights, config.layers, config.seed, backend);

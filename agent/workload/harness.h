@@ -53,6 +53,7 @@ struct PhaseSamples {
   std::vector<double> experts;
   std::vector<double> combine;
   std::vector<double> attention;  // decoder layers
+  std::vector<double> lm_head;    // decoder layers with the LM head
 };
 
 struct RankPointResult {

@@ -23,7 +23,7 @@ MemoryEstimate EstimateMemory(const WorkloadConfig& config, int world, int ranks
   const bool decoder = config.layer == LayerKind::kDecoder;
   e.weights_per_rank =
       MoeWeights::BytesPerRank(scaled, config.layers, config.dtype, scaled.experts / world) +
-      (decoder ? AttentionWeights::Bytes(scaled, config.layers, config.dtype) : 0);
+      (decoder ? AttentionWeights::Bytes(scaled, config.layers, config.dtype, config.lm_head) : 0);
   for (ServingPhase phase : config.phases) {
     for (int64_t batch : config.batches) {
       const int64_t tokens = TokensPerStep(config, phase, batch);
@@ -37,7 +37,10 @@ MemoryEstimate EstimateMemory(const WorkloadConfig& config, int world, int ranks
         // The KV caches of its sequences (B·(P + O/2)·L·kv·p over the ranks) and the scratch.
         per_point += AttentionStack::CacheBytes(scaled, config.layers, config.dtype,
                                                 RankSequences(config, phase, batch, 0, world)) +
-                     own * scaled.hidden_size * 4;  // the attention output
+                     own * scaled.hidden_size * 4 +  // the attention output
+                     (config.lm_head ? RankSequences(config, phase, batch, 0, world).count *
+                                           (scaled.vocab_size + scaled.hidden_size) * 4
+                                     : 0);  // the logits
       }
       e.work_per_rank = std::max(e.work_per_rank, per_point);
       if (config.check) {

@@ -21,6 +21,7 @@ struct PhaseTimes {
   double experts = 0;
   double combine = 0;
   double attention = 0;  // decoder layers only
+  double lm_head = 0;    // decoder layers with the LM head
 };
 
 // What one rank did in one step, summed over layers. Routing is fixed within a point, so every

@@ -105,6 +105,11 @@ absl::Status ExpertParallelMoe::Step(PhaseTimes* times, StepTally* tally, Routin
     MOECAP_RETURN_IF_ERROR(Layer(l, x, out, times, tally, record));
     x = out;
   }
+  if (attention_ != nullptr && attention_->has_lm_head()) {
+    const Clock::time_point start = Clock::now();
+    MOECAP_RETURN_IF_ERROR(attention_->LmHead(x));
+    if (times != nullptr) times->lm_head += Since(start);
+  }
   stepped_ = true;
   return absl::OkStatus();
 }

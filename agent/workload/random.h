@@ -55,6 +55,7 @@ enum class StreamPurpose : uint64_t {
   kAttentionQkv = 9,
   kAttentionOut = 10,
   kKvCache = 11,
+  kLmHead = 12,
 };
 
 }  // namespace moecap

@@ -59,6 +59,7 @@ v1::RankPhase PhaseFromPoint(const RankPointResult& point, const WorkloadConfig&
   *out.mutable_sub_times()->mutable_combine() = PercentilesOf(s.combine);
   if (!s.attention.empty())
     *out.mutable_sub_times()->mutable_attention() = PercentilesOf(s.attention);
+  if (!s.lm_head.empty()) *out.mutable_sub_times()->mutable_lm_head() = PercentilesOf(s.lm_head);
   *out.mutable_counts() = TermCountsToProto(point.counts.counted);
   *out.mutable_dense_counts() =
       TermCountsToProto(DenseShare(scaled, config, point, experts.count, rank == 0));

@@ -89,6 +89,7 @@ v1::PointWorkload PointWorkloadOf(const WorkloadConfig& config, int64_t batch, i
   w.set_prompt_len(config.prompt_len);
   w.set_output_len(config.output_len);
   w.set_layer(config.layer == LayerKind::kDecoder ? v1::LAYER_DECODER : v1::LAYER_MOE);
+  w.set_lm_head(config.lm_head);
   w.set_layers(config.layers);
   w.set_scale(config.scale);
   w.set_dtype(DtypeToProto(config.dtype));
@@ -151,6 +152,7 @@ absl::StatusOr<WorkloadConfig> WorkloadConfigFromPoint(const v1::PointWorkload& 
   config.batches = {point.batch_size()};
   config.prompt_len = point.prompt_len();
   config.output_len = point.output_len();
+  config.lm_head = point.lm_head();
   switch (point.layer()) {
     case v1::LAYER_UNSPECIFIED:
     case v1::LAYER_MOE:

@@ -251,10 +251,11 @@ v1::MetricCoreCheck MetricCoreCheckOf(const v1::PointWorkload& w, v1::Phase phas
       CountMoeBlocks(scaled, precision, static_cast<double>(w.layers()), tokens, activated_sum);
   if (w.layer() == v1::LAYER_DECODER) {
     const bool prefill = phase == v1::PHASE_PREFILL;
-    core += CountAttentionStep(
+    core += CountDecoderStep(
         StackModel(scaled, w.layers()), precision, prefill ? PassKind::kPrefill : PassKind::kDecode,
         static_cast<double>(w.batch_size()), prefill ? static_cast<double>(w.prompt_len()) : 1.0,
-        prefill ? 0.0 : static_cast<double>(DecodeStepContext(w.prompt_len(), w.output_len()) - 1));
+        prefill ? 0.0 : static_cast<double>(DecodeStepContext(w.prompt_len(), w.output_len()) - 1),
+        w.lm_head());
   }
   out.set_checked(true);
   out.set_matches(SameCounts(counted, core));

@@ -539,6 +539,7 @@ v1::PointWorkload BaseWorkload(const v1::Plan& plan) {
   p.set_check(w.check());
   *p.mutable_timeouts() = w.timeouts();
   p.set_layer(w.layer());
+  p.set_lm_head(w.lm_head());
   p.set_expert_parallel(plan.parallelism().expert_parallel());
   p.set_allow_expert_replication(plan.parallelism().allow_expert_replication());
   return p;

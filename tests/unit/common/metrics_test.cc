@@ -321,7 +321,7 @@ TEST(AttentionStepTest, ToyStackByHand) {
   EXPECT_EQ(stack.layers, 1);
   const Precision fp32 = MakePrecision(Dtype::kFp32);
   // Decode: 3 sequences at context 5 (4 cached + the new token).
-  Counts c = CountAttentionStep(stack, fp32, PassKind::kDecode, 3, 1, 4);
+  Counts c = CountDecoderStep(stack, fp32, PassKind::kDecode, 3, 1, 4, /*lm_head=*/false);
   EXPECT_DOUBLE_EQ(c[Term::kAttention].bytes, 192 * 4);        // the weights, once
   EXPECT_DOUBLE_EQ(c[Term::kAttention].flops, 2 * 192 * 3);    // 3 tokens
   EXPECT_DOUBLE_EQ(c[Term::kKvCache].bytes, 4 * 8 * 15);       // 15 entries read
@@ -331,7 +331,7 @@ TEST(AttentionStepTest, ToyStackByHand) {
     EXPECT_EQ(c[t].flops, 0) << TermName(t);
   }
   // Prefill: 2 fresh sequences of 3 tokens: 6 entries written, 2·(1 + 2 + 3) = 12 causal pairs.
-  c = CountAttentionStep(stack, fp32, PassKind::kPrefill, 2, 3, 0);
+  c = CountDecoderStep(stack, fp32, PassKind::kPrefill, 2, 3, 0, /*lm_head=*/false);
   EXPECT_DOUBLE_EQ(c[Term::kAttention].bytes, 192 * 4);
   EXPECT_DOUBLE_EQ(c[Term::kAttention].flops, 2 * 192 * 6);
   EXPECT_DOUBLE_EQ(c[Term::kKvCache].bytes, 4 * 8 * 6);
@@ -342,6 +342,13 @@ TEST(AttentionStepTest, ToyStackByHand) {
     EXPECT_DOUBLE_EQ(whole[t].bytes, c[t].bytes) << TermName(t);
     EXPECT_DOUBLE_EQ(whole[t].flops, c[t].flops) << TermName(t);
   }
+  // With the LM head: V·d = 80 weights read once, 2·80 FLOPs for each of the 2 last positions
+  // (decode: each of the 3 sequences' one token).
+  c = CountDecoderStep(stack, fp32, PassKind::kPrefill, 2, 3, 0, /*lm_head=*/true);
+  EXPECT_DOUBLE_EQ(c[Term::kLmHead].bytes, 80 * 4);
+  EXPECT_DOUBLE_EQ(c[Term::kLmHead].flops, 2 * 80 * 2);
+  c = CountDecoderStep(stack, fp32, PassKind::kDecode, 3, 1, 4, /*lm_head=*/true);
+  EXPECT_DOUBLE_EQ(c[Term::kLmHead].flops, 2 * 80 * 3);
 }
 
 // Sliding layers spread over the model's layers, and a stack keeps those among its first layers.
@@ -365,7 +372,8 @@ TEST(AttentionStepTest, SlidingLayersOfAStack) {
   m.sliding_window = 4;
   m.sliding_window_layers = 1;
   const Counts c =
-      CountAttentionStep(StackModel(m, 1), MakePrecision(Dtype::kFp32), PassKind::kDecode, 2, 1, 5);
+      CountDecoderStep(StackModel(m, 1), MakePrecision(Dtype::kFp32), PassKind::kDecode, 2, 1, 5,
+                       /*lm_head=*/false);
   EXPECT_DOUBLE_EQ(c[Term::kKvCache].bytes, 4 * 8 * 2 * 4);
   EXPECT_EQ(DecodeStepContext(128, 33), 144);
 }

@@ -76,7 +76,10 @@ inline void ExpectAggregatedConsistent(const WorkloadConfig& c,
                                     activated)
                  : CountMeanDecodeStep(stack, MakePrecision(c.dtype), point.batch, c.prompt_len,
                                        c.output_len, activated);
-      core[Term::kLmHead] = TermCount{};
+      if (!c.lm_head) core[Term::kLmHead] = TermCount{};
+      if (c.lm_head) {
+        EXPECT_EQ(p->sub_times().lm_head().count(), c.iterations);
+      }
       EXPECT_EQ(p->sub_times().attention().count(), c.iterations);
     }
     const Counts counted = TermCountsFromProto(p->breakdown());

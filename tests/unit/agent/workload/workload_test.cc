@@ -67,6 +67,25 @@ TEST(WorkloadTest, DecoderLayersOfMixtralOnTwoRanks) {
   EXPECT_GT(ranks[0].points[0].counts.counted[Term::kKvCache].bytes, 0);
 }
 
+// With the LM head: the logits of every decode token and each prompt's last, counted as analyze
+// counts them (the weights once, on rank 0).
+TEST(WorkloadTest, DecoderLayersWithTheLmHead) {
+  WorkloadConfig c = SmallPlan("qwen3-30b-a3b", 32);
+  c.layer = LayerKind::kDecoder;
+  c.lm_head = true;
+  c.layers = 1;
+  c.batches = {3};
+  c.prompt_len = 5;
+  c.output_len = 6;
+  const std::vector<RankResult> ranks = RunWorkloadOnThreads(c, 2);
+  ExpectConsistent(c, ranks);
+  EXPECT_GT(ranks[0].points[0].counts.counted[Term::kLmHead].bytes, 0);
+  EXPECT_EQ(ranks[1].points[0].counts.counted[Term::kLmHead].bytes, 0);   // counted once
+  EXPECT_GT(ranks[1].points[0].counts.physical[Term::kLmHead].bytes, 0);  // but read there too
+  c.layer = LayerKind::kMoe;
+  EXPECT_EQ(ValidateWorkload(c, 2).code(), absl::StatusCode::kInvalidArgument);
+}
+
 // gpt-oss's alternating sliding window, binding in both phases (P = 160 > w = 128), on 4 ranks.
 TEST(WorkloadTest, DecoderLayersOfGptOssWithASlidingWindow) {
   WorkloadConfig c = SmallPlan("gpt-oss-20b", 32);
