@@ -30,14 +30,13 @@ MemoryEstimate EstimateMemory(const WorkloadConfig& config, int world, int ranks
       // Rank 0 has the most tokens (and sequences).
       const int64_t own = RankRows(config, phase, batch, 0, world).count;
       int64_t per_point =
-          ExpertParallelMoe::WorkBytes(scaled, config.dtype, own, tokens, world) +
+          ExpertParallelMoe::WorkBytes(scaled, config.dtype, own, tokens, world, decoder) +
           2 * own * scaled.hidden_size * 4 +                       // input and output
           2 * config.layers * own * scaled.experts_per_token * 4;  // overrides and record
       if (decoder) {
         // The KV caches of its sequences (B·(P + O/2)·L·kv·p over the ranks) and the scratch.
         per_point += AttentionStack::CacheBytes(scaled, config.layers, config.dtype,
                                                 RankSequences(config, phase, batch, 0, world)) +
-                     own * scaled.hidden_size * 4 +  // the attention output
                      (config.lm_head ? RankSequences(config, phase, batch, 0, world).count *
                                            (scaled.vocab_size + scaled.hidden_size) * 4
                                      : 0);  // the logits

@@ -33,19 +33,34 @@ ExpertParallelMoe::ExpertParallelMoe(const ModelSpec& scaled, const MoeWeights& 
       local_experts_(weights.local_experts().count),
       row_bytes_(static_cast<size_t>(scaled.hidden_size * DtypeBytes(weights.dtype()))) {}
 
-int64_t ExpertParallelMoe::WorkBytes(const ModelSpec& scaled, Dtype dtype, int64_t own_tokens,
-                                     int64_t global_tokens, int world_size) {
+MoeBufferPlan MoeBufferPlan::Of(const ModelSpec& scaled, Dtype dtype, int64_t own_tokens,
+                                int64_t global_tokens, int world_size, bool attention) {
   const LayerShape s = LayerShape::Of(scaled);
-  const int64_t p = static_cast<int64_t>(DtypeBytes(dtype));
-  const int64_t rows_max = MaxReceivedRows(s.top_k, s.experts / world_size, global_tokens);
-  int64_t bytes = own_tokens * s.hidden * 4 * 5;  // input, hidden ×2, normed, shared_out
-  if (dtype != Dtype::kFp32) bytes += own_tokens * s.hidden * p;  // act
-  bytes += own_tokens * s.experts * 4;                            // logits
-  bytes += 2 * own_tokens * s.top_k * s.hidden * p;               // send, combined
-  bytes += 2 * rows_max * s.hidden * p;                           // received, results
-  bytes += own_tokens * s.top_k * (4 + 4 + 8);                    // chosen, weights, slots
-  bytes += ExpertScratch::Bytes(dtype, s.hidden, std::max(s.expert_ffn, s.shared_ffn));
-  return bytes;
+  const size_t p = static_cast<size_t>(DtypeBytes(dtype));
+  const size_t t = static_cast<size_t>(own_tokens), d = static_cast<size_t>(s.hidden);
+  const size_t k = static_cast<size_t>(s.top_k);
+  MoeBufferPlan plan;
+  plan.token_rows = t * d * sizeof(float);
+  plan.token_buffers = attention ? 6 : 5;
+  plan.act = dtype != Dtype::kFp32 ? t * d * p : 0;
+  plan.logits = t * static_cast<size_t>(s.experts) * sizeof(float);
+  plan.pair_rows = t * k * d * p;
+  plan.received_rows =
+      static_cast<size_t>(MaxReceivedRows(s.top_k, s.experts / world_size, global_tokens)) * d * p;
+  plan.routing = t * k * (sizeof(int32_t) + sizeof(float) + sizeof(int64_t));
+  plan.scratch = static_cast<size_t>(
+      ExpertScratch::Bytes(dtype, s.hidden, std::max(s.expert_ffn, s.shared_ffn)));
+  return plan;
+}
+
+int64_t MoeBufferPlan::Total() const {
+  return static_cast<int64_t>(token_rows * static_cast<size_t>(token_buffers) + act + logits +
+                              2 * pair_rows + 2 * received_rows + routing + scratch);
+}
+
+int64_t ExpertParallelMoe::WorkBytes(const ModelSpec& scaled, Dtype dtype, int64_t own_tokens,
+                                     int64_t global_tokens, int world_size, bool attention) {
+  return MoeBufferPlan::Of(scaled, dtype, own_tokens, global_tokens, world_size, attention).Total();
 }
 
 absl::Status ExpertParallelMoe::Prepare(int64_t own_tokens, int64_t global_tokens,
@@ -56,24 +71,23 @@ absl::Status ExpertParallelMoe::Prepare(int64_t own_tokens, int64_t global_token
   own_tokens_ = own_tokens;
   overrides_ = std::move(overrides);
   const size_t t = static_cast<size_t>(own_tokens);
-  const size_t d = static_cast<size_t>(shape_.hidden);
   const size_t k = static_cast<size_t>(shape_.top_k);
-  const size_t rows_max =
-      static_cast<size_t>(MaxReceivedRows(shape_.top_k, local_experts_, global_tokens));
-  for (Buffer* b : {&input_, &hidden_[0], &hidden_[1], &normed_, &shared_out_, &attended_}) {
-    MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, *b, t * d * sizeof(float)));
+  const MoeBufferPlan plan = MoeBufferPlan::Of(model_, dtype_, own_tokens, global_tokens, world_,
+                                               attention_ != nullptr);
+  std::vector<Buffer*> token_buffers = {&input_, &hidden_[0], &hidden_[1], &normed_, &shared_out_};
+  if (attention_ != nullptr) token_buffers.push_back(&attended_);
+  for (Buffer* b : token_buffers) {
+    MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, *b, plan.token_rows));
   }
-  if (t > 0) std::memcpy(input_.data(), input, t * d * sizeof(float));
+  if (t > 0) std::memcpy(input_.data(), input, plan.token_rows);
   stepped_ = false;
-  if (dtype_ != Dtype::kFp32) {
-    MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, act_, t * row_bytes_));
-  }
-  MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, logits_, t * shape_.experts * sizeof(float)));
+  if (plan.act > 0) MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, act_, plan.act));
+  MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, logits_, plan.logits));
   for (Buffer* b : {&send_, &combined_}) {
-    MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, *b, t * k * row_bytes_));
+    MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, *b, plan.pair_rows));
   }
   for (Buffer* b : {&received_, &results_}) {
-    MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, *b, rows_max * row_bytes_));
+    MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, *b, plan.received_rows));
   }
   if (scratch_.chunk_rows == 0) {
     absl::StatusOr<ExpertScratch> scratch = ExpertScratch::Make(

@@ -20,6 +20,22 @@
 
 namespace moecap {
 
+// The buffers of one rank's step, in bytes: what Prepare allocates and what the memory estimate
+// counts, from this one plan.
+struct MoeBufferPlan {
+  size_t token_rows = 0;  // each of the own × d fp32 buffers (input, hidden ×2, normed, shared)
+  int token_buffers = 5;  // how many: 6 with attention (its output)
+  size_t act = 0;         // own × d in the dtype (bf16 only)
+  size_t logits = 0;      // own × E fp32
+  size_t pair_rows = 0;   // each of send and combined: own·k rows in the dtype
+  size_t received_rows = 0;  // each of received and results: the most rows this rank can get
+  size_t routing = 0;     // chosen (int32), weights (fp32) and slots (int64) of own·k pairs
+  size_t scratch = 0;     // the expert GEMMs' chunk scratch
+  int64_t Total() const;
+  static MoeBufferPlan Of(const ModelSpec& scaled, Dtype dtype, int64_t own_tokens,
+                          int64_t global_tokens, int world_size, bool attention);
+};
+
 // The host engine: computes with a host ComputeBackend, exchanges rows through a Communicator on
 // host memory (Gloo, local).
 class ExpertParallelMoe : public MoeEngine {
@@ -40,9 +56,9 @@ class ExpertParallelMoe : public MoeEngine {
   // Null: the MoE blocks alone. It must outlive this object.
   void SetAttention(AttentionStack* attention) { attention_ = attention; }
 
-  // The bytes Prepare allocates (for the memory estimate).
+  // The bytes Prepare allocates (for the memory estimate): MoeBufferPlan's total.
   static int64_t WorkBytes(const ModelSpec& scaled, Dtype dtype, int64_t own_tokens,
-                           int64_t global_tokens, int world_size);
+                           int64_t global_tokens, int world_size, bool attention = false);
 
  private:
   absl::Status Layer(int64_t layer, const float* x, float* out, PhaseTimes* times, StepTally* tally,
