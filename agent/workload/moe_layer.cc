@@ -72,8 +72,8 @@ absl::Status ExpertParallelMoe::Prepare(int64_t own_tokens, int64_t global_token
   overrides_ = std::move(overrides);
   const size_t t = static_cast<size_t>(own_tokens);
   const size_t k = static_cast<size_t>(shape_.top_k);
-  const MoeBufferPlan plan = MoeBufferPlan::Of(model_, dtype_, own_tokens, global_tokens, world_,
-                                               attention_ != nullptr);
+  const MoeBufferPlan plan =
+      MoeBufferPlan::Of(model_, dtype_, own_tokens, global_tokens, world_, attention_ != nullptr);
   std::vector<Buffer*> token_buffers = {&input_, &hidden_[0], &hidden_[1], &normed_, &shared_out_};
   if (attention_ != nullptr) token_buffers.push_back(&attended_);
   for (Buffer* b : token_buffers) {

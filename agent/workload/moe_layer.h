@@ -29,8 +29,8 @@ struct MoeBufferPlan {
   size_t logits = 0;      // own × E fp32
   size_t pair_rows = 0;   // each of send and combined: own·k rows in the dtype
   size_t received_rows = 0;  // each of received and results: the most rows this rank can get
-  size_t routing = 0;     // chosen (int32), weights (fp32) and slots (int64) of own·k pairs
-  size_t scratch = 0;     // the expert GEMMs' chunk scratch
+  size_t routing = 0;        // chosen (int32), weights (fp32) and slots (int64) of own·k pairs
+  size_t scratch = 0;        // the expert GEMMs' chunk scratch
   int64_t Total() const;
   static MoeBufferPlan Of(const ModelSpec& scaled, Dtype dtype, int64_t own_tokens,
                           int64_t global_tokens, int world_size, bool attention);

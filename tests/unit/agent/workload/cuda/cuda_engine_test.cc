@@ -29,8 +29,8 @@
 #include "agent/workload/report.h"
 #include "agent/workload/weights.h"
 #include "common/status_macros.h"
-#include "tests/unit/agent/workload/aggregated_run.h"
 #include "tests/unit/agent/test_util.h"
+#include "tests/unit/agent/workload/aggregated_run.h"
 
 namespace moecap {
 namespace {
