@@ -2,7 +2,8 @@
 # The GPU backend's checks on a machine with an NVIDIA GPU (CI has none): the GPU unit tests,
 # moecap-bench's performance self-check (decode bytes/s against the device copy probe, prefill
 # FLOP/s against the cuBLAS bf16 GEMM probe), the same layers in PyTorch for comparison, and a
-# one-GPU end-to-end job through a real coordinator and a `moecap-agent --backend cuda`.
+# one-GPU end-to-end job through a real coordinator and a `moecap-agent --backend cuda`, whose
+# phases must carry the GPU's measured energy (NVML).
 #
 #   tests/gpu/run_gpu_checks.sh BIN_DIR OUT_DIR
 #
@@ -58,6 +59,26 @@ step e2e_check_job 120 "$bin/moecapctl" submit "$root/examples/plans/mixtral-8x7
 step e2e_perf_job 150 "$bin/moecapctl" submit "$root/examples/plans/mixtral-8x7b-h100x1.yaml" \
   --wait --agents-grace-s 30 --coordinator "$addr"
 step e2e_perf_json 60 bash -c "'$bin/moecapctl' status -o json --coordinator $addr"
+# Measured energy (issue 18): every phase of the last job read the GPU's NVML energy counter.
+step e2e_energy 60 python3 - "$bin/moecapctl" "$addr" <<'PY'
+import json, subprocess, sys
+ctl, addr = sys.argv[1], sys.argv[2]
+def run(*argv):
+    return json.loads(subprocess.run([ctl, *argv, "-o", "json", "--coordinator", addr],
+                                     capture_output=True, text=True, check=True).stdout)
+jobs = run("status").get("jobs", [])
+job = sorted(j["id"] for j in jobs)[-1]
+bad = []
+for point in run("results", job).get("results", []):
+    for phase in point.get("phases", []):
+        source, j = phase.get("energy_source", ""), phase.get("energy_joules_per_step")
+        print(point.get("point_index"), phase.get("phase"), source, j, phase.get("mean_power_watts"),
+              phase.get("joules_per_token"))
+        if not source.startswith("nvml") or not j or j <= 0:
+            bad.append((point.get("point_index"), phase.get("phase"), phase.get("energy_unavailable")))
+print("energy not measured:", bad) if bad else print("energy measured on every phase")
+sys.exit(1 if bad else 0)
+PY
 kill "$agent" "$coordinator" 2>/dev/null
 wait 2>/dev/null
 rm -rf "$work"
