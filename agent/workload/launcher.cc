@@ -275,15 +275,17 @@ absl::StatusOr<std::vector<v1::RankOutput>> LocalLauncher::Run(const WorkloadCon
     KillAndReap(group, children, kReapGrace, clock_);
     // Report the root cause, in this order: a rank's own error; a rank that died without leaving
     // a result (a crash); only then a peer's knock-on error ("connection closed", "timed out").
+    std::vector<std::optional<absl::Status>> errors;  // each rank's own, read once
+    for (int r = 0; r < ranks; ++r) errors.push_back(ReadRankError(dir, ids[r]));
     absl::Status status;
     for (int r = 0; r < ranks && status.ok(); ++r) {
-      std::optional<absl::Status> error = ReadRankError(dir, ids[r]);
+      const std::optional<absl::Status>& error = errors[static_cast<size_t>(r)];
       if (error && !IsKnockOn(error->code())) status = *error;
     }
     for (int r = 0; r < ranks && status.ok(); ++r) {
       const std::optional<int> exit = exit_status[static_cast<size_t>(r)];
       const bool failed = exit.has_value() && !(WIFEXITED(*exit) && WEXITSTATUS(*exit) == 0);
-      if (failed && !ReadRankError(dir, ids[r])) {
+      if (failed && !errors[static_cast<size_t>(r)]) {
         status = WithFailureCause(
             absl::InternalError(absl::StrCat("rank ", ids[r], " ", DescribeExit(*exit),
                                              " without a result; its log ends: ",
@@ -292,7 +294,7 @@ absl::StatusOr<std::vector<v1::RankOutput>> LocalLauncher::Run(const WorkloadCon
       }
     }
     for (int r = 0; r < ranks && status.ok(); ++r) {
-      if (std::optional<absl::Status> error = ReadRankError(dir, ids[r])) status = *error;
+      if (errors[static_cast<size_t>(r)]) status = *errors[static_cast<size_t>(r)];
     }
     if (status.ok()) {
       status = WithFailureCause(absl::InternalError(absl::StrCat(
