@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "agent/compute/dynamic_library.h"
+#include "agent/compute/nvml_abi.h"
 
 namespace moecap {
 namespace {
@@ -64,21 +65,19 @@ class RaplMeter : public EnergyMeter {
   std::string source_;
 };
 
-// NVML's ABI (nvml.h): the few entry points the counter needs.
-using NvmlReturn = int;
-using NvmlDevice = struct NvmlDeviceOpaque*;
-constexpr NvmlReturn kNvmlSuccess = 0;
+// NVML's ABI (agent/compute/nvml_abi.h): the few entry points the counter needs.
+using NvmlReturn = int;  // nvmlReturn_t
 
 class NvmlEnergyMeter : public EnergyMeter {
  public:
   struct Api {
     NvmlReturn (*init)() = nullptr;
     NvmlReturn (*shutdown)() = nullptr;
-    NvmlReturn (*handle_by_index)(unsigned, NvmlDevice*) = nullptr;
-    NvmlReturn (*total_energy)(NvmlDevice, unsigned long long*) = nullptr;
+    NvmlReturn (*handle_by_index)(unsigned, nvmlDevice_t*) = nullptr;
+    NvmlReturn (*total_energy)(nvmlDevice_t, unsigned long long*) = nullptr;
   };
 
-  NvmlEnergyMeter(std::unique_ptr<DynamicLibrary> library, Api api, NvmlDevice device,
+  NvmlEnergyMeter(std::unique_ptr<DynamicLibrary> library, Api api, nvmlDevice_t device,
                   unsigned long long start_mj, int index)
       : library_(std::move(library)),
         api_(api),
@@ -101,7 +100,7 @@ class NvmlEnergyMeter : public EnergyMeter {
  private:
   std::unique_ptr<DynamicLibrary> library_;
   Api api_;
-  NvmlDevice device_;
+  nvmlDevice_t device_;
   unsigned long long start_mj_;
   std::string source_;
 };
@@ -164,7 +163,7 @@ std::unique_ptr<EnergyMeter> OpenNvmlEnergyMeter(const std::string& library, int
     *why = absl::StrCat("NVML did not initialise (error ", r, ")");
     return nullptr;
   }
-  NvmlDevice device = nullptr;
+  nvmlDevice_t device = nullptr;
   unsigned long long start = 0;
   if (NvmlReturn r = api.handle_by_index(static_cast<unsigned>(device_index), &device);
       r != kNvmlSuccess) {

@@ -10,36 +10,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "agent/compute/dynamic_library.h"
+#include "agent/compute/nvml_abi.h"
 
 namespace moecap {
 namespace {
 
-// NVML's ABI as documented in nvml.h (values and layouts are stable across driver versions).
-using NvmlReturn = int;                       // nvmlReturn_t
-using NvmlDevice = struct NvmlDeviceOpaque*;  // nvmlDevice_t
-constexpr NvmlReturn kNvmlSuccess = 0;
-constexpr int kNvmlClockSm = 1;   // NVML_CLOCK_SM
-constexpr int kNvmlClockMem = 2;  // NVML_CLOCK_MEM
-constexpr int kNvmlFeatureEnabled = 1;
-constexpr unsigned kNvmlMaxNvLinks = 18;    // NVML_NVLINK_MAX_LINKS
+// NVML's types and constants: agent/compute/nvml_abi.h.
+using NvmlReturn = int;                     // nvmlReturn_t
 constexpr unsigned kNvmlStringBuffer = 96;  // >= NVML_DEVICE_NAME_V2_BUFFER_SIZE, UUID_V2 size
 constexpr unsigned kNvmlDriverBuffer = 96;  // >= NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE (80)
-
-struct NvmlMemory {  // nvmlMemory_t (v1)
-  unsigned long long total;
-  unsigned long long free;
-  unsigned long long used;
-};
-
-struct NvmlPciInfo {  // nvmlPciInfo_t as nvmlDeviceGetPciInfo_v3 fills it
-  char bus_id_legacy[16];
-  unsigned int domain;
-  unsigned int bus;
-  unsigned int device;
-  unsigned int pci_device_id;
-  unsigned int pci_subsystem_id;
-  char bus_id[32];
-};
 
 struct Nvml {
   NvmlReturn (*init)() = nullptr;
@@ -47,15 +26,15 @@ struct Nvml {
   const char* (*error_string)(NvmlReturn) = nullptr;
   NvmlReturn (*driver_version)(char*, unsigned) = nullptr;
   NvmlReturn (*device_count)(unsigned*) = nullptr;
-  NvmlReturn (*handle_by_index)(unsigned, NvmlDevice*) = nullptr;
-  NvmlReturn (*name)(NvmlDevice, char*, unsigned) = nullptr;
-  NvmlReturn (*uuid)(NvmlDevice, char*, unsigned) = nullptr;
-  NvmlReturn (*memory_info)(NvmlDevice, NvmlMemory*) = nullptr;
+  NvmlReturn (*handle_by_index)(unsigned, nvmlDevice_t*) = nullptr;
+  NvmlReturn (*name)(nvmlDevice_t, char*, unsigned) = nullptr;
+  NvmlReturn (*uuid)(nvmlDevice_t, char*, unsigned) = nullptr;
+  NvmlReturn (*memory_info)(nvmlDevice_t, nvmlMemory_t*) = nullptr;
   // Optional: a device that lacks them is still listed.
-  NvmlReturn (*max_clock)(NvmlDevice, int, unsigned*) = nullptr;
-  NvmlReturn (*power_limit)(NvmlDevice, unsigned*) = nullptr;
-  NvmlReturn (*pci_info)(NvmlDevice, NvmlPciInfo*) = nullptr;
-  NvmlReturn (*nvlink_state)(NvmlDevice, unsigned, int*) = nullptr;
+  NvmlReturn (*max_clock)(nvmlDevice_t, int, unsigned*) = nullptr;
+  NvmlReturn (*power_limit)(nvmlDevice_t, unsigned*) = nullptr;
+  NvmlReturn (*pci_info)(nvmlDevice_t, nvmlPciInfo_t*) = nullptr;
+  NvmlReturn (*nvlink_state)(nvmlDevice_t, unsigned, int*) = nullptr;
 
   std::string Error(NvmlReturn r) const {
     const char* text = error_string != nullptr ? error_string(r) : nullptr;
@@ -159,7 +138,7 @@ absl::StatusOr<GpuDiscovery> DiscoverGpus(const Catalog& catalog, absl::string_v
         absl::StrCat("NVML: nvmlDeviceGetCount_v2 failed: ", nvml.Error(r)));
   }
   for (unsigned i = 0; i < count; ++i) {
-    NvmlDevice device = nullptr;
+    nvmlDevice_t device = nullptr;
     if (NvmlReturn r = nvml.handle_by_index(i, &device); r != kNvmlSuccess) {
       return absl::UnavailableError(
           absl::StrCat("NVML: no handle for GPU ", i, ": ", nvml.Error(r)));
@@ -175,7 +154,7 @@ absl::StatusOr<GpuDiscovery> DiscoverGpus(const Catalog& catalog, absl::string_v
     if (nvml.uuid(device, text, sizeof(text)) == kNvmlSuccess) {
       gpu.uuid = CString(text, sizeof(text));
     }
-    NvmlMemory memory{};
+    nvmlMemory_t memory{};
     if (NvmlReturn r = nvml.memory_info(device, &memory); r != kNvmlSuccess) {
       return absl::UnavailableError(
           absl::StrCat("NVML: no memory size for GPU ", i, " (", gpu.name, "): ", nvml.Error(r)));
@@ -194,11 +173,11 @@ absl::StatusOr<GpuDiscovery> DiscoverGpus(const Catalog& catalog, absl::string_v
     }
     if (nvml.pci_info != nullptr) {
       struct {
-        NvmlPciInfo info;
+        nvmlPciInfo_t info;
         char slack[64];  // room should a driver's struct be longer than the one declared here
       } pci{};
       if (nvml.pci_info(device, &pci.info) == kNvmlSuccess) {
-        gpu.pci_bus_id = CString(pci.info.bus_id, sizeof(pci.info.bus_id));
+        gpu.pci_bus_id = CString(pci.info.busId, sizeof(pci.info.busId));
       }
     }
     if (nvml.nvlink_state != nullptr) {

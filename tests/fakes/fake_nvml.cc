@@ -3,6 +3,8 @@
 // struct layouts and the catalog lookup are exercised on hosts without a driver.
 #include <cstring>
 
+#include "agent/compute/nvml_abi.h"
+
 namespace {
 
 constexpr int kSuccess = 0;
@@ -26,7 +28,8 @@ const FakeDevice kDevices[] = {
 
 bool initialized = false;  // the fake's own state, as NVML keeps one
 
-const FakeDevice* Get(void* device) { return static_cast<const FakeDevice*>(device); }
+// The opaque handle NVML hands out is, here, the address of a FakeDevice.
+const FakeDevice* Get(nvmlDevice_t device) { return reinterpret_cast<const FakeDevice*>(device); }
 
 void Copy(char* out, unsigned length, const char* text) {
   std::strncpy(out, text, length);
@@ -36,15 +39,6 @@ void Copy(char* out, unsigned length, const char* text) {
 }  // namespace
 
 extern "C" {
-
-struct PciInfo {
-  char bus_id_legacy[16];
-  unsigned domain, bus, device, pci_device_id, pci_subsystem_id;
-  char bus_id[32];
-};
-struct Memory {
-  unsigned long long total, free, used;
-};
 
 int nvmlInit_v2() {
   initialized = true;
@@ -64,48 +58,48 @@ int nvmlDeviceGetCount_v2(unsigned* count) {
   *count = 2;
   return kSuccess;
 }
-int nvmlDeviceGetHandleByIndex_v2(unsigned index, void** device) {
+int nvmlDeviceGetHandleByIndex_v2(unsigned index, nvmlDevice_t* device) {
   if (!initialized || index >= 2) return kInvalidArgument;
-  *device = const_cast<FakeDevice*>(&kDevices[index]);
+  *device = reinterpret_cast<nvmlDevice_t>(const_cast<FakeDevice*>(&kDevices[index]));
   return kSuccess;
 }
-int nvmlDeviceGetName(void* device, char* out, unsigned length) {
+int nvmlDeviceGetName(nvmlDevice_t device, char* out, unsigned length) {
   Copy(out, length, Get(device)->name);
   return kSuccess;
 }
-int nvmlDeviceGetUUID(void* device, char* out, unsigned length) {
+int nvmlDeviceGetUUID(nvmlDevice_t device, char* out, unsigned length) {
   Copy(out, length, Get(device)->uuid);
   return kSuccess;
 }
-int nvmlDeviceGetMemoryInfo(void* device, Memory* memory) {
+int nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t* memory) {
   memory->total = Get(device)->memory;
   memory->free = Get(device)->memory;
   memory->used = 0;
   return kSuccess;
 }
-int nvmlDeviceGetMaxClockInfo(void* device, int type, unsigned* mhz) {
+int nvmlDeviceGetMaxClockInfo(nvmlDevice_t device, int type, unsigned* mhz) {
   *mhz = type == 1 ? Get(device)->sm_mhz : Get(device)->mem_mhz;
   return kSuccess;
 }
-int nvmlDeviceGetPowerManagementLimit(void* device, unsigned* milliwatts) {
+int nvmlDeviceGetPowerManagementLimit(nvmlDevice_t device, unsigned* milliwatts) {
   *milliwatts = Get(device)->power_mw;
   return kSuccess;
 }
-int nvmlDeviceGetPciInfo_v3(void* device, PciInfo* pci) {
+int nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t* pci) {
   std::memset(pci, 0, sizeof(*pci));
-  Copy(pci->bus_id, sizeof(pci->bus_id), Get(device)->bus_id);
+  Copy(pci->busId, sizeof(pci->busId), Get(device)->bus_id);
   return kSuccess;
 }
 // The first GPU's counter advances 1500 mJ per read (a GPU drawing power between two reads); the
 // second has none, as pre-Volta parts (NVML_ERROR_NOT_SUPPORTED).
-int nvmlDeviceGetTotalEnergyConsumption(void* device, unsigned long long* millijoules) {
+int nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, unsigned long long* millijoules) {
   static unsigned long long counter = 123456789;
   if (Get(device) != &kDevices[0]) return 3;
   counter += 1500;
   *millijoules = counter;
   return kSuccess;
 }
-int nvmlDeviceGetNvLinkState(void* device, unsigned link, int* active) {
+int nvmlDeviceGetNvLinkState(nvmlDevice_t device, unsigned link, int* active) {
   if (link >= 18) return kInvalidArgument;
   *active = link < Get(device)->nvlinks ? 1 : 0;
   return kSuccess;

@@ -1,0 +1,1 @@
+// Compiles tests/precompiled.h once (see tests/CMakeLists.txt); no code of its own.
