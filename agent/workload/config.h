@@ -97,6 +97,9 @@ struct SequenceBlock {
   int64_t new_tokens = 1;
   int64_t cached = 0;
   int64_t rows() const { return count * new_tokens; }
+  // A decode step: one new token after cached ones (what MLA's absorbed form serves); anything
+  // else is a prefill (fresh, or a chunk after cached entries).
+  bool decode_step() const { return new_tokens == 1 && cached > 0; }
 };
 
 // The sequences of rank `rank` in a decoder layer's step: a contiguous block of the batch, the

@@ -56,6 +56,10 @@ enum class StreamPurpose : uint64_t {
   kAttentionOut = 10,
   kKvCache = 11,
   kLmHead = 12,
+  kAttentionQ = 13,  // MLA's query projection (the GQA one is inside kAttentionQkv)
+  kAttentionQa = 14,
+  kAttentionKvA = 15,
+  kAttentionKvB = 16,
 };
 
 }  // namespace moecap

@@ -96,12 +96,19 @@ TEST(WorkloadTest, DecoderLayersOfGptOssWithASlidingWindow) {
   ExpectConsistent(c, RunWorkloadOnThreads(c, 4));
 }
 
-TEST(WorkloadTest, DecoderLayersRefuseMlaNamingTheField) {
+// MLA (DeepSeek-V3: a query LoRA, d = 112, 2 heads, latent 8, rope 64): the absorbed decode and
+// the expanded prefill, checked against the reference, counted as analyze counts MLA (the latent
+// cache, each pass's score form) on 4 ranks, batch 6 (two ranks with two sequences, two with one).
+TEST(WorkloadTest, DecoderLayersOfDeepSeekV3WithMla) {
   WorkloadConfig c = SmallPlan("deepseek-v3", 64);
   c.layer = LayerKind::kDecoder;
-  const absl::Status s = ValidateWorkload(c, 4);
-  EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << s;
-  EXPECT_NE(s.message().find("workload.layer"), std::string::npos) << s;
+  c.layers = 1;
+  c.batches = {6};
+  c.prompt_len = 70;  // two query blocks in the prefill
+  c.output_len = 4;
+  const std::vector<RankResult> ranks = RunWorkloadOnThreads(c, 4);
+  ExpectConsistent(c, ranks);
+  EXPECT_GT(ranks[3].points[0].counts.counted[Term::kKvCache].bytes, 0);
 }
 
 TEST(WorkloadTest, FourRanksDeepSeekV3SigmoidRouterAndSharedExpert) {
