@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "common/aggregate/aggregator.h"
 #include "common/status_macros.h"
 #include "ctl/format.h"
 #include "ctl/results_view.h"
@@ -147,8 +148,14 @@ class WatchPrinter {
   void Result(const v1::PointResult& r) {
     std::vector<std::string> parts;
     for (const v1::PhaseResult& ph : r.phases()) {
-      parts.push_back(absl::StrFormat("%s S-MBU %s S-MFU %s", PhaseName(ph.phase()),
-                                      Percent(ph.s_mbu()), Percent(ph.s_mfu())));
+      // Decoder layers split the step: attention (its busiest rank) and the MoE blocks.
+      const v1::PhaseTimes& sub = ph.sub_times();
+      const std::string split =
+          sub.has_attention() ? absl::StrCat(" (attention ", HumanSeconds(sub.attention().mean()),
+                                             ", moe ", HumanSeconds(MoeMeanSeconds(sub)), ")")
+                              : "";
+      parts.push_back(absl::StrFormat("%s S-MBU %s S-MFU %s%s", PhaseName(ph.phase()),
+                                      Percent(ph.s_mbu()), Percent(ph.s_mfu()), split));
     }
     Line(absl::StrFormat("point %d/%d result: %s", r.point_index() + 1, points_total_,
                          absl::StrJoin(parts, ", ")));

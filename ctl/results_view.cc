@@ -10,10 +10,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/aggregate/aggregator.h"
 #include "common/metrics.h"
 #include "common/plan/convert.h"
 #include "common/plan/plan.h"
 #include "common/status_macros.h"
+#include "ctl/analyze_command.h"
 #include "ctl/format.h"
 
 namespace moecap::ctl {
@@ -71,11 +73,6 @@ const std::vector<std::string>& CsvHeader() {
                                                            "attention_mean_s",
                                                            "moe_mean_s"};
   return *header;
-}
-
-// The slowest rank's mean time per step in the MoE blocks (gate, dispatch, experts, combine).
-double MoeMeanSeconds(const v1::PhaseTimes& s) {
-  return s.gate().mean() + s.dispatch().mean() + s.experts().mean() + s.combine().mean();
 }
 
 Row MakeRow(const v1::PointResult& point, const v1::PhaseResult& phase) {
@@ -148,22 +145,22 @@ void PrintEnergyNote(const v1::GetResultsResponse& results, std::ostream& out) {
   for (const std::string& line : lines) out << line << "\n";
 }
 
+// Each point's terms in analyze --explain's table (BreakdownTable), one column group per phase, so
+// that a cluster result and `moecapctl analyze` of the same shape read term by term alike.
 void PrintBreakdown(const v1::GetResultsResponse& results, std::ostream& out) {
   for (const v1::PointResult& point : results.results()) {
+    std::vector<Counts> counts;
+    counts.reserve(static_cast<size_t>(point.phases_size()));
     for (const v1::PhaseResult& phase : point.phases()) {
-      out << "\npoint " << point.point_index() << " " << PhaseName(phase.phase())
-          << ": breakdown per step (METRICS.md terms)\n";
-      const Counts counts = TermCountsFromProto(phase.breakdown());
-      TextTable table({"term", "bytes", "share", "FLOPs", "share"});
-      for (Term t : kAllTerms) {
-        const TermCount& c = counts[t];
-        table.AddRow({std::string(TermName(t)), HumanBytes(c.bytes),
-                      counts.bytes() > 0 ? Percent(c.bytes / counts.bytes()) : "-",
-                      HumanFlops(c.flops),
-                      counts.flops() > 0 ? Percent(c.flops / counts.flops()) : "-"});
-      }
-      out << table.Render();
+      counts.push_back(TermCountsFromProto(phase.breakdown()));
     }
+    std::vector<std::pair<std::string, const Counts*>> phases;
+    for (int i = 0; i < point.phases_size(); ++i) {
+      phases.emplace_back(PhaseName(point.phases(i).phase()), &counts[static_cast<size_t>(i)]);
+    }
+    out << "\npoint " << point.point_index()
+        << ": breakdown per step (METRICS.md terms; share of the phase total)\n"
+        << BreakdownTable(phases);
   }
 }
 

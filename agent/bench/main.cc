@@ -45,7 +45,7 @@ struct BenchFlags {
   std::string phase = "decode";
   int64_t prompt_len = 128;
   int64_t output_len = 256;
-  std::string layer = "moe";
+  std::string layer;  // empty: decoder on cpu, moe on cuda (its engine has no attention yet)
   bool lm_head = false;
   int64_t layers = 1;
   std::string dtype = "fp32";
@@ -144,7 +144,9 @@ absl::StatusOr<WorkloadConfig> BuildConfig(const BenchFlags& f, const Catalog& c
   }
   c.prompt_len = f.prompt_len;
   c.output_len = f.output_len;
-  absl::StatusOr<LayerKind> layer = ParseLayerKind(f.layer);
+  absl::StatusOr<LayerKind> layer = ParseLayerKind(!f.layer.empty()      ? f.layer
+                                                   : f.backend == "cuda" ? "moe"
+                                                                         : "decoder");
   if (!layer.ok()) return layer.status();
   c.layer = *layer;
   c.lm_head = f.lm_head;
@@ -375,9 +377,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--layer", f.layer,
                  "moe (the MoE blocks alone) or decoder (attention over the KV cache, then the "
-                 "MoE block; cpu backend)")
-      ->check(CLI::IsMember({"moe", "decoder"}))
-      ->capture_default_str();
+                 "MoE block; cpu backend); default decoder on cpu, moe on cuda")
+      ->check(CLI::IsMember({"moe", "decoder"}));
   app.add_flag("--lm-head", f.lm_head,
                "decoder layers: the final norm and LM head over each sequence's last position");
   app.add_option("--layers", f.layers, "layers stacked")->capture_default_str();

@@ -56,12 +56,6 @@ std::vector<std::pair<const v1::PointResult*, const v1::PhaseResult*>> Rows(
 
 std::string PhaseWord(v1::Phase phase) { return phase == v1::PHASE_PREFILL ? "prefill" : "decode"; }
 
-// The slowest rank's mean time in the MoE blocks (gate, dispatch, experts, combine) per step.
-double MoeMeanSeconds(const v1::PhaseResult& p) {
-  const v1::PhaseTimes& s = p.sub_times();
-  return s.gate().mean() + s.dispatch().mean() + s.experts().mean() + s.combine().mean();
-}
-
 std::vector<std::string> Cells(const v1::PointResult& point, const v1::PhaseResult& p) {
   const v1::Percentiles& t = p.step_time();
   return {PhaseWord(p.phase()),
@@ -73,7 +67,7 @@ std::vector<std::string> Cells(const v1::PointResult& point, const v1::PhaseResu
           p.sub_times().has_attention()
               ? absl::StrFormat("%.3f", p.sub_times().attention().mean() * 1e3)
               : std::string("-"),
-          absl::StrFormat("%.3f", MoeMeanSeconds(p) * 1e3),
+          absl::StrFormat("%.3f", MoeMeanSeconds(p.sub_times()) * 1e3),
           absl::StrFormat("%.2f", p.achieved_bandwidth_bytes_per_s() / 1e9),
           absl::StrFormat("%.2f", p.achieved_flops_per_s() / 1e9),
           absl::StrFormat("%.3f", p.s_mbu()),
@@ -139,7 +133,7 @@ std::string RenderCsv(const WorkloadConfig& config, const std::vector<v1::PointR
                                    Num(t.p99()),
                                    Num(t.mean()),
                                    Num(p.sub_times().attention().mean()),
-                                   Num(MoeMeanSeconds(p)),
+                                   Num(MoeMeanSeconds(p.sub_times())),
                                    Num(p.achieved_bandwidth_bytes_per_s()),
                                    Num(p.achieved_flops_per_s()),
                                    Num(p.s_mbu()),

@@ -362,6 +362,29 @@ v1::PhaseResult AggregatePhase(const v1::PointWorkload& w, v1::Phase phase,
   if (const RankPhaseRef* slowest = SlowestRank(ranks); slowest != nullptr) {
     *out.mutable_sub_times() = slowest->phase->sub_times();
   }
+  // Attention and the LM head are data-parallel: each rank runs its own sequences, so the step
+  // waits for the rank with the most of it, which need not be the slowest rank overall (with
+  // fewer sequences than ranks the slowest may have none, and attend in no time at all).
+  struct DataParallelPart {
+    bool (v1::PhaseTimes::*has)() const;
+    const v1::Percentiles& (v1::PhaseTimes::*get)() const;
+    v1::Percentiles* (v1::PhaseTimes::*set)();
+  };
+  for (const DataParallelPart& part :
+       {DataParallelPart{&v1::PhaseTimes::has_attention, &v1::PhaseTimes::attention,
+                         &v1::PhaseTimes::mutable_attention},
+        DataParallelPart{&v1::PhaseTimes::has_lm_head, &v1::PhaseTimes::lm_head,
+                         &v1::PhaseTimes::mutable_lm_head}}) {
+    const v1::PhaseTimes* busiest = nullptr;
+    for (const RankPhaseRef& r : ranks) {
+      const v1::PhaseTimes& times = r.phase->sub_times();
+      if ((times.*part.has)() &&
+          (busiest == nullptr || (times.*part.get)().mean() > (busiest->*part.get)().mean())) {
+        busiest = &times;
+      }
+    }
+    if (busiest != nullptr) *(out.mutable_sub_times()->*part.set)() = (busiest->*part.get)();
+  }
   *out.mutable_communication() = CommunicationOf(ranks);
   *out.mutable_dispatch_bandwidth() = CollectiveOf(ranks, /*dispatch=*/true);
   *out.mutable_combine_bandwidth() = CollectiveOf(ranks, /*dispatch=*/false);
@@ -476,6 +499,10 @@ std::optional<v1::CostResult> Cost(const PointAggregationInput& in, const v1::Po
 }
 
 }  // namespace
+
+double MoeMeanSeconds(const v1::PhaseTimes& s) {
+  return s.gate().mean() + s.dispatch().mean() + s.experts().mean() + s.combine().mean();
+}
 
 const v1::PhaseResult* FindPhase(const v1::PointResult& r, v1::Phase phase) {
   for (const v1::PhaseResult& p : r.phases()) {

@@ -58,6 +58,10 @@ absl::StatusOr<v1::PointResult> AggregatePoint(const PointAggregationInput& inpu
 // The phase of a point's result, or null when it did not run.
 const v1::PhaseResult* FindPhase(const v1::PointResult& point, v1::Phase phase);
 
+// The mean time per step in the MoE blocks (gate, dispatch, experts, combine) of `times` (a phase
+// result's: its slowest rank's), apart from attention and the LM head.
+double MoeMeanSeconds(const v1::PhaseTimes& times);
+
 // The one builder of v1::Percentiles (the agent's RankPhase times and the slowest rank's step
 // time here): min, p50, p90, p99 (common/stats.h: numpy's default interpolation), max, mean,
 // count and the population standard deviation of `values`; all zero for none.

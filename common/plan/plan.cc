@@ -657,7 +657,11 @@ void ApplyPlanDefaults(v1::Plan* plan) {
   if (!w->has_prompt_len()) w->set_prompt_len(kDefaultPromptLen);
   if (!w->has_output_len()) w->set_output_len(kDefaultOutputLen);
   if (!w->has_layers()) w->set_layers(1);
-  if (w->layer() == v1::LAYER_UNSPECIFIED) w->set_layer(v1::LAYER_MOE);
+  // Decoder layers where the engine runs them (cpu); the MoE blocks alone where a GPU may run the
+  // point, until the GPU engine has attention (docs/plans.md).
+  if (w->layer() == v1::LAYER_UNSPECIFIED) {
+    w->set_layer(hw->backend() == v1::BACKEND_CPU ? v1::LAYER_DECODER : v1::LAYER_MOE);
+  }
   if (!w->has_scale()) w->set_scale(1);
   if (w->dtype() == v1::DTYPE_UNSPECIFIED) {
     w->set_dtype(hw->backend() == v1::BACKEND_CUDA ? v1::DTYPE_BF16 : v1::DTYPE_FP32);

@@ -38,6 +38,7 @@ workload:
   batch_sizes: [4]
   prompt_len: 8
   output_len: 16
+  layer: moe  # the counts below are CountMoeBlocks'
   layers: 2
   scale: 32
   warmup: 1

@@ -133,8 +133,10 @@ class BenchRun {
 // Fast shapes; --hardware skips the host probes.
 std::vector<std::string> Fast(std::vector<std::string> args,
                               const std::string& comm_timeout_s = "20") {
-  for (const char* a : {"--scale", "64", "--layers", "2", "--iters", "3", "--warmup", "1",
-                        "--hardware", "h100-sxm", "--timeout-s", "50"}) {
+  // The MoE blocks alone (cpu's default is decoder layers): these tests hold the counts against
+  // CountMoeBlocks; the decoder layer's are the workload and cluster tests'.
+  for (const char* a : {"--layer", "moe", "--scale", "64", "--layers", "2", "--iters", "3",
+                        "--warmup", "1", "--hardware", "h100-sxm", "--timeout-s", "50"}) {
     args.emplace_back(a);
   }
   args.insert(args.end(), {"--comm-timeout-s", comm_timeout_s});

@@ -74,7 +74,8 @@ def check_matches_bench(cluster, job_id, args):
     results = json.loads(cluster.ctl("results", job_id, "-o", "json").stdout)
     bench = json.loads(subprocess.run(
         [args.bench, "--model", "mixtral-8x7b", "--ranks", "2", "--batch", "4", "--phase", "both",
-         "--prompt-len", "8", "--layers", "1", "--scale", "64", "--iters", "3", "--warmup", "1",
+         "--prompt-len", "8", "--output-len", "4", "--layers", "1", "--scale", "64",
+         "--iters", "3", "--warmup", "1",
          "--seed", "7", "--check", "--peak-bandwidth-gb-s", "20", "--peak-tflops", "0.06",
          "-o", "json"],
         capture_output=True, text=True, timeout=120, check=True).stdout)

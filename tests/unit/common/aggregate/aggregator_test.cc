@@ -314,6 +314,27 @@ TEST(AggregatePointTest, ExchangeImbalanceAndOverheadByHand) {
   EXPECT_EQ(r->phases(0).tokens_per_step(), 8);
 }
 
+// Sub-phase times come from the slowest rank, except the data-parallel ones (attention, LM head):
+// those from the rank that spent the most on them, which the step waited for.
+TEST(AggregatePointTest, AttentionTimesAreTheBusiestRanksNotTheSlowests) {
+  PointAggregationInput in = WorkedExample();
+  // Prefill: rank 1 is the slowest (mean 0.038 / 3 s against 0.012 s) but attends over less.
+  v1::PhaseTimes& t0 = *in.nodes[0].mutable_ranks(0)->mutable_phases(0)->mutable_sub_times();
+  v1::PhaseTimes& t1 = *in.nodes[1].mutable_ranks(0)->mutable_phases(0)->mutable_sub_times();
+  t0.mutable_attention()->set_mean(0.004);
+  t0.mutable_lm_head()->set_mean(0.0002);
+  t0.mutable_experts()->set_mean(0.003);
+  t1.mutable_attention()->set_mean(0.001);
+  t1.mutable_lm_head()->set_mean(0.0005);
+  t1.mutable_experts()->set_mean(0.006);
+  absl::StatusOr<v1::PointResult> r = AggregatePoint(in);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const v1::PhaseTimes& t = r->phases(0).sub_times();
+  EXPECT_DOUBLE_EQ(t.experts().mean(), 0.006);    // the slowest rank's
+  EXPECT_DOUBLE_EQ(t.attention().mean(), 0.004);  // rank 0 attended longest
+  EXPECT_DOUBLE_EQ(t.lm_head().mean(), 0.0005);   // rank 1 computed the most logits
+}
+
 // With the workload's model, the counted terms are held against CountMoeBlocks for the model as
 // run (scaled) and the activated experts the ranks measured.
 TEST(AggregatePointTest, CountsAreHeldAgainstTheMetricCore) {

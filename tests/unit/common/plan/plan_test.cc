@@ -128,6 +128,7 @@ TEST(ApplyPlanDefaultsTest, EveryDefault) {
   EXPECT_EQ(w.prompt_len(), 512);
   EXPECT_EQ(w.output_len(), 256);
   EXPECT_EQ(w.layers(), 1);
+  EXPECT_EQ(w.layer(), v1::LAYER_MOE);  // backend any: a GPU may run it
   EXPECT_EQ(w.scale(), 1);
   EXPECT_EQ(w.dtype(), v1::DTYPE_FP32);
   EXPECT_TRUE(w.routing().has_gate());
@@ -157,8 +158,16 @@ TEST(ApplyPlanDefaultsTest, DependentDefaults) {
       "devices_per_node: 4}\nworkload: {routing: zipf}\n");
   ApplyPlanDefaults(&plan);
   EXPECT_EQ(plan.workload().dtype(), v1::DTYPE_BF16);
+  EXPECT_EQ(plan.workload().layer(), v1::LAYER_MOE);  // the GPU engine has no attention yet
   EXPECT_EQ(plan.parallelism().expert_parallel(), 8);
   EXPECT_DOUBLE_EQ(plan.workload().routing().zipf().exponent(), 1.0);
+  // The cpu engine runs decoder layers by default; a given layer is kept.
+  plan = MustParse("model: mixtral-8x7b\nhardware: {backend: cpu}\n");
+  ApplyPlanDefaults(&plan);
+  EXPECT_EQ(plan.workload().layer(), v1::LAYER_DECODER);
+  plan = MustParse("model: mixtral-8x7b\nhardware: {backend: cpu}\nworkload: {layer: moe}\n");
+  ApplyPlanDefaults(&plan);
+  EXPECT_EQ(plan.workload().layer(), v1::LAYER_MOE);
   // Given values are kept; a batch-size sweep leaves workload.batch_sizes empty.
   plan = MustParse(
       "model: m\nworkload: {prompt_len: 7, dtype: fp16}\nsweeps: [{batch_sizes: [2, 4]}]\n");
