@@ -309,8 +309,9 @@ AttentionStack::BufferPlan AttentionStack::Plan(const ModelSpec& m, int64_t laye
   if (block.decode_step()) {
     // The absorbed form: a sequence's n_h queries in the latent space score every key at once.
     s[kQ] = a.heads * lat * eb;
-    s[kScores] = rows * a.heads * lat * 4 + a.heads * capacity * 4;  // the latent queries, then
-    s[kO] = lat * 4;                                                 // one cache row as fp32
+    s[kLatentQ] = rows * a.heads * lat * 4;
+    s[kScores] = a.heads * capacity * 4;
+    s[kO] = lat * 4;  // one cache row as fp32
     s[kLatentOut] = rows * a.heads * a.kv_lora_rank * 4;
     s[kLatentOutAct] = rows * a.heads * a.kv_lora_rank * eb;
   } else {
@@ -553,8 +554,8 @@ absl::Status AttentionStack::AbsorbedMla(int64_t layer, float* attn) {
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(qk)));
   const float* q = scratch_[kProj].as<float>();
   const char* q_act = static_cast<const char*>(AsDtype(q, n * qw, scratch_[kProjAct]));
-  float* qlat = scratch_[kScores].as<float>();  // n × n_h × lat
-  float* scores = qlat + n * nh * lat;          // n_h × keys
+  float* qlat = scratch_[kLatentQ].as<float>();   // n × n_h × lat
+  float* scores = scratch_[kScores].as<float>();  // n_h × keys
   const char* keys_up_t = static_cast<const char*>(weights_.keys_up_t(layer));
   for (int64_t h = 0; h < nh; ++h) {
     MOECAP_RETURN_IF_ERROR(backend_.MatMul(dtype_, n, lora, nope,
@@ -621,7 +622,6 @@ absl::Status AttentionStack::ExpandedMla(int64_t layer, float* attn) {
   float* head_k = scratch_[kHeadK].as<float>();    // span × qk
   float* head_vt = scratch_[kHeadVt].as<float>();  // vd × span
   char* q_blk = scratch_[kQ].as<char>();
-  std::vector<float> rope_keys;
   for (int64_t s = 0; s < block_.count; ++s) {
     const size_t cache = static_cast<size_t>(layer * block_.count + s);
     const int64_t first0 = FirstKey(model_, layer, block_.cached);
@@ -629,14 +629,16 @@ absl::Status AttentionStack::ExpandedMla(int64_t layer, float* attn) {
     MOECAP_RETURN_IF_ERROR(backend_.MatMul(
         dtype_, span, nh * per, lora, CacheEntry(cache, first0, lat), lat,
         weights_.part(layer, AttentionPart::kKvB), lora, expanded, nh * per, false));
-    // The rope keys of the span, as the cache holds them, once for all heads.
-    rope_keys.resize(static_cast<size_t>(span * lat));
-    backend_.ToFloat(CacheEntry(cache, first0, lat), span * lat, dtype_, rope_keys.data());
+    // Every head's keys end in the same rope part: written once per sequence, as the cache holds
+    // it; each head then fills in its own nope part.
+    for (int64_t j = 0; j < span; ++j) {
+      backend_.ToFloat(CacheEntry(cache, first0 + j, lat) + static_cast<size_t>(lora) * eb, rope,
+                       dtype_, head_k + j * qk + nope);
+    }
     for (int64_t h = 0; h < nh; ++h) {
       for (int64_t j = 0; j < span; ++j) {
         const float* e = expanded + j * nh * per + h * per;
         std::copy_n(e, nope, head_k + j * qk);
-        std::copy_n(rope_keys.data() + j * lat + lora, rope, head_k + j * qk + nope);
         for (int64_t i = 0; i < vd; ++i) head_vt[i * span + j] = e[nope + i];
       }
       const char* k_act = static_cast<const char*>(AsDtype(head_k, span * qk, scratch_[kHeadKAct]));

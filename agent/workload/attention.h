@@ -142,6 +142,7 @@ class AttentionStack {
     kHeadKAct,   // ... in dtype
     kHeadVt,     // MLA prefill: one head's values transposed, v × keys, fp32
     kHeadVtAct,  // ... in dtype
+    kLatentQ,    // MLA decode: rows × n_h × (kv_lora_rank + rope) queries in latent space, fp32
     kLatentOut,  // MLA decode: rows × n_h × kv_lora_rank latent outputs, fp32
     kLatentOutAct,  // ... in dtype
     kScratchCount

@@ -133,9 +133,8 @@ TEST(AttentionTest, PartShapesSumToTheCountedParameters) {
   }
 }
 
-// The absorbed decode's queries go through W_UKᵀ, which Generate derives from W_kvb: the rope
-// part alone cannot carry the test above, so a W_UKᵀ that were wrong would fail it; here the
-// derived matrix is checked against W_kvb directly.
+// The absorbed decode's queries go through W_UKᵀ, which Generate derives from W_kvb; the
+// reference multiplies by W_kvb itself. This checks the derived matrix element by element.
 TEST(AttentionTest, TheAbsorbedKeyProjectionIsKvBsKeyRowsTransposed) {
   const ModelSpec m = TinyMla(12);
   CpuBackend backend(1);
