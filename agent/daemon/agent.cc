@@ -6,12 +6,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/daemon/inventory.h"
+#include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 
 #ifdef MOECAP_HAVE_CUDA
 #include "agent/compute/cuda/cuda_backend.h"
 #include "agent/compute/cuda/cuda_probes.h"
-#include "common/status_macros.h"
 #endif
 
 namespace moecap::agentd {
