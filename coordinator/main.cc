@@ -69,6 +69,10 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
+  bool check_args = false;
+  app.add_flag("--check-args", check_args,
+               "parse and validate the arguments, say whether they are accepted and exit without "
+               "serving or reading any file (checks a deployment's command line)");
   CLI11_PARSE(app, argc, argv);
 
   options.lease = absl::Seconds(lease_s);
@@ -88,6 +92,10 @@ int main(int argc, char** argv) {
   if (absl::Status s = moecap::coordinator::ValidateCredentials(creds); !s.ok()) {
     spdlog::error("{}", std::string(s.message()));
     return EXIT_FAILURE;
+  }
+  if (check_args) {
+    std::cout << "moecap-coordinator: arguments accepted" << std::endl;
+    return EXIT_SUCCESS;
   }
   if (creds.insecure) {
     spdlog::warn(

@@ -23,6 +23,9 @@ int RunCtl(const std::vector<std::string>& args, const CommandIo& io) {
   app.add_option("--catalog", global.catalog_dirs,
                  "extra catalog directory holding models/*.yaml, hardware/*.yaml and "
                  "accuracy/*.json (repeatable; also $MOECAP_CATALOG)");
+  app.add_flag("--check-args", global.check_args,
+               "parse the arguments, say whether they are accepted and exit without running the "
+               "command (checks a deployment's command line)");
 
   AccuracyOptions accuracy;
   AnalyzeOptions analyze;
@@ -73,6 +76,10 @@ int RunCtl(const std::vector<std::string>& args, const CommandIo& io) {
   }
   for (auto& [cmd, run] : commands) {
     if (!cmd->parsed()) continue;
+    if (global.check_args) {
+      io.out << "moecapctl " << cmd->get_name() << ": arguments accepted\n";
+      return kExitOk;
+    }
     const absl::Status status = run();
     if (status.ok()) return kExitOk;
     io.err << "moecapctl " << cmd->get_name() << ": error: " << status.message() << "\n";

@@ -38,6 +38,9 @@ absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name);
 // Options every command may read, parsed from the top-level flags.
 struct GlobalOptions {
   std::vector<std::string> catalog_dirs;  // --catalog DIR (repeatable)
+  // --check-args: parse the command line and stop before the command runs, so a deployment
+  // (the helm chart's test Pod) can check its arguments against this binary's flags.
+  bool check_args = false;
 };
 
 // The streams a command writes to; tests pass string streams.

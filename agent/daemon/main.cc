@@ -173,6 +173,10 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or critical")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical"}))
       ->capture_default_str();
+  bool check_args = false;
+  app.add_flag("--check-args", check_args,
+               "parse and validate the arguments, say whether they are accepted and exit without "
+               "connecting or reading any file (checks a deployment's command line)");
   bool worker = false;
   std::string worker_launch;
   app.add_flag("--worker", worker)->group("");
@@ -184,6 +188,22 @@ int main(int argc, char** argv) {
   if (absl::Status s = moecap::agentd::ValidateSecurity(options.security); !s.ok()) {
     std::cerr << "moecap-agent: " << s.message() << std::endl;
     return 1;
+  }
+  for (const std::string& label : labels) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(label, absl::MaxSplits('=', 1));
+    if (kv.first.empty()) {
+      std::cerr << "moecap-agent: --label '" << label << "': expected KEY=VALUE" << std::endl;
+      return 1;
+    }
+    options.labels[kv.first] = kv.second;
+  }
+  if (!(reconnect_max_s > 0)) {
+    std::cerr << "moecap-agent: --reconnect-max-s must be > 0" << std::endl;
+    return 1;
+  }
+  if (check_args) {
+    std::cout << "moecap-agent: arguments accepted" << std::endl;
+    return 0;
   }
   // The rank workers run in job directories: give them absolute paths.
   for (std::string* path :
@@ -203,18 +223,6 @@ int main(int argc, char** argv) {
   options.inventory.backend = backend == "cpu"    ? BackendChoice::kCpu
                               : backend == "cuda" ? BackendChoice::kCuda
                                                   : BackendChoice::kAuto;
-  for (const std::string& label : labels) {
-    std::pair<std::string, std::string> kv = absl::StrSplit(label, absl::MaxSplits('=', 1));
-    if (kv.first.empty()) {
-      std::cerr << "moecap-agent: --label '" << label << "': expected KEY=VALUE" << std::endl;
-      return 1;
-    }
-    options.labels[kv.first] = kv.second;
-  }
-  if (!(reconnect_max_s > 0)) {
-    std::cerr << "moecap-agent: --reconnect-max-s must be > 0" << std::endl;
-    return 1;
-  }
   options.reconnect.max = absl::Seconds(reconnect_max_s);
   options.reconnect.initial = std::min(options.reconnect.initial, options.reconnect.max);
   options.executable = moecap::agentd::SelfExecutable();

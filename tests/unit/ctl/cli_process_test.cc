@@ -643,3 +643,15 @@ TEST(RunLocalCliTest, APlanNeedingMoreAgentsIsRefusedBeforeAnythingStarts) {
   EXPECT_NE(r.err.find("pass --local 4"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("local coordinator on"), std::string::npos) << r.err;
 }
+
+// --check-args parses a command line and stops before the command runs: a coordinator that
+// is not there is never dialled, and a flag the command does not know is still refused.
+TEST(CheckArgsCliTest, AcceptsAValidCommandLineWithoutRunningIt) {
+  const Result ok = RunProcess(kCtl, {"--check-args", "agents", "--coordinator", "127.0.0.1:1"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(ok.out, "moecapctl agents: arguments accepted\n");
+  const Result bad = RunProcess(kCtl, {"agents", "--check-args", "--no-such-flag"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(bad.err, "--no-such-flag")) << bad.err;
+  EXPECT_TRUE(bad.out.empty()) << bad.out;
+}
