@@ -10,21 +10,43 @@ One case per CTest entry (--case):
   hostnetwork     ci/hostnetwork-existing-claim-values.yaml: host network, existing claim
   schema          values.schema.json rejects wrong types, unknown keys and missing TLS secrets
   notes           NOTES.txt tells how to port-forward and submit a plan
+  test-hook       the `helm test` Pod runs `moecapctl agents` against the coordinator Service
+  k8s-schemas     every object of every rendering (defaults, each ci/*.yaml, the overrides in
+                  RENDERINGS) validates against Kubernetes' schemas, unknown fields refused
+                  (tests/e2e/k8s_validate.mjs with the npm package kubernetes-models)
+  args            every rendered container's command line is accepted by the binary it runs
+                  (--check-args: parse-only), so the chart and the flags cannot drift
   dashboard-copy  helm/moecap/dashboards/moecap.json is a link to deploy/grafana/moecap.json
 Rendered YAML is parsed with PyYAML (Debian python3-yaml). Exit 0 pass, 1 fail, 77 skip (helm
-or PyYAML missing).
+or PyYAML missing; node or kubernetes-models missing for k8s-schemas).
 """
 
 import argparse
 import filecmp
 import json
 import os
+import re
 import subprocess
 import sys
 
 SKIP = 77
 NAMESPACE = "moecap-e2e"
 RELEASE = "bench"
+
+
+# Every rendering the k8s-schemas and args cases check: the default values, each ci/*.yaml
+# (added at run time) and these overrides, each (label, --set assignments).
+RENDERINGS = [
+    ("TLS on", ["tls.enabled=true", "tls.coordinatorSecret=moecap-coordinator-tls",
+                "tls.agentSecret=moecap-agent-tls"]),
+    ("CPU agents", ["agent.backend=cpu"]),
+    ("ServiceMonitor and dashboard", ["serviceMonitor.enabled=true",
+                                      "grafanaDashboard.enabled=true"]),
+    ("persistence off", ["coordinator.persistence.enabled=false"]),
+    ("tokens", ["auth.tokensSecret=moecap-tokens", "tests.tokenSecret=moecap-test-token"]),
+    ("host network, auto backend", ["agent.hostNetwork=true", "agent.backend=auto"]),
+    ("helm test off", ["tests.enabled=false"]),
+]
 
 
 class Failure(Exception):
@@ -57,6 +79,16 @@ class Chart:
         return [d for d in yaml.safe_load_all(result.stdout) if d]
 
 
+    def renderings(self):
+        """(label, objects) for the defaults, every ci/*.yaml and every RENDERINGS entry."""
+        out = [("default values", self.template())]
+        for f in sorted(os.listdir(os.path.join(self.chart, "ci"))):
+            out.append((f"ci/{f}", self.template(f"ci/{f}")))
+        for label, sets in RENDERINGS:
+            out.append((f"{label} (--set {' '.join(sets)})", self.template(sets=sets)))
+        return out
+
+
 class Objects:
     """Lookups over a rendered release."""
 
@@ -83,6 +115,9 @@ class Objects:
 
     def agent(self):
         return self.one("DaemonSet", "agent")
+
+    def test_pod(self):
+        return self.one("Pod", "test")
 
 
 def container(workload):
@@ -200,13 +235,14 @@ def case_lint(chart):
 
 def case_default(chart):
     objs = Objects(chart.template())
-    check(objs.kinds() == ["ConfigMap", "DaemonSet", "Deployment", "PersistentVolumeClaim",
+    check(objs.kinds() == ["ConfigMap", "DaemonSet", "Deployment", "PersistentVolumeClaim", "Pod",
                            "Service", "Service"], f"kinds: {objs.kinds()}")
     check_common(objs, tls_on=False, tokens_on=False)
     agent = objs.agent()
     c = container(agent)
     check(c["resources"]["limits"].get("nvidia.com/gpu") == 8, f"GPU limit: {c['resources']}")
     check(flag(c["args"], "backend") == "cuda", "backend cuda")
+    check(c["image"] == "ghcr.io/moecap/moecap-agent:0.1.0", f"CUDA agent image: {c['image']}")
     pod = agent["spec"]["template"]["spec"]
     check(pod.get("hostIPC") is True, "hostIPC on for NCCL")
     check(pod.get("nodeSelector") == {"nvidia.com/gpu.present": "true"}, f"nodeSelector {pod.get('nodeSelector')}")
@@ -231,7 +267,11 @@ def case_cpu_agents(chart):
         check("nvidia.com/gpu" not in all_resource_names(workload),
               f"{workload['metadata']['name']} requests a GPU with CPU-only agents")
     pod = objs.agent()["spec"]["template"]["spec"]
-    check(flag(container(objs.agent())["args"], "backend") == "cpu", "backend cpu")
+    agent = container(objs.agent())
+    check(flag(agent["args"], "backend") == "cpu", "backend cpu")
+    check(agent["image"] == "ghcr.io/moecap/moecap-agent-cpu:0.1.0",
+          f"CPU agents run the CPU image (Dockerfile.agent-cpu), not {agent['image']}")
+    check("CUDA_CACHE_PATH" not in {e["name"] for e in agent["env"]}, "no CUDA settings on CPU")
     check("nodeSelector" not in pod and "tolerations" not in pod,
           f"CPU agents must not be pinned to GPU nodes: {pod.get('nodeSelector')} {pod.get('tolerations')}")
     check(pod.get("hostIPC") is False, "hostIPC off as the values say")
@@ -341,9 +381,146 @@ def case_notes(chart):
     notes = result.stdout.split("NOTES:", 1)[-1]
     for needle in (f"kubectl -n {NAMESPACE} port-forward service/{RELEASE}-moecap-coordinator 50051:50051",
                    "moecapctl submit", "MOECAP_COORDINATOR=localhost:50051",
-                   "/etc/moecap/plans/smoke.yaml"):
+                   "/etc/moecap/plans/smoke.yaml", f"helm test {RELEASE} -n {NAMESPACE} --logs"):
         check(needle in notes, f"NOTES lack {needle!r}:\n{notes}")
     print("ok: NOTES tell how to port-forward and submit a plan")
+
+
+def case_test_hook(chart):
+    for label, sets, tls, token in (
+            ("defaults", [], False, None),
+            ("TLS and tokens", ["tls.enabled=true", "tls.coordinatorSecret=coord-tls",
+                                "tls.agentSecret=agent-tls", "auth.tokensSecret=tokens",
+                                "tests.tokenSecret=test-token", "tests.tokenKey=t"], True, "t")):
+        objs = Objects(chart.template(sets=sets))
+        pod = objs.test_pod()
+        check(pod["metadata"]["annotations"].get("helm.sh/hook") == "test",
+              f"{label}: the test Pod is not a helm test hook")
+        spec = pod["spec"]
+        check(spec["restartPolicy"] == "Never", f"{label}: a test Pod must run once")
+        c = container({"metadata": pod["metadata"], "spec": {"template": {"spec": spec}}})
+        check(c["command"] == ["moecapctl"] and c["args"][0] == "agents",
+              f"{label}: the test runs {c['command']} {c['args']}")
+        check(c["image"] == container(objs.coordinator())["image"],
+              f"{label}: the test uses the coordinator image (it ships moecapctl)")
+        svc = objs.service("coordinator")
+        address = (f"{svc['metadata']['name']}.{NAMESPACE}.svc.cluster.local:"
+                   f"{port_of(svc, 'grpc')['port']}")
+        check(flag(c["args"], "coordinator") == address,
+              f"{label}: the test dials {flag(c['args'], 'coordinator')}, not {address}")
+        mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        if tls:
+            check(flag(c["args"], "tls-ca") == "/etc/moecap/tls/ca.crt" and
+                  "--insecure" not in c["args"], f"{label}: TLS args {c['args']}")
+            check(volumes["tls"]["secret"]["secretName"] == "coord-tls" and
+                  mounts.get("tls") == "/etc/moecap/tls",
+                  f"{label}: the coordinator Secret's CA is mounted")
+        else:
+            check("--insecure" in c["args"] and "tls" not in volumes, f"{label}: {c['args']}")
+        if token:
+            check(flag(c["args"], "token-file") == f"/etc/moecap/token/{token}" and
+                  volumes["token"]["secret"]["secretName"] == "test-token",
+                  f"{label}: token file {c['args']} {volumes}")
+        else:
+            check(flag(c["args"], "token-file") is None, f"{label}: {c['args']}")
+        print(f"ok: {label}: the helm test Pod runs moecapctl agents against {address}")
+    check(not Objects(chart.template(sets=["tests.enabled=false"])).of_kind("Pod"),
+          "tests.enabled=false still renders the test Pod")
+    # Tokens on but no token for the test: refused before anything reaches the cluster.
+    result = chart.run("template", RELEASE, chart.chart, "--set", "auth.tokensSecret=tokens")
+    check(result.returncode != 0 and "tokenSecret" in result.stderr,
+          f"tokens required but no tests.tokenSecret was accepted:\n{result.stderr}")
+    print("ok: tests.enabled=false drops the Pod; tokens without tests.tokenSecret are refused")
+
+
+def to_json(objects):
+    return json.dumps(objects, default=str)
+
+
+def validate_k8s(node, validator, modules, objects):
+    """(returncode, output) of tests/e2e/k8s_validate.mjs over the objects."""
+    result = subprocess.run([node, validator, modules], input=to_json(objects),
+                            capture_output=True, text=True, timeout=120)
+    return result.returncode, result.stdout + result.stderr
+
+
+def case_k8s_schemas(chart, node, modules):
+    validator = os.path.join(os.path.dirname(os.path.abspath(__file__)), "k8s_validate.mjs")
+    for label, objects in chart.renderings():
+        rc, out = validate_k8s(node, validator, modules, objects)
+        check(rc == 0, f"{label}: objects Kubernetes would refuse:\n{out}")
+        print(f"ok: {label}: {len(objects)} objects valid ({', '.join(sorted(set(o['kind'] for o in objects)))})")
+    # The validator can fail: a wrong type and an unknown field in an otherwise valid rendering.
+    objects = chart.template()
+    for o in objects:
+        if o["kind"] == "DaemonSet":
+            c = o["spec"]["template"]["spec"]["containers"][0]
+            c["ports"][0]["containerPort"] = "metrics"
+            c["livenessProbe"]["httpGet"]["paht"] = "/healthz"
+    rc, out = validate_k8s(node, validator, modules, objects)
+    check(rc == 1 and "containerPort must be integer" in out and "httpGet/paht" in out,
+          f"a wrong type and an unknown field were not both reported:\n{out}")
+    print("ok: a wrong type and an unknown field are refused, each named")
+
+
+def expand_env(arg, env):
+    """Kubernetes' $(VAR) expansion of container args: defined variables are replaced, $$ escapes."""
+    def replace(m):
+        if m.group(0).startswith("$$"):
+            return m.group(0)[1:]
+        return env.get(m.group(1), m.group(0))
+    return re.sub(r"\$?\$\(([A-Za-z_][A-Za-z0-9_]*)\)", replace, arg)
+
+
+def command_lines(objects):
+    """(workload/container, program, args) of every container, $(VAR) expanded from its env."""
+    # Values the downward API would give.
+    fields = {"spec.nodeName": "node-0", "status.podIP": "10.0.0.7",
+              "metadata.name": "pod-0", "metadata.namespace": NAMESPACE}
+    for o in objects:
+        spec = o["spec"]["template"]["spec"] if o["kind"] in ("Deployment", "DaemonSet") else \
+            o["spec"] if o["kind"] == "Pod" else None
+        if spec is None:
+            continue
+        for c in spec["containers"]:
+            env = {}
+            for e in c.get("env", []):
+                if "value" in e:
+                    env[e["name"]] = expand_env(e["value"], env)
+                elif "fieldRef" in e.get("valueFrom", {}):
+                    env[e["name"]] = fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
+            program = (c.get("command") or [None])[0]
+            yield (f"{o['kind']}/{o['metadata']['name']}/{c['name']}", program, c["name"],
+                   [expand_env(a, env) for a in (c.get("command") or [])[1:] + c.get("args", [])])
+
+
+def check_args(binaries, program, name, args):
+    """(returncode, output) of the container's binary run on its args with --check-args."""
+    # An image's ENTRYPOINT names its binary when the container gives no command.
+    binary = binaries[program or {"coordinator": "moecap-coordinator",
+                                  "agent": "moecap-agent"}[name]]
+    result = subprocess.run([binary, "--check-args", *args], capture_output=True, text=True,
+                            timeout=30)
+    return result.returncode, (result.stdout + result.stderr).strip()
+
+
+def case_args(chart, binaries):
+    for label, objects in chart.renderings():
+        lines = list(command_lines(objects))
+        for where, program, name, args in lines:
+            rc, out = check_args(binaries, program, name, args)
+            check(rc == 0 and "arguments accepted" in out,
+                  f"{label}: {where}: the binary refuses the chart's arguments {args}:\n{out}")
+        print(f"ok: {label}: {len(lines)} command lines accepted")
+    # And a flag the binary does not know is refused, so the check can fail.
+    for sets, where in ((["coordinator.extraArgs={--no-such-flag}"], "coordinator"),
+                        (["agent.extraArgs={--backend=tpu}"], "agent")):
+        objects = chart.template(sets=sets)
+        refused = [w for w, program, name, args in command_lines(objects)
+                   if name == where and check_args(binaries, program, name, args)[0] != 0]
+        check(refused, f"--set {sets}: the {where} accepted a wrong flag")
+        print(f"ok: --set {' '.join(sets)} is refused by the {where} binary")
 
 
 def main():
@@ -352,6 +529,12 @@ def main():
     parser.add_argument("--helm", required=True)
     parser.add_argument("--chart", required=True)
     parser.add_argument("--dashboard", required=True, help="deploy/grafana/moecap.json")
+    parser.add_argument("--node", default="node", help="Node.js, for k8s-schemas")
+    parser.add_argument("--k8s-modules", help="node_modules holding kubernetes-models "
+                        "(tools/k8s/node_modules, installed by scripts/setup.sh)")
+    parser.add_argument("--coordinator-bin", help="moecap-coordinator, for args")
+    parser.add_argument("--agent-bin", help="moecap-agent, for args")
+    parser.add_argument("--ctl-bin", help="moecapctl, for args")
     args = parser.parse_args()
 
     if args.case == "dashboard-copy":
@@ -378,6 +561,19 @@ def main():
         print("SKIP: PyYAML missing (apt-get install python3-yaml; scripts/setup.sh)")
         return SKIP
 
+    if args.case == "k8s-schemas":
+        from shutil import which
+        if not which(args.node) or not args.k8s_modules or \
+                not os.path.isdir(os.path.join(args.k8s_modules, "kubernetes-models")):
+            print(f"SKIP: Node.js ({args.node}) or kubernetes-models under {args.k8s_modules} "
+                  "missing; scripts/setup.sh installs them")
+            return SKIP
+    binaries = {"moecap-coordinator": args.coordinator_bin, "moecap-agent": args.agent_bin,
+                "moecapctl": args.ctl_bin}
+    if args.case == "args" and not all(b and os.access(b, os.X_OK) for b in binaries.values()):
+        print(f"FAIL: args needs --coordinator-bin, --agent-bin and --ctl-bin: {binaries}")
+        return 1
+
     chart = Chart(args.helm, args.chart)
     cases = {
         "lint": lambda: case_lint(chart),
@@ -388,6 +584,9 @@ def main():
         "hostnetwork": lambda: case_hostnetwork(chart),
         "schema": lambda: case_schema(chart),
         "notes": lambda: case_notes(chart),
+        "test-hook": lambda: case_test_hook(chart),
+        "k8s-schemas": lambda: case_k8s_schemas(chart, args.node, args.k8s_modules),
+        "args": lambda: case_args(chart, binaries),
     }
     if args.case not in cases:
         print(f"unknown case {args.case}; one of {', '.join(sorted(cases))}, dashboard-copy")
