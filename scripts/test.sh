@@ -5,6 +5,9 @@
 #   MOECAP_SKIP_SETUP=1        skips the package installation
 #   MOECAP_SKIP_SANITIZE=1     skips the ASan/UBSan pass (and the fuzzing, which is part of it)
 #   MOECAP_SKIP_FUZZ=1         skips the short libFuzzer run (MOECAP_FUZZ_SECONDS per target, 10)
+#   MOECAP_IMAGES=1            also builds the container images and runs a cluster from them
+#                              (tests/e2e/images_test.py: minutes more; setup installs buildah
+#                              and debootstrap where no docker or podman is there)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -20,7 +23,8 @@ cmake --preset release >/dev/null
 cmake --build --preset release -j "$jobs"
 
 echo "== tests (release)"
-ctest --preset release -j "$jobs" --timeout 300
+# The images test runs on its own at the end (MOECAP_IMAGES=1): it needs both cores for minutes.
+ctest --preset release -j "$jobs" --timeout 300 -LE images
 
 if [ "${MOECAP_SKIP_SANITIZE:-0}" != "1" ]; then
   # One sanitizer tree (preset debug-asan: clang) holds the unit tests CI runs again under
@@ -54,6 +58,11 @@ if [ "${MOECAP_SKIP_SANITIZE:-0}" != "1" ]; then
     echo "== fuzz (libFuzzer + ASan/UBSan, ${MOECAP_FUZZ_SECONDS:-10} s per target)"
     ctest --test-dir build/debug-asan -L fuzz -j "$jobs" --output-on-failure
   fi
+fi
+
+if [ "${MOECAP_IMAGES:-0}" = "1" ]; then
+  echo "== container images: built and run (scripts/build-images.sh, tests/e2e/images_test.py)"
+  MOECAP_IMAGES=1 ctest --preset release -L images
 fi
 
 echo "== all tests passed in $(( $(date +%s) - start )) s"

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Static checks of deploy/docker/Dockerfile.{coordinator,agent} (no Docker engine here).
+"""Static checks of deploy/docker/Dockerfile.{coordinator,agent,agent-cpu} (images_test.py builds
+and runs them where an engine is present; these checks need none).
 
 - every package the build stage installs is in scripts/setup.sh's PACKAGES (one list to keep);
 - multi-stage: a build stage and a final stage FROM another image; the agent's final image is an
   NVIDIA CUDA runtime image (it carries NCCL) and its build image the matching devel image;
 - the final stage runs as a non-root numeric user, has a HEALTHCHECK on /healthz, its
   ENTRYPOINT is the right binary, and it EXPOSEs the ports the helm chart uses by default;
+- the CPU agent's image is Debian's, as the coordinator's, and its build stage is the
+  coordinator's, instruction for instruction (a layer cache then compiles once for both);
 - instructions are ones Dockerfiles know, and line continuations do not end the file.
 Python 3 standard library only; exit 0 pass, 1 fail.
 """
@@ -107,13 +110,14 @@ def check(path, component, packages, ports, errors):
         errors.append(f"{path}: final stage must run as a numeric non-root USER, got {user!r}")
     if "/healthz" not in fin.get("HEALTHCHECK", ""):
         errors.append(f"{path}: final stage has no HEALTHCHECK on /healthz")
-    binary = {"coordinator": "moecap-coordinator", "agent": "moecap-agent"}[component]
+    binary = {"coordinator": "moecap-coordinator", "agent": "moecap-agent",
+              "agent-cpu": "moecap-agent"}[component]
     if fin.get("ENTRYPOINT") != f'["{binary}"]':
         errors.append(f"{path}: ENTRYPOINT should be [\"{binary}\"], got {fin.get('ENTRYPOINT')}")
     exposed = {int(p.split("/")[0]) for w, a in final["instrs"] if w == "EXPOSE" for p in a.split()}
-    if exposed != ports[component]:
+    if exposed != ports[component.replace("-cpu", "")]:
         errors.append(f"{path}: EXPOSE {sorted(exposed)} differs from the chart's ports "
-                      f"{sorted(ports[component])}")
+                      f"{sorted(ports[component.replace('-cpu', '')])}")
     if not any(w == "COPY" and "--from=build" in a for w, a in final["instrs"]):
         errors.append(f"{path}: final stage copies nothing from the build stage")
     if component == "agent":
@@ -122,6 +126,12 @@ def check(path, component, packages, ports, errors):
                           f"got {final['from']}")
         if "nvidia/cuda:" not in build["from"] or "-devel-" not in build["from"]:
             errors.append(f"{path}: build image should be an nvidia/cuda devel image")
+    if component == "agent-cpu":
+        if not final["from"].startswith("debian:"):
+            errors.append(f"{path}: the CPU agent's final image should be Debian's, got "
+                          f"{final['from']}")
+        if "--backend=cpu" not in fin.get("CMD", ""):
+            errors.append(f"{path}: the CPU agent's CMD should pass --backend=cpu")
     print(f"{path}: {len(st)} stages, {len(installed)} build packages, USER {user}, "
           f"EXPOSE {sorted(exposed)}")
 
@@ -134,12 +144,21 @@ def main():
     packages = setup_packages(os.path.join(src, "scripts/setup.sh"))
     ports = chart_ports(os.path.join(src, "helm/moecap/values.yaml"))
     errors = []
-    for component in ("coordinator", "agent"):
+    build_stages = {}
+    for component in ("coordinator", "agent", "agent-cpu"):
         path = os.path.join(src, f"deploy/docker/Dockerfile.{component}")
         try:
             check(path, component, packages, ports, errors)
+            build_stages[component] = stages(instructions(path))[0]
         except ValueError as e:
             errors.append(str(e))
+        if not os.path.exists(path + ".dockerignore"):
+            errors.append(f"{path}.dockerignore is missing: the whole checkout (build trees "
+                          f"included) would be the build context")
+    if "coordinator" in build_stages and "agent-cpu" in build_stages and \
+            build_stages["coordinator"] != build_stages["agent-cpu"]:
+        errors.append("the build stages of Dockerfile.coordinator and Dockerfile.agent-cpu "
+                      "differ: keep them identical so that one cached build serves both")
     for e in errors:
         print("FAIL:", e)
     if not errors:
