@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/rendezvous_store.h"
+#include "coordinator/submission_queue.h"
 
 namespace moecap::coordinator {
 
@@ -39,6 +40,7 @@ struct CoordinatorOptions {
   absl::Duration tick = absl::Milliseconds(50);      // leases, rendezvous timeouts, scheduling
   absl::Duration shutdown_grace = absl::Seconds(5);  // in-flight calls get this long to end
   JobManagerOptions jobs;
+  SubmissionQueueOptions submissions;
   RendezvousLimits rendezvous;
   CredentialsOptions credentials;
   std::string version = "dev";

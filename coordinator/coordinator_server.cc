@@ -78,7 +78,9 @@ absl::Status CoordinatorServer::Init(const Clock* clock) {
   registry_->AddLossListener([this](const AgentLoss& loss) { jobs_->OnAgentLoss(loss); });
   MOECAP_RETURN_IF_ERROR(jobs_->Recover());
 
-  job_service_ = std::make_unique<JobServiceImpl>(*jobs_, *registry_, *events_, authorizer_.get());
+  submissions_ = std::make_unique<SubmissionQueue>(*jobs_, options_.submissions);
+  job_service_ = std::make_unique<JobServiceImpl>(*jobs_, *submissions_, *registry_, *events_,
+                                                  authorizer_.get());
   agent_service_ = std::make_unique<AgentServiceImpl>(*registry_, *jobs_, *streams_,
                                                       options_.version, authorizer_.get());
   rendezvous_service_ =
@@ -173,6 +175,8 @@ void CoordinatorServer::Shutdown() {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
     server_->Wait();
   }
+  // Every SubmitPlan has been answered (Wait returned): the workers have nothing left to do.
+  if (submissions_ != nullptr) submissions_->Stop();
   if (metrics_server_ != nullptr) metrics_server_->Stop();
   spdlog::info("coordinator stopped");
 }

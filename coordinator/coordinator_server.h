@@ -25,6 +25,7 @@
 #include "coordinator/job_manager.h"
 #include "coordinator/job_store.h"
 #include "coordinator/rendezvous_store.h"
+#include "coordinator/submission_queue.h"
 
 namespace grpc {
 class Server;
@@ -78,7 +79,8 @@ class CoordinatorServer {
   std::unique_ptr<AgentStreamHub> streams_;
   std::unique_ptr<JobEventHub> events_;
   std::unique_ptr<JobManager> jobs_;
-  std::unique_ptr<Authorizer> authorizer_;  // outlives the services, which keep a reference
+  std::unique_ptr<Authorizer> authorizer_;        // outlives the services, which keep a reference
+  std::unique_ptr<SubmissionQueue> submissions_;  // outlives the server: it answers calls
   std::unique_ptr<JobServiceImpl> job_service_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<RendezvousServiceImpl> rendezvous_service_;

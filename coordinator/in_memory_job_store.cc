@@ -1,34 +1,42 @@
 // JobStore in memory.
 #include "coordinator/in_memory_job_store.h"
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 
 namespace moecap::coordinator {
 
-absl::Status InMemoryJobStore::Apply(const JobWrite& write) {
+absl::Status InMemoryJobStore::ApplyAll(absl::Span<const JobWrite> writes) {
   absl::MutexLock lock(&mu_);
-  auto it = jobs_.find(write.job_id);
-  if (it == jobs_.end() && !write.job.has_value()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("job '", write.job_id, "': first write without the job"));
+  // All or none: every write is checked before any is applied.
+  absl::flat_hash_set<std::string> created;
+  for (const JobWrite& write : writes) {
+    if (write.job.has_value()) created.insert(write.job_id);
+    if (!write.empty() && !jobs_.contains(write.job_id) && !created.contains(write.job_id)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job '", write.job_id, "': first write without the job"));
+    }
   }
-  Rows& rows = jobs_[write.job_id];
-  if (write.job.has_value()) {
-    rows.seq = write.seq;
-    rows.job = *write.job;
-    rows.job.clear_points();
-    rows.job.clear_history();
+  for (const JobWrite& write : writes) {
+    if (write.empty()) continue;
+    Rows& rows = jobs_[write.job_id];
+    if (write.job.has_value()) {
+      rows.seq = write.seq;
+      rows.job = *write.job;
+      rows.job.clear_points();
+      rows.job.clear_history();
+    }
+    for (const v1::Point& p : write.points) {
+      v1::Point& stored = rows.points[p.index()];
+      stored = p;
+      stored.clear_history();
+      stored.clear_result();
+    }
+    rows.transitions.insert(rows.transitions.end(), write.transitions.begin(),
+                            write.transitions.end());
+    rows.reports.insert(rows.reports.end(), write.reports.begin(), write.reports.end());
+    for (const v1::PointResult& r : write.results) rows.results[r.point_index()] = r;
   }
-  for (const v1::Point& p : write.points) {
-    v1::Point& stored = rows.points[p.index()];
-    stored = p;
-    stored.clear_history();
-    stored.clear_result();
-  }
-  rows.transitions.insert(rows.transitions.end(), write.transitions.begin(),
-                          write.transitions.end());
-  rows.reports.insert(rows.reports.end(), write.reports.begin(), write.reports.end());
-  for (const v1::PointResult& r : write.results) rows.results[r.point_index()] = r;
   return absl::OkStatus();
 }
 

@@ -15,7 +15,7 @@ namespace moecap::coordinator {
 // Thread-safe.
 class InMemoryJobStore final : public JobStore {
  public:
-  absl::Status Apply(const JobWrite& write) override;
+  absl::Status ApplyAll(absl::Span<const JobWrite> writes) override;
   absl::StatusOr<std::vector<StoredJob>> LoadJobs() override;
   absl::StatusOr<std::vector<StoredReport>> LoadReports(absl::string_view job_id) override;
 

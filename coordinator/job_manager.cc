@@ -547,52 +547,82 @@ absl::StatusOr<std::pair<JobManager::JobEntry*, AttemptNode*>> JobManager::Curre
 
 absl::StatusOr<v1::Job> JobManager::Submit(const PlanSubmission& submission, bool dry_run,
                                            absl::string_view submitted_by) {
-  absl::StatusOr<v1::Job> built = BuildJob(submission, catalog_);
-  if (!built.ok()) return built.status();
-  v1::Job job = *std::move(built);
+  Submission one{submission, dry_run, std::string(submitted_by)};
+  return std::move(SubmitAll(absl::MakeConstSpan(&one, 1)).front());
+}
+
+std::vector<absl::StatusOr<v1::Job>> JobManager::SubmitAll(
+    absl::Span<const Submission> submissions) {
+  // Parsing and validation, the costly part, outside the lock.
+  std::vector<absl::StatusOr<v1::Job>> out;
+  out.reserve(submissions.size());
+  std::vector<size_t> to_queue;
   const absl::Time now = clock_.Now();
-  job.set_state(v1::JOB_STATE_QUEUED);
-  *job.mutable_submit_time() = ToProtoTime(now);
-  job.set_submitted_by(std::string(submitted_by));
-  if (dry_run) return job;
-  absl::StatusOr<v1::Job> out;
+  for (const Submission& submission : submissions) {
+    absl::StatusOr<v1::Job> built = BuildJob(submission.plan, catalog_);
+    if (built.ok()) {
+      built->set_state(v1::JOB_STATE_QUEUED);
+      *built->mutable_submit_time() = ToProtoTime(now);
+      built->set_submitted_by(submission.submitted_by);
+      if (!submission.dry_run) to_queue.push_back(out.size());
+    }
+    out.push_back(std::move(built));
+  }
+  if (to_queue.empty()) return out;
   Commit([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const int64_t seq = next_seq_++;
-    const std::string id = absl::StrFormat("job-%06d", seq);
-    job.set_id(id);
-    JobEntry& e = jobs_[id];
-    e.job = std::move(job);
-    e.seq = seq;
-    e.spec = GangSpecOf(e.job.plan(), catalog_);
-    SetJobState(e, v1::JOB_STATE_QUEUED, "submitted", fx);
-    for (int i = 0; i < e.job.points_size(); ++i) {
-      SetPointState(e, i, v1::JOB_STATE_QUEUED, "", fx);
+    std::vector<JobWrite> writes;
+    std::vector<std::string> ids;
+    for (const size_t i : to_queue) {
+      const int64_t seq = next_seq_++;
+      const std::string id = absl::StrFormat("job-%06d", seq);
+      out[i]->set_id(id);
+      JobEntry& e = jobs_[id];
+      e.job = *std::move(out[i]);
+      e.seq = seq;
+      e.spec = GangSpecOf(e.job.plan(), catalog_);
+      SetJobState(e, v1::JOB_STATE_QUEUED, "submitted", fx);
+      for (int p = 0; p < e.job.points_size(); ++p) {
+        SetPointState(e, p, v1::JOB_STATE_QUEUED, "", fx);
+      }
+      JobWrite& w = WriteOf(e, fx);
+      w.job = e.job;
+      w.job->clear_points();
+      w.job->clear_history();
+      for (const v1::Point& p : e.job.points()) w.points.push_back(p);
+      writes.push_back(std::move(w));
+      ids.push_back(id);
     }
     fx.events.clear();  // nobody can watch a job before it has an id
-    JobWrite& w = WriteOf(e, fx);
-    w.job = e.job;
-    w.job->clear_points();
-    w.job->clear_history();
-    for (const v1::Point& p : e.job.points()) w.points.push_back(p);
     fx.changed_points.clear();
-    absl::Status stored = store_.Apply(w);
     fx.writes.clear();
+    const absl::Status stored = store_.ApplyAll(writes);
     if (!stored.ok()) {
-      jobs_.erase(id);
-      out = absl::UnavailableError(
-          absl::StrCat("the job could not be stored, not queued: ", stored.message()));
-    } else {
-      by_seq_[seq] = id;
-      Enqueue(e);
-      // Usually the job goes last: only its own position is new (a full pass is O(queue)).
-      if (std::prev(queue_.end())->second == id) {
-        e.job.set_queue_position(static_cast<int32_t>(queue_.size()));
-      } else {
-        UpdateQueuePositions();
+      next_seq_ -= static_cast<int64_t>(ids.size());
+      for (size_t k = 0; k < ids.size(); ++k) {
+        jobs_.erase(ids[k]);
+        out[to_queue[k]] = absl::UnavailableError(
+            absl::StrCat("the job could not be stored, not queued: ", stored.message()));
       }
-      if (metrics_ != nullptr) metrics_->JobSubmitted();
-      out = View(e, v1::JOB_VIEW_FULL);
+      return;
     }
+    const size_t queued_before = queue_.size();
+    bool all_last = true;
+    for (const std::string& id : ids) {
+      JobEntry& e = jobs_[id];
+      by_seq_[e.seq] = id;
+      Enqueue(e);
+      all_last = all_last && std::prev(queue_.end())->second == id;
+      if (metrics_ != nullptr) metrics_->JobSubmitted();
+    }
+    // Usually the jobs go last: only their own positions are new (a full pass is O(queue)).
+    if (all_last) {
+      int32_t position = static_cast<int32_t>(queued_before);
+      for (const std::string& id : ids) jobs_[id].job.set_queue_position(++position);
+    } else {
+      UpdateQueuePositions();
+    }
+    for (size_t k = 0; k < ids.size(); ++k)
+      out[to_queue[k]] = View(jobs_[ids[k]], v1::JOB_VIEW_FULL);
   });
   return out;
 }

@@ -51,6 +51,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "common/catalog.h"
 #include "common/clock.h"
 #include "coordinator/agent_registry.h"
@@ -86,6 +87,13 @@ struct JobManagerOptions {
   absl::Duration root_cause_wait = absl::Seconds(10);
 };
 
+// One SubmitPlan as the manager takes it.
+struct Submission {
+  PlanSubmission plan;
+  bool dry_run = false;      // validated and returned unqueued, without an id
+  std::string submitted_by;  // the caller's token name; empty without a tokens file
+};
+
 class JobManager {
  public:
   // Every reference must outlive the manager. `metrics` may be null.
@@ -105,6 +113,10 @@ class JobManager {
   // without an id.
   absl::StatusOr<v1::Job> Submit(const PlanSubmission& submission, bool dry_run,
                                  absl::string_view submitted_by);
+  // Several submissions in one commit (group commit: one store transaction for all): the
+  // results in order, each as Submit gives it. If the transaction fails, every job of it is
+  // refused (Unavailable) and none is queued; a plan that does not build fails alone.
+  std::vector<absl::StatusOr<v1::Job>> SubmitAll(absl::Span<const Submission> submissions);
   absl::StatusOr<v1::Job> GetJob(absl::string_view job_id, v1::JobView view) const;
   absl::StatusOr<v1::ListJobsResponse> ListJobs(const v1::ListJobsRequest& request) const;
   // FailedPrecondition for a finished job.

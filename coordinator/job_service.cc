@@ -66,25 +66,33 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitPlan(grpc::CallbackServerContext
                                                      v1::SubmitPlanResponse* response) {
   absl::StatusOr<std::string> caller = auth_.CheckUser(*context, Role::kAdmin);
   if (!caller.ok()) return Done(context, caller.status());
-  PlanSubmission submission;
-  submission.origin = request->origin().empty() ? "plan" : request->origin();
+  Submission submission;
+  submission.plan.origin = request->origin().empty() ? "plan" : request->origin();
   switch (request->source_case()) {
     case v1::SubmitPlanRequest::kPlan:
-      submission.plan = request->plan();
+      submission.plan.plan = request->plan();
       break;
     case v1::SubmitPlanRequest::kPlanYaml:
-      submission.plan_yaml = request->plan_yaml();
+      submission.plan.plan_yaml = request->plan_yaml();
       break;
     default:
       return Done(context, absl::InvalidArgumentError(
                                "fields 'plan'/'plan_yaml': give the plan, as a message or YAML"));
   }
-  // The caller's token name; empty without a tokens file.
-  absl::StatusOr<v1::Job> job = jobs_.Submit(submission, request->dry_run(), *caller);
-  if (!job.ok()) return Done(context, job.status());
-  response->set_job_id(job->id());
-  *response->mutable_job() = *std::move(job);
-  return Done(context, absl::OkStatus());
+  submission.dry_run = request->dry_run();
+  submission.submitted_by = *std::move(caller);
+  // Parsed and committed on a submission worker, which answers; this thread is free at once.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status queued =
+      submissions_.Post(std::move(submission), [reactor, response](absl::StatusOr<v1::Job> job) {
+        if (job.ok()) {
+          response->set_job_id(job->id());
+          *response->mutable_job() = *std::move(job);
+        }
+        reactor->Finish(ToGrpcStatus(job.status()));
+      });
+  if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* context,

@@ -1,5 +1,6 @@
 // moecap.v1.JobService on gRPC's callback API: decodes each call, hands it to the JobManager (or
-// the AgentRegistry for ListAgents), encodes the answer. WatchJob is a QueuedWriter subscribed to
+// the AgentRegistry for ListAgents; SubmitPlan to the SubmissionQueue, whose worker answers it),
+// encodes the answer. WatchJob is a QueuedWriter subscribed to
 // the JobEventHub until the job ends or the caller goes away.
 #ifndef MOECAP_COORDINATOR_JOB_SERVICE_H_
 #define MOECAP_COORDINATOR_JOB_SERVICE_H_
@@ -8,6 +9,7 @@
 #include "coordinator/auth.h"
 #include "coordinator/job_event_hub.h"
 #include "coordinator/job_manager.h"
+#include "coordinator/submission_queue.h"
 #include "moecap/v1/job_service.grpc.pb.h"
 
 namespace moecap::coordinator {
@@ -16,9 +18,13 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
  public:
   // `auth` (kept; null: no checks) decides who may call: reads need a read-only token, Submit
   // and Cancel an admin one.
-  JobServiceImpl(JobManager& jobs, const AgentRegistry& registry, JobEventHub& events,
-                 const Authorizer* auth = nullptr)
-      : jobs_(jobs), registry_(registry), events_(events), auth_(auth != nullptr ? *auth : none_) {}
+  JobServiceImpl(JobManager& jobs, SubmissionQueue& submissions, const AgentRegistry& registry,
+                 JobEventHub& events, const Authorizer* auth = nullptr)
+      : jobs_(jobs),
+        submissions_(submissions),
+        registry_(registry),
+        events_(events),
+        auth_(auth != nullptr ? *auth : none_) {}
 
   grpc::ServerUnaryReactor* SubmitPlan(grpc::CallbackServerContext* context,
                                        const v1::SubmitPlanRequest* request,
@@ -43,6 +49,7 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
 
  private:
   JobManager& jobs_;
+  SubmissionQueue& submissions_;
   const AgentRegistry& registry_;
   JobEventHub& events_;
   const Authorizer none_;

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "moecap/v1/job.pb.h"
 #include "moecap/v1/report.pb.h"
 
@@ -65,8 +66,10 @@ struct StoredJob {
 class JobStore {
  public:
   virtual ~JobStore() = default;
-  // Applies every part of `write` or none. The first write of a job must carry `job`.
-  virtual absl::Status Apply(const JobWrite& write) = 0;
+  // Applies every part of every write, in order, or none (one transaction: several jobs
+  // submitted together are committed at once). The first write of a job must carry `job`.
+  virtual absl::Status ApplyAll(absl::Span<const JobWrite> writes) = 0;
+  absl::Status Apply(const JobWrite& write) { return ApplyAll(absl::MakeConstSpan(&write, 1)); }
   // Every job, in submission order.
   virtual absl::StatusOr<std::vector<StoredJob>> LoadJobs() = 0;
   // The reports of a job, in arrival order.

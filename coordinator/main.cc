@@ -54,6 +54,20 @@ int main(int argc, char** argv) {
   app.add_option("--shutdown-grace-s", grace_s, "seconds in-flight calls get at shutdown")
       ->check(CLI::Range(0.0, 600.0))
       ->capture_default_str();
+  // Submissions are parsed and committed apart from heartbeats (coordinator/submission_queue.h).
+  app.add_option("--submit-workers", options.submissions.workers,
+                 "threads that parse and commit submitted plans, at a lower CPU priority than "
+                 "the threads serving agents")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--submit-queue", options.submissions.max_pending,
+                 "submissions waiting for a worker at most; more are refused (RESOURCE_EXHAUSTED)")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--submit-nice", options.submissions.nice,
+                 "niceness added to the submission workers (0: the coordinator's priority)")
+      ->check(CLI::Range(0, 19))
+      ->capture_default_str();
   // Transport security: TLS or an explicit --insecure (docs/security.md).
   moecap::coordinator::CredentialsOptions& creds = options.credentials;
   app.add_option("--tls-cert", creds.tls_cert_file, "PEM certificate chain of this server (TLS)");

@@ -3,6 +3,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -201,14 +202,20 @@ absl::Status SqliteJobStore::Prepare() {
 
 sqlite3_stmt* SqliteJobStore::Stmt(Statement s) { return statements_[s]; }
 
-absl::Status SqliteJobStore::Apply(const JobWrite& write) {
-  if (write.empty()) return absl::OkStatus();
+absl::Status SqliteJobStore::ApplyAll(absl::Span<const JobWrite> writes) {
+  if (std::all_of(writes.begin(), writes.end(), [](const JobWrite& w) { return w.empty(); })) {
+    return absl::OkStatus();
+  }
   absl::MutexLock lock(&mu_);
   {
     StatementUse begin(Stmt(kBegin));
     if (sqlite3_step(begin.get()) != SQLITE_DONE) return Error("BEGIN");
   }
-  absl::Status status = ApplyLocked(write);
+  absl::Status status = absl::OkStatus();
+  for (const JobWrite& write : writes) {
+    if (!write.empty()) status = ApplyLocked(write);
+    if (!status.ok()) break;
+  }
   StatementUse end(Stmt(status.ok() ? kCommit : kRollback));
   if (sqlite3_step(end.get()) != SQLITE_DONE && status.ok()) {
     status = Error("COMMIT");

@@ -40,7 +40,7 @@ class SqliteJobStore final : public JobStore {
   SqliteJobStore(const SqliteJobStore&) = delete;
   SqliteJobStore& operator=(const SqliteJobStore&) = delete;
 
-  absl::Status Apply(const JobWrite& write) override;
+  absl::Status ApplyAll(absl::Span<const JobWrite> writes) override;
   absl::StatusOr<std::vector<StoredJob>> LoadJobs() override;
   absl::StatusOr<std::vector<StoredReport>> LoadReports(absl::string_view job_id) override;
 
