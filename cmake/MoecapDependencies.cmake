@@ -14,6 +14,8 @@ find_package(Gloo CONFIG REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+# libyaml reads plans (common/plan/yaml_tree.h): a SubmitPlan parses one.
+pkg_check_modules(LIBYAML REQUIRED IMPORTED_TARGET yaml-0.1)
 if(MOECAP_BUILD_TESTS)
   find_package(GTest CONFIG REQUIRED)
 endif()

@@ -13,7 +13,7 @@ PACKAGES=(
   # data plane and compute (CPU backend)
   libgloo-dev libopenblas-dev
   # parsing, CLI, storage, HTTP, logging
-  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libsqlite3-dev sqlite3 libcpp-httplib-dev
+  libyaml-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libsqlite3-dev sqlite3 libcpp-httplib-dev
   libspdlog-dev libfmt-dev
   # pictures (moecapctl plot)
   gnuplot-nox

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/catalog.h"
+#include "common/plan/yaml_tree.h"
 #include "common/status_macros.h"
 
 namespace moecap {
@@ -58,11 +59,11 @@ const FieldDescriptor* ListShorthandField(const Descriptor& d) {
   return f->is_repeated() && !f->is_map() ? f : nullptr;
 }
 
-std::string Describe(const YAML::Node& v) {
-  if (!v || v.IsNull()) return "nothing";
+std::string Describe(const YamlNode& v) {
+  if (v.IsNull()) return "nothing";
   if (v.IsSequence()) return "a list";
   if (v.IsMap()) return "a mapping";
-  return absl::StrCat("'", v.Scalar(), "'");
+  return absl::StrCat("'", v.scalar, "'");
 }
 
 std::string EnumChoices(const EnumDescriptor& e) {
@@ -96,52 +97,14 @@ std::optional<double> ParseByteSize(absl::string_view text) {
   return std::round(value * scale);
 }
 
-// Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF): protobuf
-// strings must be, or the message fails to parse wherever it is sent or stored.
-bool IsUtf8(absl::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    int extra;
-    uint32_t cp;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      extra = 1;
-      cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      extra = 2;
-      cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      extra = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (s.size() - i <= static_cast<size_t>(extra)) return false;
-    for (int k = 1; k <= extra; ++k) {
-      const unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if ((extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += extra + 1;
-  }
-  return true;
-}
-
 class YamlToProto {
  public:
   YamlToProto(absl::string_view origin, const YamlProtoOptions& options)
       : origin_(origin), options_(options) {}
 
-  absl::Status ParseMessage(const YAML::Node& node, const std::string& path, Message* msg) {
+  absl::Status ParseMessage(const YamlNode& node, const std::string& path, Message* msg) {
     const Descriptor& d = *msg->GetDescriptor();
-    if (!node || node.IsNull()) return absl::OkStatus();  // present and empty
+    if (node.IsNull()) return absl::OkStatus();  // present and empty
     if (const FieldDescriptor* list = ListShorthandField(d); list != nullptr && !node.IsMap()) {
       return ParseField(node, path, msg, list);
     }
@@ -150,11 +113,12 @@ class YamlToProto {
 
     std::set<int> seen;
     std::map<const google::protobuf::OneofDescriptor*, const FieldDescriptor*> oneof_members;
-    for (const auto& kv : node) {
-      if (!kv.first.IsScalar()) {
-        return Error(path, absl::StrCat("expected field names as keys, got ", Describe(kv.first)));
+    for (size_t i = 0; i < node.entries(); ++i) {
+      if (!node.key(i).IsScalar()) {
+        return Error(path,
+                     absl::StrCat("expected field names as keys, got ", Describe(node.key(i))));
       }
-      const std::string key = kv.first.Scalar();
+      const std::string& key = node.key(i).scalar;
       const std::string child = Child(path, key);
       const FieldDescriptor* f = FindField(d, key);
       if (f == nullptr) return Error(child, UnknownFieldReason(d, key));
@@ -167,7 +131,7 @@ class YamlToProto {
                                     "' are alternatives (", oneof->name(), "); give only one"));
         }
       }
-      MOECAP_RETURN_IF_ERROR(ParseField(kv.second, Child(path, f->name()), msg, f));
+      MOECAP_RETURN_IF_ERROR(ParseField(node.value(i), Child(path, f->name()), msg, f));
     }
     return absl::OkStatus();
   }
@@ -197,7 +161,7 @@ class YamlToProto {
   }
 
   // `routing: uniform` sets the oneof member `uniform` (a message) present and empty.
-  absl::Status OneofShorthand(const YAML::Node& node, const std::string& path, Message* msg) {
+  absl::Status OneofShorthand(const YamlNode& node, const std::string& path, Message* msg) {
     const Descriptor& d = *msg->GetDescriptor();
     std::vector<std::string> members;
     for (int i = 0; i < d.field_count(); ++i) {
@@ -210,7 +174,7 @@ class YamlToProto {
     if (members.empty()) {
       return Error(path, absl::StrCat("expected a mapping, got ", Describe(node)));
     }
-    const FieldDescriptor* f = FindField(d, node.Scalar());
+    const FieldDescriptor* f = FindField(d, node.scalar);
     if (f == nullptr || f->real_containing_oneof() == nullptr ||
         f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
       return Error(path, absl::StrCat("expected a mapping or one of ", absl::StrJoin(members, ", "),
@@ -220,43 +184,44 @@ class YamlToProto {
     return absl::OkStatus();
   }
 
-  absl::Status ParseField(const YAML::Node& node, const std::string& path, Message* msg,
+  absl::Status ParseField(const YamlNode& node, const std::string& path, Message* msg,
                           const FieldDescriptor* f) {
     if (f->is_map()) return ParseMap(node, path, msg, f);
     if (!f->is_repeated()) return ParseValue(node, path, msg, f, /*add=*/false);
-    if (node && node.IsSequence()) {
-      for (size_t i = 0; i < node.size(); ++i) {
-        MOECAP_RETURN_IF_ERROR(ParseValue(node[i], absl::StrCat(path, "[", i, "]"), msg, f, true));
+    if (node.IsSequence()) {
+      for (size_t i = 0; i < node.items.size(); ++i) {
+        MOECAP_RETURN_IF_ERROR(
+            ParseValue(node.items[i], absl::StrCat(path, "[", i, "]"), msg, f, true));
       }
       return absl::OkStatus();
     }
-    if (!node || node.IsNull()) return Error(path, "expected a list, got nothing");
+    if (node.IsNull()) return Error(path, "expected a list, got nothing");
     return ParseValue(node, path, msg, f, /*add=*/true);  // one value: a one-element list
   }
 
-  absl::Status ParseMap(const YAML::Node& node, const std::string& path, Message* msg,
+  absl::Status ParseMap(const YamlNode& node, const std::string& path, Message* msg,
                         const FieldDescriptor* f) {
-    if (!node || node.IsNull()) return absl::OkStatus();
+    if (node.IsNull()) return absl::OkStatus();
     if (!node.IsMap()) return Error(path, absl::StrCat("expected a mapping, got ", Describe(node)));
     const Descriptor& entry_type = *f->message_type();
     const FieldDescriptor* key_field = entry_type.map_key();
     const FieldDescriptor* value_field = entry_type.map_value();
     std::set<std::string> seen;
-    for (const auto& kv : node) {
-      const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "";
-      const std::string child = Child(path, key);
-      if (!kv.first.IsScalar()) {
-        return Error(path, absl::StrCat("expected scalar keys, got ", Describe(kv.first)));
+    for (size_t i = 0; i < node.entries(); ++i) {
+      if (!node.key(i).IsScalar()) {
+        return Error(path, absl::StrCat("expected scalar keys, got ", Describe(node.key(i))));
       }
+      const std::string& key = node.key(i).scalar;
+      const std::string child = Child(path, key);
       if (!seen.insert(key).second) return Error(child, "given twice");
       Message* entry = msg->GetReflection()->AddMessage(msg, f);
-      MOECAP_RETURN_IF_ERROR(ParseValue(kv.first, child, entry, key_field, false));
-      MOECAP_RETURN_IF_ERROR(ParseValue(kv.second, child, entry, value_field, false));
+      MOECAP_RETURN_IF_ERROR(ParseValue(node.key(i), child, entry, key_field, false));
+      MOECAP_RETURN_IF_ERROR(ParseValue(node.value(i), child, entry, value_field, false));
     }
     return absl::OkStatus();
   }
 
-  absl::Status ParseValue(const YAML::Node& node, const std::string& path, Message* msg,
+  absl::Status ParseValue(const YamlNode& node, const std::string& path, Message* msg,
                           const FieldDescriptor* f, bool add) {
     const Reflection* r = msg->GetReflection();
     if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
@@ -264,13 +229,13 @@ class YamlToProto {
       return ParseMessage(node, path, sub);
     }
     const absl::string_view expected = Expected(*f);
-    if (!node || !node.IsScalar()) {
+    if (!node.IsScalar()) {
       std::string what = f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM
                              ? absl::StrCat("one of ", EnumChoices(*f->enum_type()))
                              : std::string(expected);
       return Error(path, absl::StrCat("expected ", what, ", got ", Describe(node)));
     }
-    const std::string text = node.Scalar();
+    const std::string& text = node.scalar;
     const auto bad = [&](absl::string_view reason) {
       return Error(path, absl::StrCat(reason, ", got '", text, "'"));
     };
@@ -334,9 +299,7 @@ class YamlToProto {
         return absl::OkStatus();
       }
       case FieldDescriptor::CPPTYPE_STRING:
-        if (f->type() == FieldDescriptor::TYPE_STRING && !IsUtf8(text)) {
-          return Error(path, "expected UTF-8 text, got invalid bytes");
-        }
+        // UTF-8 always: the reader refuses other bytes, and escapes give valid code points.
         add ? r->AddString(msg, f, text) : r->SetString(msg, f, text);
         return absl::OkStatus();
       case FieldDescriptor::CPPTYPE_ENUM: {
@@ -525,17 +488,8 @@ absl::Status ParseYamlToMessage(absl::string_view yaml, absl::string_view origin
                                 const YamlProtoOptions& options,
                                 google::protobuf::Message* message) {
   message->Clear();
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    if (e.mark.is_null()) {
-      return absl::InvalidArgumentError(absl::StrCat(origin, ": YAML syntax error: ", e.msg));
-    }
-    return absl::InvalidArgumentError(
-        absl::StrCat(origin, ":", e.mark.line + 1, ": YAML syntax error: ", e.msg));
-  }
-  if (!root || root.IsNull()) {
+  MOECAP_ASSIGN_OR_RETURN(const YamlNode root, ParseYamlTree(yaml, origin));
+  if (root.IsNull()) {
     return absl::InvalidArgumentError(
         absl::StrCat(origin, ": empty document (expected a mapping)"));
   }
@@ -543,14 +497,7 @@ absl::Status ParseYamlToMessage(absl::string_view yaml, absl::string_view origin
     return absl::InvalidArgumentError(
         absl::StrCat(origin, ": expected a mapping at the top level, got ", Describe(root)));
   }
-  // yaml-cpp reports conversion problems by throwing; none may escape this module.
-  try {
-    return YamlToProto(origin, options).ParseMessage(root, "", message);
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(origin, ":", e.mark.line + 1, ": ", e.msg));
-  } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(origin, ": ", e.what()));
-  }
+  return YamlToProto(origin, options).ParseMessage(root, "", message);
 }
 
 std::string MessageToYaml(const google::protobuf::Message& message) {
