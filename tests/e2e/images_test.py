@@ -17,8 +17,8 @@ Engines: docker (with a daemon) or podman run containers as usual; where neither
 the host's network and process namespaces. Exit 0 pass, 1 fail, 77 skipped (no engine, or no
 base image and no debootstrap, or MOECAP_IMAGES unset: the reason is printed).
 
-It builds both images (about N min on 2 cores, more than CI's budget allows besides the other
-tests), so it runs only with MOECAP_IMAGES=1: `MOECAP_IMAGES=1 scripts/test.sh`, or
+It builds both images (7 to 8 min on 2 cores from a cold cache: more than CI's 25-minute budget
+allows besides the other tests), so it runs only with MOECAP_IMAGES=1: `MOECAP_IMAGES=1 scripts/test.sh`, or
 `MOECAP_IMAGES=1 ctest --test-dir build/release -L images --output-on-failure`.
 """
 
@@ -110,14 +110,15 @@ class Engine:
             out = subprocess.run([self.name, "inspect", "--format", "{{.State.Pid}}", container],
                                  capture_output=True, text=True).stdout.strip()
             return int(out) if out.isdigit() and out != "0" else None
-        # chroot isolation: the process is a host process whose root is the container's rootfs.
-        root = subprocess.run(["buildah", "mount", container], capture_output=True,
-                              text=True).stdout.strip()
-        for pid in filter(str.isdigit, os.listdir("/proc")):
+        # chroot isolation: the process is a host process, a descendant of the `buildah run`
+        # command (through buildah-chroot-exec), whose root is a per-run mount of the rootfs.
+        proc = self.procs.get(container)
+        if proc is None:
+            return None
+        for pid in descendants(proc.pid):
             try:
-                if (os.path.realpath(f"/proc/{pid}/root") == os.path.realpath(root) and
-                        os.path.basename(os.readlink(f"/proc/{pid}/exe")) == binary):
-                    return int(pid)
+                if os.path.basename(os.readlink(f"/proc/{pid}/exe")) == binary:
+                    return pid
             except OSError:
                 continue
         return None
@@ -152,12 +153,38 @@ class Engine:
 
     def remove_all(self):
         for container, proc in self.procs.items():
+            binary = "moecap-coordinator" if "coordinator" in container else "moecap-agent"
             if proc.poll() is None:
-                binary = "moecap-coordinator" if "coordinator" in container else "moecap-agent"
                 self.stop(container, binary, grace_s=5)
+            # Nothing a container started may outlive the test (a chroot-isolated process is
+            # not killed with the `buildah run` that started it).
+            for pid in descendants(proc.pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
         for container in self.containers:
             force = [] if self.name == "buildah" else ["-f"]
             subprocess.run([self.name, "rm", *force, container], capture_output=True)
+
+
+def descendants(root_pid):
+    """The pids of every process below root_pid (from /proc: children by parent pid)."""
+    children = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                # "pid (comm) state ppid ...": comm may hold spaces, so split after its ')'.
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root_pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
 
 
 def choose_engine():
@@ -168,6 +195,28 @@ def choose_engine():
         return "buildah"
     if works("podman", "info"):
         return "podman"
+    return None
+
+
+def image_exists(engine_name, image):
+    if engine_name == "docker":
+        return works("docker", "image", "inspect", image)
+    return works(engine_name, "inspect", "--type", "image", image)
+
+
+def build_images(args, env, engine_name):
+    """Builds both images with scripts/build-images.sh; None on success, else the exit code."""
+    started = time.time()
+    build = subprocess.run(["bash", os.path.join(args.source_dir, "scripts/build-images.sh"),
+                            "coordinator", "agent-cpu"], env=env, capture_output=True, text=True)
+    print(build.stdout, end="")
+    if build.returncode == 3:
+        print(f"SKIP: {build.stderr.strip().splitlines()[-1]}")
+        return SKIP
+    if build.returncode != 0:
+        print(f"FAIL: scripts/build-images.sh exited {build.returncode}:\n{build.stderr[-4000:]}")
+        return 1
+    print(f"ok: images built with {engine_name} in {time.time() - started:.0f} s")
     return None
 
 
@@ -207,6 +256,9 @@ def main():
     parser.add_argument("--source-dir", required=True)
     parser.add_argument("--ctl", required=True, help="the host's moecapctl")
     parser.add_argument("--tag", default="e2e")
+    parser.add_argument("--reuse-images", action="store_true",
+                        help="skip the build when both images of --tag exist (to rerun the "
+                             "container checks; CTest always builds)")
     args = parser.parse_args()
 
     if os.environ.get("MOECAP_IMAGES") != "1":
@@ -219,19 +271,13 @@ def main():
               "buildah; Debian: apt-get install buildah debootstrap)")
         return SKIP
     env = dict(os.environ, MOECAP_IMAGE_ENGINE=engine_name, MOECAP_IMAGE_TAG=args.tag)
-    started = time.time()
-    build = subprocess.run(["bash", os.path.join(args.source_dir, "scripts/build-images.sh"),
-                            "coordinator", "agent-cpu"], env=env, capture_output=True, text=True)
-    print(build.stdout, end="")
-    if build.returncode == 3:
-        print(f"SKIP: {build.stderr.strip().splitlines()[-1]}")
-        return SKIP
-    if build.returncode != 0:
-        print(f"FAIL: scripts/build-images.sh exited {build.returncode}:\n{build.stderr[-4000:]}")
-        return 1
-    print(f"ok: images built with {engine_name} in {time.time() - started:.0f} s")
     coordinator_image = f"moecap-coordinator:{args.tag}"
     agent_image = f"moecap-agent-cpu:{args.tag}"
+    if args.reuse_images and all(image_exists(engine_name, i)
+                                 for i in (coordinator_image, agent_image)):
+        print(f"ok: reusing {coordinator_image} and {agent_image} (--reuse-images)")
+    elif (failed := build_images(args, env, engine_name)) is not None:
+        return failed
 
     with test_dir("moecap-images-") as work:
         engine = Engine(engine_name, work)
@@ -292,7 +338,8 @@ def run(engine, args, work, coordinator_image, agent_image):
 
     def idle_agents():
         listed = json.loads(ctl("agents", "-o", "json").stdout).get("agents", [])
-        return sorted(a["name"] for a in listed if a["state"] == "AGENT_STATE_IDLE") == agents
+        return sorted(a["info"]["name"] for a in listed
+                      if a["state"] == "AGENT_STATE_IDLE") == agents
     wait_until(idle_agents, 90, 0.5, "the two agent containers did not register as idle in 90 s")
     print("ok: `moecapctl agents` (host) lists both agents of the containers, idle")
 
