@@ -40,16 +40,29 @@ absl::Status InMemoryJobStore::ApplyAll(absl::Span<const JobWrite> writes) {
   return absl::OkStatus();
 }
 
+void InMemoryJobStore::Add(const std::string& id, const Rows& rows, JobAssembler& assembler) {
+  assembler.SetJob(rows.seq, rows.job);
+  for (const auto& [index, p] : rows.points) assembler.SetPoint(id, p);
+  for (const StoredTransition& t : rows.transitions) assembler.AddTransition(id, t);
+  for (const auto& [index, r] : rows.results) assembler.SetResult(id, r);
+}
+
 absl::StatusOr<std::vector<StoredJob>> InMemoryJobStore::LoadJobs() {
   absl::MutexLock lock(&mu_);
   JobAssembler assembler;
-  for (const auto& [id, rows] : jobs_) {
-    assembler.SetJob(rows.seq, rows.job);
-    for (const auto& [index, p] : rows.points) assembler.SetPoint(id, p);
-    for (const StoredTransition& t : rows.transitions) assembler.AddTransition(id, t);
-    for (const auto& [index, r] : rows.results) assembler.SetResult(id, r);
-  }
+  for (const auto& [id, rows] : jobs_) Add(id, rows, assembler);
   return assembler.Finish();
+}
+
+absl::StatusOr<std::optional<StoredJob>> InMemoryJobStore::LoadJob(absl::string_view job_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(std::string(job_id));
+  if (it == jobs_.end()) return std::nullopt;
+  JobAssembler assembler;
+  Add(it->first, it->second, assembler);
+  std::vector<StoredJob> one = assembler.Finish();
+  if (one.empty()) return std::nullopt;
+  return std::move(one.front());
 }
 
 absl::StatusOr<std::vector<StoredReport>> InMemoryJobStore::LoadReports(absl::string_view job_id) {

@@ -17,6 +17,7 @@ class InMemoryJobStore final : public JobStore {
  public:
   absl::Status ApplyAll(absl::Span<const JobWrite> writes) override;
   absl::StatusOr<std::vector<StoredJob>> LoadJobs() override;
+  absl::StatusOr<std::optional<StoredJob>> LoadJob(absl::string_view job_id) override;
   absl::StatusOr<std::vector<StoredReport>> LoadReports(absl::string_view job_id) override;
 
  private:
@@ -28,6 +29,8 @@ class InMemoryJobStore final : public JobStore {
     std::vector<StoredReport> reports;
     std::map<int32_t, v1::PointResult> results;
   };
+  static void Add(const std::string& id, const Rows& rows, JobAssembler& assembler);
+
   absl::Mutex mu_;
   std::map<std::string, Rows> jobs_ ABSL_GUARDED_BY(mu_);
 };

@@ -72,23 +72,45 @@ void JobManager::MarkPoint(const JobEntry& e, int32_t index, Effects& fx) {
 
 void JobManager::PrepareDispatch(Effects& fx) {
   for (auto& [id, w] : fx.writes) {
-    const JobEntry* e = Find(id);
+    JobEntry* e = Find(id);
     if (e == nullptr) continue;
-    v1::Job header = e->job;
-    header.clear_points();
-    header.clear_history();
-    header.clear_wait_reason();
-    header.clear_placement();
-    header.set_queue_position(0);
-    w.job = std::move(header);
-    for (int32_t index : fx.changed_points[id]) {
-      if (index >= 0 && index < e->job.points_size()) w.points.push_back(e->job.points(index));
+    // A paged-out job's header and points are in the store already (and not in memory): only
+    // what is appended (a late report) is written.
+    if (!e->paged_out) {
+      v1::Job header = e->job;
+      header.clear_points();
+      header.clear_history();
+      header.clear_wait_reason();
+      header.clear_placement();
+      header.set_queue_position(0);
+      w.job = std::move(header);
+      for (int32_t index : fx.changed_points[id]) {
+        if (index >= 0 && index < e->job.points_size()) w.points.push_back(e->job.points(index));
+      }
     }
     if (absl::Status s = store_.Apply(w); !s.ok()) {
       spdlog::error("job {}: could not persist a change: {}", id, s.ToString());
+      continue;  // kept whole in memory: the store lacks this change
     }
+    PageOutIfFinished(*e);
   }
   out_mu_.Lock();
+}
+
+void JobManager::PageOutIfFinished(JobEntry& e) {
+  if (e.paged_out || !IsTerminal(e.job.state()) || e.attempt.has_value()) return;
+  e.job = JobInView(e.job, v1::JOB_VIEW_BASIC);
+  e.paged_out = true;
+}
+
+absl::StatusOr<v1::Job> JobManager::FullJob(const JobEntry& e) const {
+  if (!e.paged_out) return e.job;
+  MOECAP_ASSIGN_OR_RETURN(std::optional<StoredJob> stored, store_.LoadJob(e.job.id()));
+  if (!stored.has_value()) {
+    return absl::DataLossError(
+        absl::StrCat("job '", e.job.id(), "' is finished but no longer in the job database"));
+  }
+  return std::move(stored->job);
 }
 
 void JobManager::Dispatch(Effects& fx) {
@@ -631,7 +653,8 @@ absl::StatusOr<v1::Job> JobManager::GetJob(absl::string_view job_id, v1::JobView
   absl::MutexLock lock(&mu_);
   const JobEntry* e = Find(job_id);
   if (e == nullptr) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
-  return View(*e, view);
+  if (view != v1::JOB_VIEW_FULL) return View(*e, view);
+  return FullJob(*e);
 }
 
 absl::StatusOr<v1::ListJobsResponse> JobManager::ListJobs(
@@ -647,7 +670,11 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::ListJobs(
       response.set_next_page_token(absl::StrCat(e->seq + 1));
       break;
     }
-    *response.add_jobs() = JobInView(e->job, request.view());
+    if (request.view() == v1::JOB_VIEW_FULL) {
+      MOECAP_ASSIGN_OR_RETURN(*response.add_jobs(), FullJob(*e));
+    } else {
+      *response.add_jobs() = JobInView(e->job, request.view());
+    }
   }
   return response;
 }
@@ -678,7 +705,8 @@ absl::StatusOr<v1::GetResultsResponse> JobManager::GetResults(absl::string_view 
   absl::MutexLock lock(&mu_);
   const JobEntry* e = Find(job_id);
   if (e == nullptr) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
-  return ResultsOf(e->job);
+  MOECAP_ASSIGN_OR_RETURN(const v1::Job job, FullJob(*e));
+  return ResultsOf(job);
 }
 
 absl::StatusOr<JobEventHub::SubscriptionId> JobManager::Watch(
@@ -691,7 +719,7 @@ absl::StatusOr<JobEventHub::SubscriptionId> JobManager::Watch(
     const JobEntry* e = Find(job_id);
     if (e == nullptr) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
     snapshot = Event(clock_.Now());
-    *snapshot.mutable_snapshot() = View(*e, v1::JOB_VIEW_FULL);
+    MOECAP_ASSIGN_OR_RETURN(*snapshot.mutable_snapshot(), FullJob(*e));
     terminal = IsTerminal(e->job.state());
     // Events already committed are in the snapshot; later ones wait for out_mu_.
     out_mu_.Lock();

@@ -29,6 +29,11 @@
 // given new work until they say they stopped (a ReportFailure for the attempt, or a heartbeat
 // that no longer names it).
 //
+// Memory: a finished job is paged out once its last change is in the store. Its entry keeps the
+// BASIC view (state, name, labels, times: what listings and filters read); the FULL view and the
+// results are read back from the store when asked for, so the coordinator's memory grows with
+// the jobs queued and running, not with every job it ever ran.
+//
 // Thread-safe: one mutex for the state; store writes happen under it (in order); messages to
 // agents and watchers go out after it is released, in commit order.
 #ifndef MOECAP_COORDINATOR_JOB_MANAGER_H_
@@ -163,6 +168,8 @@ class JobManager {
     std::vector<NodePlacement> gang;                // empty unless placed
     std::optional<Attempt> attempt;
     int interruptions = 0;
+    // Finished and stored: `job` holds only its BASIC view (FullJob reads the rest back).
+    bool paged_out = false;
   };
   // Everything a change does besides the in-memory state, applied in order by Commit.
   struct Effects {
@@ -246,6 +253,10 @@ class JobManager {
                                                                     int32_t attempt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   JobEntry* Find(absl::string_view job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The job's FULL view: from memory, or from the store for a paged-out job.
+  absl::StatusOr<v1::Job> FullJob(const JobEntry& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A finished job's entry drops to its BASIC view (its FULL view is in the store).
+  void PageOutIfFinished(JobEntry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const JobEntry* Find(absl::string_view job_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Job View(const JobEntry& e, v1::JobView view) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateQueuePositions() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -35,7 +35,10 @@ absl::Status JobManager::Recover() {
         }
       }
       const v1::JobState state = e.job.state();
-      if (IsTerminal(state)) continue;
+      if (IsTerminal(state)) {
+        PageOutIfFinished(e);
+        continue;
+      }
       if (state == v1::JOB_STATE_QUEUED) {
         Enqueue(e);
         continue;

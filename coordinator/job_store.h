@@ -72,6 +72,9 @@ class JobStore {
   absl::Status Apply(const JobWrite& write) { return ApplyAll(absl::MakeConstSpan(&write, 1)); }
   // Every job, in submission order.
   virtual absl::StatusOr<std::vector<StoredJob>> LoadJobs() = 0;
+  // One job, assembled as LoadJobs does; nullopt when the store has none of that id. The
+  // JobManager pages finished jobs in with it.
+  virtual absl::StatusOr<std::optional<StoredJob>> LoadJob(absl::string_view job_id) = 0;
   // The reports of a job, in arrival order.
   virtual absl::StatusOr<std::vector<StoredReport>> LoadReports(absl::string_view job_id) = 0;
 };

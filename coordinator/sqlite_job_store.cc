@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS results (
 );
 )sql";
 
-constexpr std::array<const char*, 13> kStatementSql = {
+constexpr std::array<const char*, 17> kStatementSql = {
     "BEGIN IMMEDIATE",
     "COMMIT",
     "ROLLBACK",
@@ -82,6 +82,11 @@ constexpr std::array<const char*, 13> kStatementSql = {
     "SELECT job_id, proto FROM results",
     "SELECT point_index, attempt, agent_id, rank, kind, time_ns, proto FROM reports "
     "WHERE job_id = ?1 ORDER BY id",
+    "SELECT seq, proto FROM jobs WHERE id = ?1",
+    "SELECT job_id, proto FROM points WHERE job_id = ?1",
+    "SELECT job_id, point_index, state, time_ns, attempt, reason FROM transitions "
+    "WHERE job_id = ?1 ORDER BY id",
+    "SELECT job_id, proto FROM results WHERE job_id = ?1",
 };
 
 // Resets a statement when it goes out of scope, so each use starts clean.
@@ -290,8 +295,30 @@ absl::Status SqliteJobStore::ApplyLocked(const JobWrite& write) {
 absl::StatusOr<std::vector<StoredJob>> SqliteJobStore::LoadJobs() {
   absl::MutexLock lock(&mu_);
   JobAssembler assembler;
+  MOECAP_RETURN_IF_ERROR(ReadRows({kSelectJobs, kSelectPoints, kSelectTransitions, kSelectResults},
+                                  nullptr, assembler));
+  return assembler.Finish();
+}
+
+absl::StatusOr<std::optional<StoredJob>> SqliteJobStore::LoadJob(absl::string_view job_id) {
+  absl::MutexLock lock(&mu_);
+  JobAssembler assembler;
+  const std::string id(job_id);
+  MOECAP_RETURN_IF_ERROR(ReadRows(
+      {kSelectJob, kSelectJobPoints, kSelectJobTransitions, kSelectJobResults}, &id, assembler));
+  std::vector<StoredJob> one = assembler.Finish();
+  if (one.empty()) return std::nullopt;
+  return std::move(one.front());
+}
+
+absl::Status SqliteJobStore::ReadRows(const std::array<Statement, 4>& statements,
+                                      const std::string* job_id, JobAssembler& assembler) {
+  const auto bind = [&](StatementUse& use) {
+    if (job_id != nullptr) BindText(use.get(), 1, *job_id);
+  };
   {
-    StatementUse use(Stmt(kSelectJobs));
+    StatementUse use(Stmt(statements[0]));
+    bind(use);
     int rc;
     while ((rc = sqlite3_step(use.get())) == SQLITE_ROW) {
       v1::Job job;
@@ -303,7 +330,8 @@ absl::StatusOr<std::vector<StoredJob>> SqliteJobStore::LoadJobs() {
     if (rc != SQLITE_DONE) return Error("reading jobs");
   }
   {
-    StatementUse use(Stmt(kSelectPoints));
+    StatementUse use(Stmt(statements[1]));
+    bind(use);
     int rc;
     while ((rc = sqlite3_step(use.get())) == SQLITE_ROW) {
       v1::Point point;
@@ -315,7 +343,8 @@ absl::StatusOr<std::vector<StoredJob>> SqliteJobStore::LoadJobs() {
     if (rc != SQLITE_DONE) return Error("reading points");
   }
   {
-    StatementUse use(Stmt(kSelectTransitions));
+    StatementUse use(Stmt(statements[2]));
+    bind(use);
     int rc;
     while ((rc = sqlite3_step(use.get())) == SQLITE_ROW) {
       StoredTransition t;
@@ -330,7 +359,8 @@ absl::StatusOr<std::vector<StoredJob>> SqliteJobStore::LoadJobs() {
     if (rc != SQLITE_DONE) return Error("reading state changes");
   }
   {
-    StatementUse use(Stmt(kSelectResults));
+    StatementUse use(Stmt(statements[3]));
+    bind(use);
     int rc;
     while ((rc = sqlite3_step(use.get())) == SQLITE_ROW) {
       v1::PointResult result;
@@ -341,7 +371,7 @@ absl::StatusOr<std::vector<StoredJob>> SqliteJobStore::LoadJobs() {
     }
     if (rc != SQLITE_DONE) return Error("reading results");
   }
-  return assembler.Finish();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<StoredReport>> SqliteJobStore::LoadReports(absl::string_view job_id) {

@@ -4,6 +4,7 @@
 #ifndef MOECAP_COORDINATOR_SQLITE_JOB_STORE_H_
 #define MOECAP_COORDINATOR_SQLITE_JOB_STORE_H_
 
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,6 +43,7 @@ class SqliteJobStore final : public JobStore {
 
   absl::Status ApplyAll(absl::Span<const JobWrite> writes) override;
   absl::StatusOr<std::vector<StoredJob>> LoadJobs() override;
+  absl::StatusOr<std::optional<StoredJob>> LoadJob(absl::string_view job_id) override;
   absl::StatusOr<std::vector<StoredReport>> LoadReports(absl::string_view job_id) override;
 
  private:
@@ -59,12 +61,20 @@ class SqliteJobStore final : public JobStore {
     kSelectTransitions,
     kSelectResults,
     kSelectReports,
+    kSelectJob,
+    kSelectJobPoints,
+    kSelectJobTransitions,
+    kSelectJobResults,
     kNumStatements,
   };
 
   explicit SqliteJobStore(sqlite3* db) : db_(db) {}
   absl::Status Prepare();
   absl::Status ApplyLocked(const JobWrite& write) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads the rows the four statements select (jobs, points, transitions, results; with
+  // `job_id` bound as ?1 when given) into `assembler`.
+  absl::Status ReadRows(const std::array<Statement, 4>& statements, const std::string* job_id,
+                        JobAssembler& assembler) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Error(absl::string_view what) const;
   sqlite3_stmt* Stmt(Statement s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -319,6 +319,79 @@ TEST_F(JobManagerTest, RunsAPlanPointByPointToItsResults) {
   EXPECT_EQ(watcher->events.back().job_state().transition().state(), v1::JOB_STATE_SUCCEEDED);
 }
 
+// An in-memory store that counts LoadJob calls and can be made to fail them.
+class PagingStore final : public JobStore {
+ public:
+  absl::Status ApplyAll(absl::Span<const JobWrite> writes) override {
+    return inner_.ApplyAll(writes);
+  }
+  absl::StatusOr<std::vector<StoredJob>> LoadJobs() override { return inner_.LoadJobs(); }
+  absl::StatusOr<std::optional<StoredJob>> LoadJob(absl::string_view id) override {
+    ++loads;
+    if (fail_loads) return absl::UnavailableError("database unreadable");
+    return inner_.LoadJob(id);
+  }
+  absl::StatusOr<std::vector<StoredReport>> LoadReports(absl::string_view id) override {
+    return inner_.LoadReports(id);
+  }
+  int loads = 0;
+  bool fail_loads = false;
+
+ private:
+  InMemoryJobStore inner_;
+};
+
+TEST_F(JobManagerTest, AFinishedJobIsPagedOutAndReadBackFromTheStore) {
+  auto owned = std::make_unique<PagingStore>();
+  PagingStore& store = *owned;
+  Build(std::move(owned));
+  AddAgent("a");
+  AddAgent("b");
+  const std::string id = Submit(kPlan);
+  jobs_->Tick();
+  FinishPoint(id);
+  // Running: the FULL view comes from memory.
+  EXPECT_EQ(Get(id).points(0).state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(store.loads, 0);
+  FinishPoint(id);
+
+  // Finished: listings and the BASIC view still come from memory ...
+  absl::StatusOr<v1::Job> basic = jobs_->GetJob(id, v1::JOB_VIEW_BASIC);
+  ASSERT_TRUE(basic.ok());
+  EXPECT_EQ(basic->state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(basic->labels().at("team"), "perf");
+  v1::ListJobsRequest list;
+  list.mutable_labels()->insert({"team", "perf"});
+  EXPECT_EQ(jobs_->ListJobs(list)->jobs_size(), 1);
+  EXPECT_EQ(store.loads, 0);
+  // ... and everything else from the store, whole.
+  const v1::Job full = Get(id);
+  EXPECT_EQ(store.loads, 1);
+  ASSERT_EQ(full.points_size(), 2);
+  EXPECT_TRUE(full.points(1).has_result());
+  EXPECT_EQ(History(full), (std::vector<v1::JobState>{
+                               v1::JOB_STATE_QUEUED, v1::JOB_STATE_SCHEDULED, v1::JOB_STATE_RUNNING,
+                               v1::JOB_STATE_AGGREGATING, v1::JOB_STATE_SUCCEEDED}));
+  EXPECT_EQ(full.plan().name(), "small");
+  EXPECT_EQ(jobs_->GetResults(id)->results_size(), 2);
+  EXPECT_EQ(store.loads, 2);
+  auto watcher = std::make_shared<RecordingWatcher>();
+  ASSERT_TRUE(jobs_->Watch(id, false, watcher).ok());
+  ASSERT_EQ(watcher->events.size(), 1u);
+  EXPECT_EQ(watcher->events[0].snapshot().points_size(), 2);
+  EXPECT_TRUE(watcher->ended);
+
+  // A store that cannot be read fails those calls with its reason, not with an empty job.
+  store.fail_loads = true;
+  EXPECT_EQ(jobs_->GetJob(id, v1::JOB_VIEW_FULL).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(jobs_->GetResults(id).status().code(), absl::StatusCode::kUnavailable);
+  list.set_view(v1::JOB_VIEW_FULL);
+  EXPECT_EQ(jobs_->ListJobs(list).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(jobs_->GetJob(id, v1::JOB_VIEW_BASIC).ok());
+  // Cancelling it still says it finished.
+  EXPECT_EQ(jobs_->Cancel(id, "").status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_F(JobManagerTest, AThreeAgentJobWaitsWhileATwoAgentJobRuns) {
   const std::string a = AddAgent("a");
   AddAgent("b");

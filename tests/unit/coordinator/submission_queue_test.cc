@@ -51,6 +51,9 @@ class GatedStore final : public JobStore {
     return inner_.ApplyAll(writes);
   }
   absl::StatusOr<std::vector<StoredJob>> LoadJobs() override { return inner_.LoadJobs(); }
+  absl::StatusOr<std::optional<StoredJob>> LoadJob(absl::string_view id) override {
+    return inner_.LoadJob(id);
+  }
   absl::StatusOr<std::vector<StoredReport>> LoadReports(absl::string_view id) override {
     return inner_.LoadReports(id);
   }
