@@ -40,6 +40,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -71,6 +72,9 @@ struct LoadOptions {
   // message, parsed here once (what a program using the API sends).
   std::string submit_as = "yaml";
   int channels = 8;
+  // Jobs submitted and cancelled at once (each ends CANCELLED, kept in the store), to show what
+  // finished jobs cost the coordinator's memory; 0: none.
+  int64_t finish_jobs = 0;
   bool json = false;
   double heartbeat_deadline_s = 5;
 };
@@ -161,6 +165,19 @@ nlohmann::json ToJson(const Summary& s) {
 }
 
 // CPU seconds (user + system) a process used so far; -1 when unknown.
+// Resident memory of `pid` in MiB (VmRSS), or -1.
+double ProcessRssMib(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!absl::StartsWith(line, "VmRSS:")) continue;
+    std::vector<std::string> parts = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    double kib = 0;
+    if (parts.size() >= 2 && absl::SimpleAtod(parts[1], &kib)) return kib / 1024.0;
+  }
+  return -1;
+}
+
 double ProcessCpuSeconds(pid_t pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
   std::string line;
@@ -555,6 +572,77 @@ SubmitResult RunSubmitters(Channels& channels, const LoadOptions& o,
   return r;
 }
 
+// M loops, each submitting a job and cancelling it as soon as it is accepted, until `total`
+// jobs were cancelled (or a call failed).
+struct FinishResult {
+  int64_t finished = 0;
+  int64_t errors = 0;
+  double seconds = 0;
+};
+
+FinishResult RunFinishers(Channels& channels, int loops_wanted, int64_t total,
+                          const v1::SubmitPlanRequest& request) {
+  std::atomic<int64_t> issued{0};
+  std::atomic<int64_t> finished{0};
+  std::atomic<int64_t> errors{0};
+  InFlight loops;
+  struct Loop {
+    std::unique_ptr<grpc::ClientContext> ctx;
+    v1::SubmitPlanRequest submit;
+    v1::SubmitPlanResponse submitted;
+    v1::CancelJobRequest cancel;
+    v1::CancelJobResponse cancelled;
+    size_t channel = 0;
+  };
+  const auto fresh = [](Loop* loop) {
+    loop->ctx = std::make_unique<grpc::ClientContext>();
+    loop->ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  };
+  const auto failed = [&](Loop*, const grpc::Status& s) {
+    if (errors.fetch_add(1) < 3) std::cerr << "finish: " << s.error_message() << "\n";
+    loops.Done();
+  };
+  std::function<void(Loop*)> next = [&](Loop* loop) {
+    if (issued.fetch_add(1) >= total) {
+      loops.Done();
+      return;
+    }
+    fresh(loop);
+    loop->submitted.Clear();
+    channels.jobs[loop->channel]->async()->SubmitPlan(
+        loop->ctx.get(), &loop->submit, &loop->submitted, [&, loop](grpc::Status s) {
+          if (!s.ok()) return failed(loop, s);
+          fresh(loop);
+          loop->cancel.set_job_id(loop->submitted.job_id());
+          loop->cancel.set_reason("moecap-load --finish");
+          channels.jobs[loop->channel]->async()->CancelJob(
+              loop->ctx.get(), &loop->cancel, &loop->cancelled, [&, loop](grpc::Status c) {
+                if (!c.ok()) return failed(loop, c);
+                finished.fetch_add(1);
+                next(loop);
+              });
+        });
+  };
+  std::vector<std::unique_ptr<Loop>> all;
+  for (int m = 0; m < loops_wanted; ++m) {
+    auto loop = std::make_unique<Loop>();
+    loop->submit = request;
+    loop->channel = static_cast<size_t>(m) % channels.jobs.size();
+    all.push_back(std::move(loop));
+  }
+  const Steady::time_point start = Steady::now();
+  for (auto& loop : all) {
+    loops.Add();
+    next(loop.get());
+  }
+  loops.WaitBelow(1, absl::Hours(24));
+  FinishResult r;
+  r.seconds = std::chrono::duration<double>(Steady::now() - start).count();
+  r.finished = finished.load();
+  r.errors = errors.load();
+  return r;
+}
+
 // Every job id the coordinator lists (ListJobs, pages of 1000).
 absl::StatusOr<std::set<std::string>> ListedJobIds(const std::string& target) {
   std::shared_ptr<grpc::Channel> ch =
@@ -583,7 +671,7 @@ absl::StatusOr<std::set<std::string>> ListedJobIds(const std::string& target) {
 int Run(const LoadOptions& o) {
   v1::SubmitPlanRequest submit_request;
   submit_request.set_origin("moecap-load");
-  if (o.submitters > 0) {
+  if (o.submitters > 0 || o.finish_jobs > 0) {
     std::ifstream in(o.plan_file);
     if (!in) {
       std::cerr << "--plan " << o.plan_file << ": cannot read the file\n";
@@ -722,9 +810,34 @@ int Run(const LoadOptions& o) {
     }
     if (r.latency.errors > 0 || hb.errors > 0) failed = true;
   }
+
+  // 3. Finished jobs and memory: N jobs submitted and cancelled (the agents still beating).
+  if (o.finish_jobs > 0) {
+    const auto rss = [&]() {
+      return coordinator != nullptr ? ProcessRssMib(coordinator->pid()) : -1.0;
+    };
+    const double before = rss();
+    FinishResult f =
+        RunFinishers(channels, std::max(o.submitters, 16), o.finish_jobs, submit_request);
+    const double after = rss();
+    report["finished_jobs"] = {
+        {"finished", f.finished}, {"errors", f.errors},
+        {"seconds", f.seconds},   {"rss_mib_before", before},
+        {"rss_mib_after", after}, {"finished_per_s", f.finished / f.seconds}};
+    if (!o.json) {
+      std::printf(
+          "finished %lld jobs (submitted, then cancelled) in %.1f s = %.0f/s, errors %lld; "
+          "coordinator RSS %.1f MiB before, %.1f MiB after (%+.2f KiB per job)\n",
+          static_cast<long long>(f.finished), f.seconds, f.finished / f.seconds,
+          static_cast<long long>(f.errors), before, after,
+          f.finished > 0 ? (after - before) * 1024.0 / static_cast<double>(f.finished) : 0.0);
+      std::fflush(stdout);
+    }
+    if (f.errors > 0 || f.finished < o.finish_jobs) failed = true;
+  }
   fleet.Stop();
 
-  // 3. Persistence: every accepted id is listed (after a SIGKILL and restart in spawn mode).
+  // 4. Persistence: every accepted id is listed (after a SIGKILL and restart in spawn mode).
   if (o.submitters > 0) {
     bool restarted = false;
     if (coordinator != nullptr) {
@@ -801,14 +914,19 @@ int main(int argc, char** argv) {
   app.add_option("--channels", o.channels, "gRPC channels (TCP connections) the agents share")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
+  app.add_option("--finish", o.finish_jobs,
+                 "jobs to submit and cancel at once (finished jobs, kept in the store), with the "
+                 "coordinator's RSS before and after (0: none; needs --plan)")
+      ->check(CLI::Range(int64_t{0}, int64_t{100000000}))
+      ->capture_default_str();
   app.add_flag("--json", o.json, "print the figures as one JSON object");
   CLI11_PARSE(app, argc, argv);
   if (o.target.empty() == o.coordinator_bin.empty()) {
     std::cerr << "give exactly one of --target and --coordinator-bin\n";
     return 2;
   }
-  if (o.submitters > 0 && o.plan_file.empty()) {
-    std::cerr << "--plan: needed with --submitters\n";
+  if ((o.submitters > 0 || o.finish_jobs > 0) && o.plan_file.empty()) {
+    std::cerr << "--plan: needed with --submitters and --finish\n";
     return 2;
   }
   o.agents.clear();
