@@ -65,6 +65,13 @@ absl::StatusOr<std::optional<StoredJob>> InMemoryJobStore::LoadJob(absl::string_
   return std::move(one.front());
 }
 
+absl::StatusOr<std::optional<v1::Job>> InMemoryJobStore::LoadJobHeader(absl::string_view job_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(std::string(job_id));
+  if (it == jobs_.end()) return std::nullopt;
+  return it->second.job;
+}
+
 absl::StatusOr<std::vector<StoredReport>> InMemoryJobStore::LoadReports(absl::string_view job_id) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(std::string(job_id));

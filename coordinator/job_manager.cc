@@ -72,45 +72,54 @@ void JobManager::MarkPoint(const JobEntry& e, int32_t index, Effects& fx) {
 
 void JobManager::PrepareDispatch(Effects& fx) {
   for (auto& [id, w] : fx.writes) {
-    JobEntry* e = Find(id);
+    const JobEntry* e = Find(id);
     if (e == nullptr) continue;
-    // A paged-out job's header and points are in the store already (and not in memory): only
-    // what is appended (a late report) is written.
-    if (!e->paged_out) {
-      v1::Job header = e->job;
-      header.clear_points();
-      header.clear_history();
-      header.clear_wait_reason();
-      header.clear_placement();
-      header.set_queue_position(0);
-      w.job = std::move(header);
-      for (int32_t index : fx.changed_points[id]) {
-        if (index >= 0 && index < e->job.points_size()) w.points.push_back(e->job.points(index));
-      }
+    v1::Job header = e->job;
+    header.clear_points();
+    header.clear_history();
+    header.clear_wait_reason();
+    header.clear_placement();
+    header.set_queue_position(0);
+    w.job = std::move(header);
+    for (int32_t index : fx.changed_points[id]) {
+      if (index >= 0 && index < e->job.points_size()) w.points.push_back(e->job.points(index));
     }
     if (absl::Status s = store_.Apply(w); !s.ok()) {
       spdlog::error("job {}: could not persist a change: {}", id, s.ToString());
-      continue;  // kept whole in memory: the store lacks this change
+      continue;  // kept in memory: the store lacks this change
     }
-    PageOutIfFinished(*e);
+    PageOutIfFinished(id);
   }
   out_mu_.Lock();
 }
 
-void JobManager::PageOutIfFinished(JobEntry& e) {
-  if (e.paged_out || !IsTerminal(e.job.state()) || e.attempt.has_value()) return;
-  e.job = JobInView(e.job, v1::JOB_VIEW_BASIC);
-  e.paged_out = true;
+void JobManager::PageOutIfFinished(const std::string& job_id) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return;
+  const JobEntry& e = it->second;
+  if (!IsTerminal(e.job.state()) || e.attempt.has_value()) return;
+  finished_[job_id] = FinishedJob{e.seq, e.job.state()};
+  jobs_.erase(it);
 }
 
-absl::StatusOr<v1::Job> JobManager::FullJob(const JobEntry& e) const {
-  if (!e.paged_out) return e.job;
-  MOECAP_ASSIGN_OR_RETURN(std::optional<StoredJob> stored, store_.LoadJob(e.job.id()));
-  if (!stored.has_value()) {
+const JobManager::FinishedJob* JobManager::FindFinished(absl::string_view job_id) const {
+  auto it = finished_.find(job_id);
+  return it == finished_.end() ? nullptr : &it->second;
+}
+
+absl::StatusOr<v1::Job> JobManager::ReadFinished(absl::string_view job_id, v1::JobView view) const {
+  const auto missing = [&] {
     return absl::DataLossError(
-        absl::StrCat("job '", e.job.id(), "' is finished but no longer in the job database"));
+        absl::StrCat("job '", job_id, "' is finished but no longer in the job database"));
+  };
+  if (view == v1::JOB_VIEW_FULL) {
+    MOECAP_ASSIGN_OR_RETURN(std::optional<StoredJob> stored, store_.LoadJob(job_id));
+    if (!stored.has_value()) return missing();
+    return std::move(stored->job);
   }
-  return std::move(stored->job);
+  MOECAP_ASSIGN_OR_RETURN(std::optional<v1::Job> header, store_.LoadJobHeader(job_id));
+  if (!header.has_value()) return missing();
+  return JobInView(*header, view);
 }
 
 void JobManager::Dispatch(Effects& fx) {
@@ -545,7 +554,14 @@ v1::Job JobManager::View(const JobEntry& e, v1::JobView view) const {
 absl::StatusOr<std::pair<JobManager::JobEntry*, AttemptNode*>> JobManager::CurrentAttempt(
     absl::string_view agent_id, absl::string_view job_id, int32_t point_index, int32_t attempt) {
   JobEntry* e = Find(job_id);
-  if (e == nullptr) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
+  if (e == nullptr) {
+    if (const FinishedJob* f = FindFinished(job_id); f != nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", job_id, " point ", point_index, " attempt ", attempt,
+                       " is not current (the job is ", StateWord(f->state), "): report refused"));
+    }
+    return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
+  }
   if (!e->attempt.has_value() || e->attempt->point_index != point_index ||
       e->attempt->attempt != attempt) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -651,10 +667,9 @@ std::vector<absl::StatusOr<v1::Job>> JobManager::SubmitAll(
 
 absl::StatusOr<v1::Job> JobManager::GetJob(absl::string_view job_id, v1::JobView view) const {
   absl::MutexLock lock(&mu_);
-  const JobEntry* e = Find(job_id);
-  if (e == nullptr) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
-  if (view != v1::JOB_VIEW_FULL) return View(*e, view);
-  return FullJob(*e);
+  if (const JobEntry* e = Find(job_id); e != nullptr) return View(*e, view);
+  if (FindFinished(job_id) != nullptr) return ReadFinished(job_id, view);
+  return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
 }
 
 absl::StatusOr<v1::ListJobsResponse> JobManager::ListJobs(
@@ -665,16 +680,27 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::ListJobs(
   for (auto it = by_seq_.lower_bound(page.before); it != by_seq_.begin();) {
     --it;
     const JobEntry* e = Find(it->second);
-    if (e == nullptr || !MatchesFilters(e->job, request)) continue;
+    const FinishedJob* f = e == nullptr ? FindFinished(it->second) : nullptr;
+    if (e == nullptr && f == nullptr) continue;
+    if (e != nullptr && !MatchesFilters(e->job, request)) continue;
+    // A finished job: the state filter from memory first; its labels need the stored job.
+    if (f != nullptr && request.states_size() > 0 &&
+        std::find(request.states().begin(), request.states().end(), f->state) ==
+            request.states().end()) {
+      continue;
+    }
+    v1::Job job;
+    if (e != nullptr) {
+      job = JobInView(e->job, request.view());
+    } else {
+      MOECAP_ASSIGN_OR_RETURN(job, ReadFinished(it->second, request.view()));
+      if (!MatchesFilters(job, request)) continue;
+    }
     if (response.jobs_size() == page.page_size) {
-      response.set_next_page_token(absl::StrCat(e->seq + 1));
+      response.set_next_page_token(absl::StrCat(it->first + 1));
       break;
     }
-    if (request.view() == v1::JOB_VIEW_FULL) {
-      MOECAP_ASSIGN_OR_RETURN(*response.add_jobs(), FullJob(*e));
-    } else {
-      *response.add_jobs() = JobInView(e->job, request.view());
-    }
+    *response.add_jobs() = std::move(job);
   }
   return response;
 }
@@ -683,7 +709,12 @@ absl::StatusOr<v1::Job> JobManager::Cancel(absl::string_view job_id, absl::strin
   absl::StatusOr<v1::Job> out;
   Commit([&](Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     JobEntry* e = Find(job_id);
-    if (e == nullptr) {
+    const FinishedJob* finished = FindFinished(job_id);
+    if (finished != nullptr) {
+      out = absl::FailedPreconditionError(absl::StrCat("job ", job_id, " already finished (",
+                                                       StateWord(finished->state),
+                                                       "); nothing to cancel"));
+    } else if (e == nullptr) {
       out = absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
     } else if (IsTerminal(e->job.state())) {
       out = absl::FailedPreconditionError(absl::StrCat("job ", job_id, " already finished (",
@@ -703,9 +734,11 @@ absl::StatusOr<v1::Job> JobManager::Cancel(absl::string_view job_id, absl::strin
 
 absl::StatusOr<v1::GetResultsResponse> JobManager::GetResults(absl::string_view job_id) const {
   absl::MutexLock lock(&mu_);
-  const JobEntry* e = Find(job_id);
-  if (e == nullptr) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
-  MOECAP_ASSIGN_OR_RETURN(const v1::Job job, FullJob(*e));
+  if (const JobEntry* e = Find(job_id); e != nullptr) return ResultsOf(e->job);
+  if (FindFinished(job_id) == nullptr) {
+    return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
+  }
+  MOECAP_ASSIGN_OR_RETURN(const v1::Job job, ReadFinished(job_id, v1::JOB_VIEW_FULL));
   return ResultsOf(job);
 }
 
@@ -717,10 +750,17 @@ absl::StatusOr<JobEventHub::SubscriptionId> JobManager::Watch(
   {
     absl::MutexLock lock(&mu_);
     const JobEntry* e = Find(job_id);
-    if (e == nullptr) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
     snapshot = Event(clock_.Now());
-    MOECAP_ASSIGN_OR_RETURN(*snapshot.mutable_snapshot(), FullJob(*e));
-    terminal = IsTerminal(e->job.state());
+    if (e != nullptr) {
+      *snapshot.mutable_snapshot() = View(*e, v1::JOB_VIEW_FULL);
+      terminal = IsTerminal(e->job.state());
+    } else if (FindFinished(job_id) != nullptr) {
+      MOECAP_ASSIGN_OR_RETURN(*snapshot.mutable_snapshot(),
+                              ReadFinished(job_id, v1::JOB_VIEW_FULL));
+      terminal = true;
+    } else {
+      return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
+    }
     // Events already committed are in the snapshot; later ones wait for out_mu_.
     out_mu_.Lock();
   }
@@ -1019,6 +1059,7 @@ JobStats JobManager::Stats() const {
   const absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);
   for (const auto& [id, e] : jobs_) ++stats.by_state[e.job.state()];
+  for (const auto& [id, f] : finished_) ++stats.by_state[f.state];
   stats.queue_depth = static_cast<int>(queue_.size());
   stats.waiting_by_why = {{"needs_agents", 0}, {"agents_busy", 0}, {"behind_job", 0}};
   for (const auto& [key, id] : queue_) {

@@ -29,10 +29,11 @@
 // given new work until they say they stopped (a ReportFailure for the attempt, or a heartbeat
 // that no longer names it).
 //
-// Memory: a finished job is paged out once its last change is in the store. Its entry keeps the
-// BASIC view (state, name, labels, times: what listings and filters read); the FULL view and the
-// results are read back from the store when asked for, so the coordinator's memory grows with
-// the jobs queued and running, not with every job it ever ran.
+// Memory: a finished job leaves memory once its last change is in the store; only its id,
+// submission order and final state stay (a few dozen bytes, for listings, filters, metrics and
+// the answers to late reports). Its views, results and watch snapshots are read back from the
+// store when asked for, so the coordinator's memory grows with the jobs queued and running, not
+// with the jobs it ever ran.
 //
 // Thread-safe: one mutex for the state; store writes happen under it (in order); messages to
 // agents and watchers go out after it is released, in commit order.
@@ -51,6 +52,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -168,8 +170,11 @@ class JobManager {
     std::vector<NodePlacement> gang;                // empty unless placed
     std::optional<Attempt> attempt;
     int interruptions = 0;
-    // Finished and stored: `job` holds only its BASIC view (FullJob reads the rest back).
-    bool paged_out = false;
+  };
+  // What stays of a finished job (the rest is in the store).
+  struct FinishedJob {
+    int64_t seq = 0;
+    v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
   };
   // Everything a change does besides the in-memory state, applied in order by Commit.
   struct Effects {
@@ -253,10 +258,13 @@ class JobManager {
                                                                     int32_t attempt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   JobEntry* Find(absl::string_view job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The job's FULL view: from memory, or from the store for a paged-out job.
-  absl::StatusOr<v1::Job> FullJob(const JobEntry& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A finished job's entry drops to its BASIC view (its FULL view is in the store).
-  void PageOutIfFinished(JobEntry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const FinishedJob* FindFinished(absl::string_view job_id) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A finished job, read back from the store: `view` FULL assembles it whole, else its header.
+  absl::StatusOr<v1::Job> ReadFinished(absl::string_view job_id, v1::JobView view) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A finished, stored job leaves memory but for its FinishedJob.
+  void PageOutIfFinished(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const JobEntry* Find(absl::string_view job_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Job View(const JobEntry& e, v1::JobView view) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateQueuePositions() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -282,7 +290,8 @@ class JobManager {
   std::map<std::string, JobEntry> jobs_ ABSL_GUARDED_BY(mu_);
   // QUEUED jobs in scheduling order: (-priority, seq) -> id.
   std::map<std::pair<int32_t, int64_t>, std::string> queue_ ABSL_GUARDED_BY(mu_);
-  std::map<int64_t, std::string> by_seq_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, std::string> by_seq_ ABSL_GUARDED_BY(mu_);  // every job, active or finished
+  absl::flat_hash_map<std::string, FinishedJob> finished_ ABSL_GUARDED_BY(mu_);
   int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t queue_version_ ABSL_GUARDED_BY(mu_) = 0;
   ScheduleInputs last_schedule_inputs_ ABSL_GUARDED_BY(mu_){-1, -1, -1};

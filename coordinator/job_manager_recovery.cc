@@ -36,7 +36,7 @@ absl::Status JobManager::Recover() {
       }
       const v1::JobState state = e.job.state();
       if (IsTerminal(state)) {
-        PageOutIfFinished(e);
+        PageOutIfFinished(id);  // after its results went to the metrics above
         continue;
       }
       if (state == v1::JOB_STATE_QUEUED) {
@@ -78,7 +78,7 @@ absl::Status JobManager::Recover() {
     spdlog::info(
         "recovered {} jobs from the store: {} queued, {} interrupted and requeued, {} "
         "failed after a second interruption",
-        jobs_.size(), queue_.size(), requeued, failed);
+        jobs_.size() + finished_.size(), queue_.size(), requeued, failed);
   });
   return absl::OkStatus();
 }

@@ -75,6 +75,9 @@ class JobStore {
   // One job, assembled as LoadJobs does; nullopt when the store has none of that id. The
   // JobManager pages finished jobs in with it.
   virtual absl::StatusOr<std::optional<StoredJob>> LoadJob(absl::string_view job_id) = 0;
+  // A job's own row, as its last write left it: the job without points and history; nullopt
+  // when the store has none of that id.
+  virtual absl::StatusOr<std::optional<v1::Job>> LoadJobHeader(absl::string_view job_id) = 0;
   // The reports of a job, in arrival order.
   virtual absl::StatusOr<std::vector<StoredReport>> LoadReports(absl::string_view job_id) = 0;
 };

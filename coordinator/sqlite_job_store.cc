@@ -311,6 +311,20 @@ absl::StatusOr<std::optional<StoredJob>> SqliteJobStore::LoadJob(absl::string_vi
   return std::move(one.front());
 }
 
+absl::StatusOr<std::optional<v1::Job>> SqliteJobStore::LoadJobHeader(absl::string_view job_id) {
+  absl::MutexLock lock(&mu_);
+  StatementUse use(Stmt(kSelectJob));
+  BindText(use.get(), 1, std::string(job_id));
+  const int rc = sqlite3_step(use.get());
+  if (rc == SQLITE_DONE) return std::nullopt;
+  if (rc != SQLITE_ROW) return Error("reading a job");
+  v1::Job job;
+  if (!job.ParseFromString(ColumnBlob(use.get(), 1))) {
+    return absl::DataLossError("job database: a job row does not parse");
+  }
+  return job;
+}
+
 absl::Status SqliteJobStore::ReadRows(const std::array<Statement, 4>& statements,
                                       const std::string* job_id, JobAssembler& assembler) {
   const auto bind = [&](StatementUse& use) {

@@ -44,6 +44,7 @@ class SqliteJobStore final : public JobStore {
   absl::Status ApplyAll(absl::Span<const JobWrite> writes) override;
   absl::StatusOr<std::vector<StoredJob>> LoadJobs() override;
   absl::StatusOr<std::optional<StoredJob>> LoadJob(absl::string_view job_id) override;
+  absl::StatusOr<std::optional<v1::Job>> LoadJobHeader(absl::string_view job_id) override;
   absl::StatusOr<std::vector<StoredReport>> LoadReports(absl::string_view job_id) override;
 
  private:

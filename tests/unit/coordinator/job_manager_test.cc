@@ -3,6 +3,7 @@
 // retries, deadlines, late and duplicate reports, and reload after a restart (SQLite).
 #include "coordinator/job_manager.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@ namespace moecap::coordinator {
 namespace {
 
 using testing::CpuAgent;
+using ::testing::HasSubstr;
 using testing::Phase;
 
 // Two CPU agents, one rank each; two points (batch 1 and 8).
@@ -319,7 +321,7 @@ TEST_F(JobManagerTest, RunsAPlanPointByPointToItsResults) {
   EXPECT_EQ(watcher->events.back().job_state().transition().state(), v1::JOB_STATE_SUCCEEDED);
 }
 
-// An in-memory store that counts LoadJob calls and can be made to fail them.
+// An in-memory store that counts the reads of single jobs and can be made to fail them.
 class PagingStore final : public JobStore {
  public:
   absl::Status ApplyAll(absl::Span<const JobWrite> writes) override {
@@ -331,40 +333,49 @@ class PagingStore final : public JobStore {
     if (fail_loads) return absl::UnavailableError("database unreadable");
     return inner_.LoadJob(id);
   }
+  absl::StatusOr<std::optional<v1::Job>> LoadJobHeader(absl::string_view id) override {
+    ++header_loads;
+    if (fail_loads) return absl::UnavailableError("database unreadable");
+    return inner_.LoadJobHeader(id);
+  }
   absl::StatusOr<std::vector<StoredReport>> LoadReports(absl::string_view id) override {
     return inner_.LoadReports(id);
   }
   int loads = 0;
+  int header_loads = 0;
   bool fail_loads = false;
 
  private:
   InMemoryJobStore inner_;
 };
 
-TEST_F(JobManagerTest, AFinishedJobIsPagedOutAndReadBackFromTheStore) {
+TEST_F(JobManagerTest, AFinishedJobLeavesMemoryAndIsReadBackFromTheStore) {
   auto owned = std::make_unique<PagingStore>();
   PagingStore& store = *owned;
   Build(std::move(owned));
   AddAgent("a");
   AddAgent("b");
   const std::string id = Submit(kPlan);
+  std::string infra = PlanWith(2, "[1]");
+  infra.replace(infra.find("team: perf"), 10, "team: infra");
+  const std::string other = Submit(infra);
   jobs_->Tick();
   FinishPoint(id);
-  // Running: the FULL view comes from memory.
+  // Running: every view comes from memory.
   EXPECT_EQ(Get(id).points(0).state(), v1::JOB_STATE_SUCCEEDED);
-  EXPECT_EQ(store.loads, 0);
+  EXPECT_EQ(jobs_->GetJob(id, v1::JOB_VIEW_BASIC)->state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(store.loads + store.header_loads, 0);
   FinishPoint(id);
 
-  // Finished: listings and the BASIC view still come from memory ...
+  // Finished: its views come from the store, the BASIC one from the job's own row ...
   absl::StatusOr<v1::Job> basic = jobs_->GetJob(id, v1::JOB_VIEW_BASIC);
-  ASSERT_TRUE(basic.ok());
+  ASSERT_TRUE(basic.ok()) << basic.status();
   EXPECT_EQ(basic->state(), v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(basic->labels().at("team"), "perf");
-  v1::ListJobsRequest list;
-  list.mutable_labels()->insert({"team", "perf"});
-  EXPECT_EQ(jobs_->ListJobs(list)->jobs_size(), 1);
+  EXPECT_FALSE(basic->has_plan());
+  EXPECT_EQ(store.header_loads, 1);
   EXPECT_EQ(store.loads, 0);
-  // ... and everything else from the store, whole.
+  // ... the FULL one and the results whole.
   const v1::Job full = Get(id);
   EXPECT_EQ(store.loads, 1);
   ASSERT_EQ(full.points_size(), 2);
@@ -374,22 +385,51 @@ TEST_F(JobManagerTest, AFinishedJobIsPagedOutAndReadBackFromTheStore) {
                                v1::JOB_STATE_AGGREGATING, v1::JOB_STATE_SUCCEEDED}));
   EXPECT_EQ(full.plan().name(), "small");
   EXPECT_EQ(jobs_->GetResults(id)->results_size(), 2);
-  EXPECT_EQ(store.loads, 2);
   auto watcher = std::make_shared<RecordingWatcher>();
   ASSERT_TRUE(jobs_->Watch(id, false, watcher).ok());
   ASSERT_EQ(watcher->events.size(), 1u);
   EXPECT_EQ(watcher->events[0].snapshot().points_size(), 2);
   EXPECT_TRUE(watcher->ended);
 
-  // A store that cannot be read fails those calls with its reason, not with an empty job.
+  // Listings mix the finished job (from the store) and the running one (from memory), newest
+  // first; a state filter skips the finished job without reading it, a label filter reads it.
+  jobs_->Tick();
+  v1::ListJobsRequest list;
+  absl::StatusOr<v1::ListJobsResponse> all = jobs_->ListJobs(list);
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->jobs_size(), 2);
+  EXPECT_EQ(all->jobs(0).id(), other);
+  EXPECT_EQ(all->jobs(1).id(), id);
+  EXPECT_EQ(all->jobs(1).state(), v1::JOB_STATE_SUCCEEDED);
+  const int header_loads = store.header_loads;
+  list.add_states(v1::JOB_STATE_SCHEDULED);
+  ASSERT_EQ(jobs_->ListJobs(list)->jobs_size(), 1);
+  EXPECT_EQ(store.header_loads, header_loads);
+  list.clear_states();
+  list.mutable_labels()->insert({"team", "perf"});
+  ASSERT_EQ(jobs_->ListJobs(list)->jobs_size(), 1);
+  EXPECT_EQ(jobs_->ListJobs(list)->jobs(0).id(), id);
+  EXPECT_EQ(jobs_->Stats().by_state.at(v1::JOB_STATE_SUCCEEDED), 1);
+
+  // Late reports for it are refused as not current (not as an unknown job), and cancelling
+  // it says it finished.
+  v1::NodeReport late;
+  late.set_agent_id(ids_["a"]);
+  late.set_job_id(id);
+  late.set_point_index(1);
+  late.set_attempt(1);
+  const absl::Status refused = jobs_->ReportNode(late);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("the job is succeeded"));
+  EXPECT_EQ(jobs_->Cancel(id, "").status().code(), absl::StatusCode::kFailedPrecondition);
+
+  // A store that cannot be read fails those reads with its reason, not with an empty job.
   store.fail_loads = true;
   EXPECT_EQ(jobs_->GetJob(id, v1::JOB_VIEW_FULL).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(jobs_->GetJob(id, v1::JOB_VIEW_BASIC).status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(jobs_->GetResults(id).status().code(), absl::StatusCode::kUnavailable);
-  list.set_view(v1::JOB_VIEW_FULL);
   EXPECT_EQ(jobs_->ListJobs(list).status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_TRUE(jobs_->GetJob(id, v1::JOB_VIEW_BASIC).ok());
-  // Cancelling it still says it finished.
-  EXPECT_EQ(jobs_->Cancel(id, "").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(jobs_->GetJob(other, v1::JOB_VIEW_FULL).ok());  // a running job needs no read
 }
 
 TEST_F(JobManagerTest, AThreeAgentJobWaitsWhileATwoAgentJobRuns) {

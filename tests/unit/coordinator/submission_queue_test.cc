@@ -54,6 +54,9 @@ class GatedStore final : public JobStore {
   absl::StatusOr<std::optional<StoredJob>> LoadJob(absl::string_view id) override {
     return inner_.LoadJob(id);
   }
+  absl::StatusOr<std::optional<v1::Job>> LoadJobHeader(absl::string_view id) override {
+    return inner_.LoadJobHeader(id);
+  }
   absl::StatusOr<std::vector<StoredReport>> LoadReports(absl::string_view id) override {
     return inner_.LoadReports(id);
   }
