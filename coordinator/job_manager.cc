@@ -222,11 +222,11 @@ void JobManager::Dequeue(const JobEntry& e) {
   if (queue_.erase({-e.job.priority(), e.seq}) > 0) ++queue_version_;
 }
 
-void JobManager::UpdateQueuePositions() {
-  int position = 1;
-  for (const auto& [key, id] : queue_) {
-    if (JobEntry* e = Find(id); e != nullptr) e->job.set_queue_position(position++);
-  }
+int32_t JobManager::QueuePosition(const JobEntry& e) const {
+  auto it = queue_.find({-e.job.priority(), e.seq});
+  if (it == queue_.end()) return 0;
+  // Counted from the back: new jobs, the ones shown most (newest first), are there.
+  return static_cast<int32_t>(queue_.size() - std::distance(it, queue_.end()) + 1);
 }
 
 void JobManager::Schedule(Effects& fx) {
@@ -272,7 +272,6 @@ void JobManager::Schedule(Effects& fx) {
     *event.mutable_placement() = verdict;
     fx.events.emplace_back(id, std::move(event), false);
   }
-  UpdateQueuePositions();
 }
 
 void JobManager::StartJob(JobEntry& e, const Placement& placement, Effects& fx) {
@@ -548,7 +547,9 @@ const JobManager::JobEntry* JobManager::Find(absl::string_view job_id) const {
 }
 
 v1::Job JobManager::View(const JobEntry& e, v1::JobView view) const {
-  return JobInView(e.job, view);
+  v1::Job out = JobInView(e.job, view);
+  if (out.state() == v1::JOB_STATE_QUEUED) out.set_queue_position(QueuePosition(e));
+  return out;
 }
 
 absl::StatusOr<std::pair<JobManager::JobEntry*, AttemptNode*>> JobManager::CurrentAttempt(
@@ -643,21 +644,11 @@ std::vector<absl::StatusOr<v1::Job>> JobManager::SubmitAll(
       }
       return;
     }
-    const size_t queued_before = queue_.size();
-    bool all_last = true;
     for (const std::string& id : ids) {
       JobEntry& e = jobs_[id];
       by_seq_[e.seq] = id;
       Enqueue(e);
-      all_last = all_last && std::prev(queue_.end())->second == id;
       if (metrics_ != nullptr) metrics_->JobSubmitted();
-    }
-    // Usually the jobs go last: only their own positions are new (a full pass is O(queue)).
-    if (all_last) {
-      int32_t position = static_cast<int32_t>(queued_before);
-      for (const std::string& id : ids) jobs_[id].job.set_queue_position(++position);
-    } else {
-      UpdateQueuePositions();
     }
     for (size_t k = 0; k < ids.size(); ++k)
       out[to_queue[k]] = View(jobs_[ids[k]], v1::JOB_VIEW_FULL);
@@ -691,7 +682,7 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::ListJobs(
     }
     v1::Job job;
     if (e != nullptr) {
-      job = JobInView(e->job, request.view());
+      job = View(*e, request.view());
     } else {
       MOECAP_ASSIGN_OR_RETURN(job, ReadFinished(it->second, request.view()));
       if (!MatchesFilters(job, request)) continue;
@@ -725,7 +716,6 @@ absl::StatusOr<v1::Job> JobManager::Cancel(absl::string_view job_id, absl::strin
           reason.empty() ? std::string("cancelled") : absl::StrCat("cancelled: ", reason);
       StopAttemptAndReleaseGang(*e, why, {}, fx);
       FailJob(*e, v1::JOB_STATE_CANCELLED, why, fx);
-      UpdateQueuePositions();
       out = View(*e, v1::JOB_VIEW_BASIC);
     }
   });
@@ -814,7 +804,6 @@ void JobManager::OnStreamClosed(absl::string_view agent_id) {
     if (a.peer_failures.empty()) return;
     if (std::optional<std::string> cause = SuspectCause(*e); cause.has_value()) {
       FailWithCause(*e, *cause, "", fx);
-      UpdateQueuePositions();
     }
   });
 }
@@ -834,7 +823,6 @@ void JobManager::OnAgentLoss(const AgentLoss& loss) {
       SetJobState(*e, v1::JOB_STATE_QUEUED, absl::StrCat(loss.reason, "; requeued"), fx);
       Enqueue(*e);
     }
-    UpdateQueuePositions();
   });
 }
 
@@ -999,13 +987,11 @@ absl::Status JobManager::ReportFailure(const v1::ReportFailureRequest& request) 
       std::set<std::string> stopped;
       if (agent_stopped) stopped.insert(request.agent_id());
       FailAttempt(e, reason, request.kind(), request.retryable(), stopped, fx);
-      UpdateQueuePositions();
       return absl::OkStatus();
     }
     a.peer_failures.push_back({request.agent_id(), reason, agent_stopped});
     if (std::optional<std::string> cause = SuspectCause(e); cause.has_value()) {
       FailWithCause(e, *cause, "", fx);
-      UpdateQueuePositions();
     } else if (a.peer_failures.size() == 1) {
       a.root_cause_deadline = clock_.Now() + options_.root_cause_wait;
       spdlog::info("job {}: {}; waiting up to {} for a lost peer before failing the point",

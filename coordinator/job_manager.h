@@ -267,7 +267,9 @@ class JobManager {
   void PageOutIfFinished(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const JobEntry* Find(absl::string_view job_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Job View(const JobEntry& e, v1::JobView view) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void UpdateQueuePositions() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // 1-based place in the queue, 0 when not queued: computed when a job is viewed (stored per
+  // job, every cancel or start would renumber the whole queue).
+  int32_t QueuePosition(const JobEntry& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Schedule(Effects& fx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string PointName(const JobEntry& e, int32_t index) const;
 

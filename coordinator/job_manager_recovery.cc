@@ -74,7 +74,6 @@ absl::Status JobManager::Recover() {
         ++failed;
       }
     }
-    UpdateQueuePositions();
     spdlog::info(
         "recovered {} jobs from the store: {} queued, {} interrupted and requeued, {} "
         "failed after a second interruption",
