@@ -227,7 +227,9 @@ Counts CountDecoderStep(const ModelSpec& stack, const Precision& precision, Pass
     whole = CountPrefillPass(stack, precision, pass);
   }
   Counts out;
-  for (Term t : {Term::kAttention, Term::kKvCache, Term::kAttentionScores}) out[t] = whole[t];
+  for (Term t : {Term::kAttention, Term::kDenseFfn, Term::kKvCache, Term::kAttentionScores}) {
+    out[t] = whole[t];
+  }
   if (lm_head) out[Term::kLmHead] = whole[Term::kLmHead];
   return out;
 }

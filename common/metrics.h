@@ -153,7 +153,8 @@ Counts CountMixedPass(const ModelSpec& model, const Precision& precision, const 
 // The parts of one step of a stack of decoder layers beside its MoE blocks (`stack`: the model as
 // StackModel gives it): `sequences` sequences of `new_tokens` new tokens each after `cached` cached
 // entries each (a decode step at context c: 1 after c − 1). The attention weights' bytes and
-// FLOPs, the KV-cache bytes and the score FLOPs, and with `lm_head` the LM head's (its weights and
+// FLOPs, the dense-FFN layers' (where the stack has them), the KV-cache bytes and the score
+// FLOPs, and with `lm_head` the LM head's (its weights and
 // the logits of each sequence's last position), exactly as CountDecodePass / CountPrefillPass
 // count them for those sequences; every other term 0. Additive over disjoint sets of sequences
 // but for the weight bytes, which a pass reads once.

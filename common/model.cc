@@ -196,12 +196,35 @@ bool IsSlidingLayer(const ModelSpec& model, int64_t layer) {
   return ceil_div((layer + 1) * s) > ceil_div(layer * s);
 }
 
-ModelSpec StackModel(const ModelSpec& model, int64_t layers) {
+bool IsDenseModelLayer(const ModelSpec& model, int64_t layer) {
+  if (model.moe_layer_step > 1) return (layer + 1) % model.moe_layer_step != 0;
+  return layer < model.dense_layers;
+}
+
+std::vector<bool> StackDenseLayers(const ModelSpec& model, int64_t moe_layers,
+                                   int64_t dense_layers) {
+  std::vector<bool> dense;
+  int64_t left[2] = {moe_layers, dense_layers};  // by kind: MoE, dense
+  for (int64_t l = 0; l < model.layers && left[0] + left[1] > 0; ++l) {
+    const bool is_dense = IsDenseModelLayer(model, l);
+    if (left[is_dense] == 0) continue;
+    --left[is_dense];
+    dense.push_back(is_dense);
+  }
+  // A stack deeper than the model (a workload may stack more MoE layers than it has) ends with
+  // what is left.
+  dense.insert(dense.end(), static_cast<size_t>(left[0]), false);
+  dense.insert(dense.end(), static_cast<size_t>(left[1]), true);
+  return dense;
+}
+
+ModelSpec StackModel(const ModelSpec& model, int64_t moe_layers, int64_t dense_layers) {
   ModelSpec stack = model;
+  const int64_t layers = moe_layers + dense_layers;
   int64_t sliding = 0;
   for (int64_t l = 0; l < layers; ++l) sliding += IsSlidingLayer(model, l) ? 1 : 0;
   stack.layers = layers;
-  stack.dense_layers = 0;
+  stack.dense_layers = dense_layers;
   stack.moe_layer_step = 1;
   stack.sliding_window_layers = sliding;
   if (sliding == 0) stack.sliding_window = 0;

@@ -97,10 +97,24 @@ ModelSpec ScaledModel(const ModelSpec& model, int64_t scale);
 // ceil((i + 1)·S / L) > ceil(i·S / L) (gpt-oss: the even layers, as its layer_types say).
 bool IsSlidingLayer(const ModelSpec& model, int64_t layer);
 
-// The model as a workload's stack of `layers` decoder layers runs it: L = layers, every one an
-// MoE layer, the sliding ones those IsSlidingLayer picks among the first `layers`. Counting a
-// pass of it (CountPrefillStep, CountMeanDecodeStep) gives what the stack must move and compute.
-ModelSpec StackModel(const ModelSpec& model, int64_t layers);
+// Whether layer `layer` (0-based) of `model` has a dense FFN in place of an MoE block: the first
+// dense_layers (DeepSeek's first_k_dense_replace), or, with moe_layer_step s > 1, those with
+// (layer + 1) % s != 0 (Llama-4's interleaving).
+bool IsDenseModelLayer(const ModelSpec& model, int64_t layer);
+
+// Which layers of a workload's stack of `moe_layers` MoE layers and `dense_layers` dense ones
+// (dense_layers <= model.dense_layers) are dense, in the order the model has them: its layers
+// are walked from the first, each taken while its kind's count is not used up (DeepSeek-V3 with
+// 1 dense and 2 MoE: dense, MoE, MoE; Llama-4 with 1 and 2: dense, MoE, MoE). Entry i: stack
+// layer i.
+std::vector<bool> StackDenseLayers(const ModelSpec& model, int64_t moe_layers,
+                                   int64_t dense_layers);
+
+// The model as a workload's stack of `moe_layers` MoE layers and `dense_layers` dense-FFN layers
+// runs it: L = moe_layers + dense_layers, L_dense = dense_layers, the sliding ones those
+// IsSlidingLayer picks among the first L. Counting a pass of it (CountPrefillStep,
+// CountMeanDecodeStep) gives what the stack must move and compute.
+ModelSpec StackModel(const ModelSpec& model, int64_t moe_layers, int64_t dense_layers = 0);
 
 // Parameter counts of METRICS.md, "Parameters counted".
 int64_t AttentionParamsPerLayer(const ModelSpec& model);  // P_attn

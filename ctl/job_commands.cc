@@ -148,12 +148,17 @@ class WatchPrinter {
   void Result(const v1::PointResult& r) {
     std::vector<std::string> parts;
     for (const v1::PhaseResult& ph : r.phases()) {
-      // Decoder layers split the step: attention (its busiest rank) and the MoE blocks.
+      // Decoder layers split the step: attention (its busiest rank), dense FFNs where the stack has
+      // them, and the MoE blocks.
       const v1::PhaseTimes& sub = ph.sub_times();
-      const std::string split =
-          sub.has_attention() ? absl::StrCat(" (attention ", HumanSeconds(sub.attention().mean()),
-                                             ", moe ", HumanSeconds(MoeMeanSeconds(sub)), ")")
+      const std::string dense =
+          sub.has_dense_ffn() ? absl::StrCat(", dense ffn ", HumanSeconds(sub.dense_ffn().mean()))
                               : "";
+      const std::string split =
+          sub.has_attention()
+              ? absl::StrCat(" (attention ", HumanSeconds(sub.attention().mean()), dense, ", moe ",
+                             HumanSeconds(MoeMeanSeconds(sub)), ")")
+              : "";
       parts.push_back(absl::StrFormat("%s S-MBU %s S-MFU %s%s", PhaseName(ph.phase()),
                                       Percent(ph.s_mbu()), Percent(ph.s_mfu()), split));
     }

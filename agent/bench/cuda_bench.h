@@ -33,11 +33,13 @@ struct GpuPeakRequest {
 // rank.
 absl::StatusOr<Peaks> GpuPeaks(const Catalog& catalog, const GpuPeakRequest& request);
 
-// `--self-check-perf --backend cuda`: on one GPU (options.device), the probes, then a
-// Mixtral-8x7B-sized layer stack (options.model at options.scale, bf16, uniform routing) in
-// decode at batch 1, 8, 32, 64 and in prefill at one batch: counted bytes/s ÷ copy bandwidth
-// (target ≥ 0.80) and counted FLOP/s ÷ bf16 GEMM peak (target ≥ 0.70), a line per point (or
-// JSON with options.json). Returns the exit status.
+// `--self-check-perf --backend cuda`: on one GPU (options.device), the probes; decode attention
+// alone (the split-KV kernels: GQA with Mixtral-8x7B's attention shape, bf16 and fp8 KV, contexts
+// 4096 and 16384, and MLA with DeepSeek-V3's at 4096, batches 8..64: KV bytes/s ÷ copy bandwidth,
+// target ≥ 0.80); then a Mixtral-8x7B-sized layer stack (options.model at options.scale, bf16,
+// uniform routing) in decode at batch 1, 8, 32, 64 and in prefill at one batch: counted bytes/s ÷
+// copy bandwidth (target ≥ 0.80) and counted FLOP/s ÷ bf16 GEMM peak (target ≥ 0.70), a line per
+// point (or JSON with options.json). Returns the exit status.
 int RunCudaSelfCheckPerf(const SelfCheckOptions& options);
 
 }  // namespace moecap

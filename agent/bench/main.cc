@@ -47,6 +47,7 @@ struct BenchFlags {
   int64_t output_len = 256;
   std::string layer;  // empty: decoder on cpu, moe on cuda (its engine has no attention yet)
   bool lm_head = false;
+  int64_t dense_layers = 0;
   int64_t layers = 1;
   std::string dtype = "fp32";
   int iters = 20;
@@ -150,6 +151,7 @@ absl::StatusOr<WorkloadConfig> BuildConfig(const BenchFlags& f, const Catalog& c
   if (!layer.ok()) return layer.status();
   c.layer = *layer;
   c.lm_head = f.lm_head;
+  c.dense_layers = f.dense_layers;
   c.iterations = f.iters;
   c.warmup = f.warmup;
   c.seed = f.seed;
@@ -329,7 +331,8 @@ int RunBench(const BenchFlags& f, const std::string& command_line) {
     text = absl::StrCat(
         "# moecap-bench ", MOECAP_VERSION, ": ", config->model.name, " scale 1/", config->scale,
         " (d=", scaled.hidden_size, ", f_e=", scaled.expert_ffn_size, ", E=", scaled.experts,
-        ", k=", scaled.experts_per_token, "), ", config->layers, " layer(s), ",
+        ", k=", scaled.experts_per_token, "), ", config->layers, " layer(s)",
+        config->dense_layers > 0 ? absl::StrCat(" + ", config->dense_layers, " dense") : "", ", ",
         DtypeName(config->dtype), ", ", f.ranks, " rank(s) x ", environment.threads(),
         " thread(s), routing ", RoutingModeName(config->routing.mode), "\n", "# backend ",
         environment.backend(), " (", environment.library(), "), communicator ",
@@ -381,7 +384,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"moe", "decoder"}));
   app.add_flag("--lm-head", f.lm_head,
                "decoder layers: the final norm and LM head over each sequence's last position");
-  app.add_option("--layers", f.layers, "layers stacked")->capture_default_str();
+  app.add_option("--layers", f.layers, "MoE layers stacked")->capture_default_str();
+  app.add_option("--dense-layers", f.dense_layers,
+                 "decoder layers: the model's dense-FFN layers stacked too, where the model has "
+                 "them (DeepSeek's first ones, Llama-4's interleaved ones)")
+      ->capture_default_str();
   app.add_option("--dtype", f.dtype, "fp32 or bf16")->capture_default_str();
   app.add_option("--iters", f.iters, "measured steps per point")->capture_default_str();
   app.add_option("--warmup", f.warmup, "warm-up steps per point")->capture_default_str();

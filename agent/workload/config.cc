@@ -106,6 +106,16 @@ absl::Status ValidateWorkload(const WorkloadConfig& c, int world_size) {
   if (c.lm_head && c.layer != LayerKind::kDecoder) {
     return invalid("lm-head: the LM head runs after decoder layers; give layer decoder too");
   }
+  if (c.dense_layers < 0) return invalid("dense-layers ", c.dense_layers, ": must not be negative");
+  if (c.dense_layers > 0 && c.layer != LayerKind::kDecoder) {
+    return invalid(
+        "dense-layers: dense layers are decoder layers (attention, then the dense FFN); "
+        "give layer decoder too");
+  }
+  if (c.dense_layers > m.dense_layers) {
+    return invalid("dense-layers ", c.dense_layers, ": model '", m.name, "' has ", m.dense_layers,
+                   " dense-FFN layers");
+  }
   if (c.lm_head && m.vocab_size < 1) {
     return invalid("lm-head: model '", m.name, "' has no vocab_size");
   }
@@ -294,6 +304,7 @@ nlohmann::json WorkloadToJson(const WorkloadConfig& c) {
       {"phases", phases},
       {"layer", LayerKindName(c.layer)},
       {"lm_head", c.lm_head},
+      {"dense_layers", c.dense_layers},
       {"prompt_len", c.prompt_len},
       {"output_len", c.output_len},
       {"iterations", c.iterations},

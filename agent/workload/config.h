@@ -56,7 +56,11 @@ struct WorkloadConfig {
   std::vector<int64_t> batches = {1};
   std::vector<ServingPhase> phases = {ServingPhase::kDecode};
   LayerKind layer = LayerKind::kMoe;
-  bool lm_head = false;      // decoder layers: the LM head over each sequence's last position
+  bool lm_head = false;  // decoder layers: the LM head over each sequence's last position
+  // Decoder layers: the model's dense-FFN layers stacked with the `layers` MoE layers, where the
+  // model has them (StackDenseLayers: DeepSeek's first ones, Llama-4's interleaved ones); at most
+  // the model's dense_layers.
+  int64_t dense_layers = 0;
   int64_t prompt_len = 128;  // tokens per sequence in a prefill step
   // O: a decode step is timed at the mean context P + O/2 (integer division) of its sequences.
   int64_t output_len = 256;

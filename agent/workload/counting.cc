@@ -45,14 +45,15 @@ RankCounts CountRankStep(const ModelSpec& scaled, Dtype dtype, int64_t layers,
   out.comm.count_exchange = static_cast<double>(tally.count_exchange_bytes);
   if (attention != nullptr) {
     const SequenceBlock& s = attention->sequences;
-    const Counts a = CountDecoderStep(
-        StackModel(scaled, layers), precision, attention->kind, static_cast<double>(s.count),
-        static_cast<double>(s.new_tokens), static_cast<double>(s.cached), attention->lm_head);
-    for (Term t : {Term::kAttention, Term::kLmHead}) {
+    const Counts a = CountDecoderStep(StackModel(scaled, layers, attention->dense_layers),
+                                      precision, attention->kind, static_cast<double>(s.count),
+                                      static_cast<double>(s.new_tokens),
+                                      static_cast<double>(s.cached), attention->lm_head);
+    for (Term t : {Term::kAttention, Term::kDenseFfn, Term::kLmHead}) {
       out.counted[t].flops = a[t].flops;
       out.counted[t].bytes = counts_replicated ? a[t].bytes : 0;
       out.physical[t].flops = a[t].flops;
-      // A rank without sequences runs neither GEMM and reads neither's weights.
+      // A rank without sequences runs none of these GEMMs and reads none of their weights.
       out.physical[t].bytes = s.count > 0 ? a[t].bytes : 0;
     }
     for (Term t : {Term::kKvCache, Term::kAttentionScores}) {

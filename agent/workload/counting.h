@@ -44,14 +44,15 @@ struct RankCounts {
 struct AttentionShare {
   SequenceBlock sequences;
   PassKind kind = PassKind::kDecode;
-  bool lm_head = false;  // the LM head over each sequence's last position too
+  bool lm_head = false;      // the LM head over each sequence's last position too
+  int64_t dense_layers = 0;  // the stack's dense-FFN layers beside its MoE layers
 };
 
-// `counts_replicated`: whether this rank carries the replicated router, shared-expert, attention
-// and LM head weight bytes in `counted` (exactly one rank of a job must). `attention` (decoder
-// layers; null: the MoE blocks alone) adds the rank's attention FLOPs, KV-cache bytes and score
-// FLOPs (and its LM head's), as common/metrics.h's CountDecoderStep counts its sequences over the
-// stack.
+// `counts_replicated`: whether this rank carries the replicated router, shared-expert, attention,
+// dense-FFN and LM head weight bytes in `counted` (exactly one rank of a job must). `attention`
+// (decoder layers; null: the MoE blocks alone) adds the rank's attention FLOPs, KV-cache bytes and
+// score FLOPs (and its dense FFNs' and LM head's), as common/metrics.h's CountDecoderStep counts
+// its sequences over the stack.
 RankCounts CountRankStep(const ModelSpec& scaled, Dtype dtype, int64_t layers,
                          const StepTally& tally, bool counts_replicated,
                          const AttentionShare* attention = nullptr);

@@ -57,9 +57,10 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
   point.tokens = TokensPerStep(config, phase, batch);
   const Range own = RankRows(config, phase, batch, comm.rank(), comm.size());
   if (attention != nullptr) {
-    point.attention = AttentionShare{
-        RankSequences(config, phase, batch, comm.rank(), comm.size()),
-        phase == ServingPhase::kPrefill ? PassKind::kPrefill : PassKind::kDecode, config.lm_head};
+    point.attention =
+        AttentionShare{RankSequences(config, phase, batch, comm.rank(), comm.size()),
+                       phase == ServingPhase::kPrefill ? PassKind::kPrefill : PassKind::kDecode,
+                       config.lm_head, config.dense_layers};
     MOECAP_RETURN_IF_ERROR(attention->Prepare(point.attention->sequences));
   }
   const int64_t d = scaled.hidden_size;
@@ -95,7 +96,8 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
     absl::StatusOr<CheckResult> check =
         CheckAgainstReference(*reference.backend, scaled, *reference.weights, config.seed,
                               input.data(), own.count, overrides, record, output.data(), tolerance,
-                              point.attention ? &point.attention->sequences : nullptr);
+                              point.attention ? &point.attention->sequences : nullptr,
+                              reference.dense, reference.dense_at);
     if (!check.ok()) return check.status();
     point.check = *check;
     log(absl::StrCat("check ", check->passed ? "passed" : "FAILED", " (max abs ",
@@ -133,6 +135,7 @@ absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const Mod
     samples.combine.push_back(times.combine);
     if (attention != nullptr) samples.attention.push_back(times.attention);
     if (config.lm_head) samples.lm_head.push_back(times.lm_head);
+    if (config.dense_layers > 0) samples.dense_ffn.push_back(times.dense_ffn);
   }
   point.loop_seconds = Since(loop_start);
   MeasureEnergy(context, joules_before, point);
@@ -227,17 +230,29 @@ absl::StatusOr<RankResult> RunRank(const WorkloadConfig& config, const RankConte
 
   ExpertParallelMoe moe(scaled, *weights, backend, comm);
   // Decoder layers: the attention weights on every rank, the caches per point.
+  // With dense layers, at the stack layers the model has them (StackDenseLayers).
   std::optional<AttentionWeights> attention_weights;
   std::optional<AttentionStack> attention;
+  std::optional<DenseFfnLayers> dense;
+  std::vector<bool> dense_at;
   if (config.layer == LayerKind::kDecoder) {
+    const int64_t stack = config.layers + config.dense_layers;
     absl::StatusOr<AttentionWeights> generated = AttentionWeights::Generate(
-        backend, scaled, config.layers, config.dtype, config.seed, config.lm_head);
+        backend, scaled, stack, config.dtype, config.seed, config.lm_head);
     if (!generated.ok()) return fail(generated.status(), ": generating attention weights");
     attention_weights = *std::move(generated);
-    attention.emplace(scaled, *attention_weights, config.layers, config.seed, backend);
-    moe.SetAttention(&*attention);
+    attention.emplace(scaled, *attention_weights, stack, config.seed, backend);
+    if (config.dense_layers > 0) {
+      absl::StatusOr<DenseFfnLayers> dense_layers =
+          DenseFfnLayers::Generate(backend, scaled, config.dense_layers, config.dtype, config.seed);
+      if (!dense_layers.ok()) return fail(dense_layers.status(), ": generating dense layers");
+      dense = *std::move(dense_layers);
+      dense_at = StackDenseLayers(scaled, config.layers, config.dense_layers);
+    }
+    moe.SetAttention(&*attention, dense ? &*dense : nullptr, dense_at);
   }
-  const ReferenceModel reference{&backend, &*weights};
+  const ReferenceModel reference{&backend, &*weights, dense ? &*dense : nullptr,
+                                 dense ? &dense_at : nullptr};
   MOECAP_RETURN_IF_ERROR(
       RunPoints(config, context, comm, moe, attention ? &*attention : nullptr, reference, result));
   return result;

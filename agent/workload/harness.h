@@ -54,6 +54,7 @@ struct PhaseSamples {
   std::vector<double> combine;
   std::vector<double> attention;  // decoder layers
   std::vector<double> lm_head;    // decoder layers with the LM head
+  std::vector<double> dense_ffn;  // decoder stacks with dense layers
 };
 
 struct RankPointResult {
@@ -103,6 +104,9 @@ RankResult StartRankResult(const Communicator& comm, const ComputeBackend& backe
 struct ReferenceModel {
   ComputeBackend* backend = nullptr;
   const MoeWeights* weights = nullptr;
+  // Decoder stacks with dense layers: the engine's dense layers, and where they sit.
+  DenseFfnLayers* dense = nullptr;
+  const std::vector<bool>* dense_at = nullptr;
 };
 
 // Runs every point (phases × batches) of `config` on `engine`, appending to `result.points`, then

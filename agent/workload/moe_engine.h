@@ -22,6 +22,7 @@ struct PhaseTimes {
   double combine = 0;
   double attention = 0;  // decoder layers only
   double lm_head = 0;    // decoder layers with the LM head
+  double dense_ffn = 0;  // decoder stacks with dense layers: their FFNs
 };
 
 // What one rank did in one step, summed over layers. Routing is fixed within a point, so every

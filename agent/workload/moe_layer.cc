@@ -80,6 +80,7 @@ absl::Status ExpertParallelMoe::Prepare(int64_t own_tokens, int64_t global_token
     MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, *b, plan.token_rows));
   }
   if (t > 0) std::memcpy(input_.data(), input, plan.token_rows);
+  if (dense_ != nullptr) MOECAP_RETURN_IF_ERROR(dense_->Prepare(own_tokens));
   stepped_ = false;
   if (plan.act > 0) MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, act_, plan.act));
   MOECAP_RETURN_IF_ERROR(GrowBuffer(backend_, logits_, plan.logits));
@@ -108,7 +109,8 @@ absl::Status ExpertParallelMoe::Step(PhaseTimes* times, StepTally* tally, Routin
   if (tally != nullptr) *tally = StartTally(own_tokens_, layers, shape_.experts);
   if (record != nullptr) record->chosen.assign(static_cast<size_t>(layers), {});
   const float* x = input_.as<float>();
-  for (int64_t l = 0; l < layers; ++l) {
+  const int64_t stack = StackLayers();
+  for (int64_t l = 0, moe = 0, dense = 0; l < stack; ++l) {
     float* out = hidden_[l % 2].as<float>();
     if (attention_ != nullptr) {
       const Clock::time_point start = Clock::now();
@@ -116,7 +118,13 @@ absl::Status ExpertParallelMoe::Step(PhaseTimes* times, StepTally* tally, Routin
       if (times != nullptr) times->attention += Since(start);
       x = attended_.as<float>();
     }
-    MOECAP_RETURN_IF_ERROR(Layer(l, x, out, times, tally, record));
+    if (!dense_at_.empty() && dense_at_[static_cast<size_t>(l)]) {
+      const Clock::time_point start = Clock::now();
+      MOECAP_RETURN_IF_ERROR(dense_->Forward(dense++, x, own_tokens_, out));
+      if (times != nullptr) times->dense_ffn += Since(start);
+    } else {
+      MOECAP_RETURN_IF_ERROR(Layer(moe++, x, out, times, tally, record));
+    }
     x = out;
   }
   if (attention_ != nullptr && attention_->has_lm_head()) {
@@ -130,9 +138,8 @@ absl::Status ExpertParallelMoe::Step(PhaseTimes* times, StepTally* tally, Routin
 
 absl::Status ExpertParallelMoe::ReadOutput(float* output) {
   if (!stepped_) return absl::FailedPreconditionError("ReadOutput before a step");
-  const int64_t layers = weights_.layers();
   const size_t bytes = static_cast<size_t>(own_tokens_ * shape_.hidden) * sizeof(float);
-  if (bytes > 0) std::memcpy(output, hidden_[(layers - 1) % 2].data(), bytes);
+  if (bytes > 0) std::memcpy(output, hidden_[(StackLayers() - 1) % 2].data(), bytes);
   return absl::OkStatus();
 }
 

@@ -7,12 +7,14 @@
 #define MOECAP_AGENT_WORKLOAD_MOE_LAYER_H_
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "agent/comm/communicator.h"
 #include "agent/compute/compute_backend.h"
 #include "agent/workload/attention.h"
+#include "agent/workload/dense_ffn.h"
 #include "agent/workload/layer_math.h"
 #include "agent/workload/moe_engine.h"
 #include "agent/workload/weights.h"
@@ -53,14 +55,26 @@ class ExpertParallelMoe : public MoeEngine {
 
   // Decoder layers: each layer's MoE block then takes `attention`'s output for its input (the
   // attention prepared by the caller for the same rows; its time is PhaseTimes::attention).
-  // Null: the MoE blocks alone. It must outlive this object.
-  void SetAttention(AttentionStack* attention) { attention_ = attention; }
+  // Null: the MoE blocks alone. With `dense` (Prepare prepares it for the rank's rows), the stack
+  // also holds dense layers, at the stack layers `dense_at` marks (StackDenseLayers; `attention`
+  // then has one layer per entry): attention, then the dense FFN in place of the MoE block (its
+  // time is PhaseTimes::dense_ffn). They must outlive this object.
+  void SetAttention(AttentionStack* attention, DenseFfnLayers* dense = nullptr,
+                    std::vector<bool> dense_at = {}) {
+    attention_ = attention;
+    dense_ = dense;
+    dense_at_ = std::move(dense_at);
+  }
 
   // The bytes Prepare allocates (for the memory estimate): MoeBufferPlan's total.
   static int64_t WorkBytes(const ModelSpec& scaled, Dtype dtype, int64_t own_tokens,
                            int64_t global_tokens, int world_size, bool attention = false);
 
  private:
+  // The stack's layers: the MoE ones and, with dense layers, those.
+  int64_t StackLayers() const {
+    return weights_.layers() + (dense_at_.empty() ? 0 : static_cast<int64_t>(dense_->layers()));
+  }
   absl::Status Layer(int64_t layer, const float* x, float* out, PhaseTimes* times, StepTally* tally,
                      RoutingRecord* record);
 
@@ -78,7 +92,9 @@ class ExpertParallelMoe : public MoeEngine {
   std::vector<std::vector<int32_t>> overrides_;
   bool stepped_ = false;  // whether hidden_ holds a step's output
   AttentionStack* attention_ = nullptr;
-  Buffer attended_;  // own × d fp32: the layer's attention output (decoder layers)
+  DenseFfnLayers* dense_ = nullptr;
+  std::vector<bool> dense_at_;  // by stack layer: a dense one (empty: none)
+  Buffer attended_;             // own × d fp32: the layer's attention output (decoder layers)
 
   Buffer input_;       // own × d fp32: the prepared input
   Buffer hidden_[2];   // own × d fp32: layer outputs, ping-pong; the last layer's is the output

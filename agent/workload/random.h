@@ -60,6 +60,8 @@ enum class StreamPurpose : uint64_t {
   kAttentionQa = 14,
   kAttentionKvA = 15,
   kAttentionKvB = 16,
+  kDenseGateUp = 17,  // the dense-FFN layers of a decoder stack
+  kDenseDown = 18,
 };
 
 }  // namespace moecap

@@ -60,6 +60,9 @@ v1::RankPhase PhaseFromPoint(const RankPointResult& point, const WorkloadConfig&
   if (!s.attention.empty())
     *out.mutable_sub_times()->mutable_attention() = PercentilesOf(s.attention);
   if (!s.lm_head.empty()) *out.mutable_sub_times()->mutable_lm_head() = PercentilesOf(s.lm_head);
+  if (!s.dense_ffn.empty()) {
+    *out.mutable_sub_times()->mutable_dense_ffn() = PercentilesOf(s.dense_ffn);
+  }
   *out.mutable_counts() = TermCountsToProto(point.counts.counted);
   *out.mutable_dense_counts() =
       TermCountsToProto(DenseShare(scaled, config, point, experts.count, rank == 0));

@@ -8,6 +8,7 @@
 #include "agent/workload/attention.h"
 #include "agent/workload/layer_math.h"
 #include "agent/workload/router.h"
+#include "common/status_macros.h"
 
 namespace moecap {
 namespace {
@@ -46,7 +47,7 @@ absl::StatusOr<CheckResult> CheckAgainstReference(
     ComputeBackend& backend, const ModelSpec& scaled, const MoeWeights& weights, uint64_t seed,
     const float* input, int64_t own_tokens, const std::vector<std::vector<int32_t>>& overrides,
     const RoutingRecord& ep_routing, const float* ep_output, double tolerance,
-    const SequenceBlock* attention) {
+    const SequenceBlock* attention, DenseFfnLayers* dense, const std::vector<bool>* dense_at) {
   const LayerShape shape = weights.shape();
   const Dtype dtype = weights.dtype();
   const int64_t t_own = own_tokens;
@@ -77,13 +78,21 @@ absl::StatusOr<CheckResult> CheckAgainstReference(
   if (!scratch.ok()) return scratch.status();
 
   std::vector<double> attention_in, attention_out;
-  for (int64_t l = 0; l < weights.layers(); ++l) {
+  const bool has_dense = dense != nullptr && dense_at != nullptr;
+  const int64_t stack = weights.layers() + (has_dense ? dense->layers() : 0);
+  // sl: the stack's layer (attention's index); l: the MoE layer (weights, overrides, routing).
+  for (int64_t sl = 0, l = 0, dl = 0; sl < stack; ++sl) {
     if (attention != nullptr) {
       attention_in.assign(x.begin(), x.end());
       attention_out.resize(x.size());
-      ReferenceAttention(backend, scaled, dtype, seed, l, *attention, attention_in.data(),
+      ReferenceAttention(backend, scaled, dtype, seed, sl, *attention, attention_in.data(),
                          attention_out.data());
       for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(attention_out[i]);
+    }
+    if (has_dense && (*dense_at)[static_cast<size_t>(sl)]) {
+      MOECAP_RETURN_IF_ERROR(dense->Forward(dl++, x.data(), t_own, out.data()));
+      x.swap(out);
+      continue;
     }
     RmsNormRows(x.data(), t_own, d, normed.data());
     const void* xa = normed.data();
@@ -185,6 +194,7 @@ absl::StatusOr<CheckResult> CheckAgainstReference(
       }
     }
     x.swap(out);
+    ++l;
   }
 
   double max_ref = 0;

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "agent/compute/compute_backend.h"
 #include "agent/workload/config.h"
+#include "agent/workload/dense_ffn.h"
 #include "agent/workload/moe_layer.h"
 #include "agent/workload/weights.h"
 #include "common/model.h"
@@ -34,12 +35,15 @@ struct CheckResult {
 // Recomputes the stack for `own_tokens` rows of `input` (fp32, own_tokens × d) and compares with
 // `ep_output`. `overrides` and `ep_routing` are what ExpertParallelMoe used and recorded.
 // `attention` (decoder layers; null: the MoE blocks alone): the rows are these sequences, and each
-// layer's attention runs first (ReferenceAttention, in double precision).
+// layer's attention runs first (ReferenceAttention, in double precision). `dense` and `dense_at`
+// (a stack with dense layers, where they sit): those layers run `dense`, the engine's own dense
+// FFNs (data-parallel, nothing of them is exchanged; their arithmetic has its own test).
 absl::StatusOr<CheckResult> CheckAgainstReference(
     ComputeBackend& backend, const ModelSpec& scaled, const MoeWeights& weights, uint64_t seed,
     const float* input, int64_t own_tokens, const std::vector<std::vector<int32_t>>& overrides,
     const RoutingRecord& ep_routing, const float* ep_output, double tolerance,
-    const SequenceBlock* attention = nullptr);
+    const SequenceBlock* attention = nullptr, DenseFfnLayers* dense = nullptr,
+    const std::vector<bool>* dense_at = nullptr);
 
 // The bytes CheckAgainstReference allocates (for the memory estimate).
 int64_t ReferenceWorkBytes(const ModelSpec& scaled, Dtype dtype, int64_t own_tokens);

@@ -90,6 +90,7 @@ v1::PointWorkload PointWorkloadOf(const WorkloadConfig& config, int64_t batch, i
   w.set_output_len(config.output_len);
   w.set_layer(config.layer == LayerKind::kDecoder ? v1::LAYER_DECODER : v1::LAYER_MOE);
   w.set_lm_head(config.lm_head);
+  w.set_dense_layers(config.dense_layers);
   w.set_layers(config.layers);
   w.set_scale(config.scale);
   w.set_dtype(DtypeToProto(config.dtype));
@@ -153,6 +154,7 @@ absl::StatusOr<WorkloadConfig> WorkloadConfigFromPoint(const v1::PointWorkload& 
   config.prompt_len = point.prompt_len();
   config.output_len = point.output_len();
   config.lm_head = point.lm_head();
+  config.dense_layers = point.dense_layers();
   switch (point.layer()) {
     case v1::LAYER_UNSPECIFIED:
     case v1::LAYER_MOE:

@@ -252,8 +252,9 @@ v1::MetricCoreCheck MetricCoreCheckOf(const v1::PointWorkload& w, v1::Phase phas
   if (w.layer() == v1::LAYER_DECODER) {
     const bool prefill = phase == v1::PHASE_PREFILL;
     core += CountDecoderStep(
-        StackModel(scaled, w.layers()), precision, prefill ? PassKind::kPrefill : PassKind::kDecode,
-        static_cast<double>(w.batch_size()), prefill ? static_cast<double>(w.prompt_len()) : 1.0,
+        StackModel(scaled, w.layers(), w.dense_layers()), precision,
+        prefill ? PassKind::kPrefill : PassKind::kDecode, static_cast<double>(w.batch_size()),
+        prefill ? static_cast<double>(w.prompt_len()) : 1.0,
         prefill ? 0.0 : static_cast<double>(DecodeStepContext(w.prompt_len(), w.output_len()) - 1),
         w.lm_head());
   }
@@ -362,9 +363,9 @@ v1::PhaseResult AggregatePhase(const v1::PointWorkload& w, v1::Phase phase,
   if (const RankPhaseRef* slowest = SlowestRank(ranks); slowest != nullptr) {
     *out.mutable_sub_times() = slowest->phase->sub_times();
   }
-  // Attention and the LM head are data-parallel: each rank runs its own sequences, so the step
-  // waits for the rank with the most of it, which need not be the slowest rank overall (with
-  // fewer sequences than ranks the slowest may have none, and attend in no time at all).
+  // Attention, the LM head and dense FFNs are data-parallel: each rank runs its own sequences, so
+  // the step waits for the rank with the most of it, which need not be the slowest rank overall
+  // (with fewer sequences than ranks the slowest may have none, and attend in no time at all).
   struct DataParallelPart {
     bool (v1::PhaseTimes::*has)() const;
     const v1::Percentiles& (v1::PhaseTimes::*get)() const;
@@ -374,7 +375,9 @@ v1::PhaseResult AggregatePhase(const v1::PointWorkload& w, v1::Phase phase,
        {DataParallelPart{&v1::PhaseTimes::has_attention, &v1::PhaseTimes::attention,
                          &v1::PhaseTimes::mutable_attention},
         DataParallelPart{&v1::PhaseTimes::has_lm_head, &v1::PhaseTimes::lm_head,
-                         &v1::PhaseTimes::mutable_lm_head}}) {
+                         &v1::PhaseTimes::mutable_lm_head},
+        DataParallelPart{&v1::PhaseTimes::has_dense_ffn, &v1::PhaseTimes::dense_ffn,
+                         &v1::PhaseTimes::mutable_dense_ffn}}) {
     const v1::PhaseTimes* busiest = nullptr;
     for (const RankPhaseRef& r : ranks) {
       const v1::PhaseTimes& times = r.phase->sub_times();

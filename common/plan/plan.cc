@@ -192,6 +192,10 @@ class PlanValidator {
     MOECAP_RETURN_IF_ERROR(CheckPromptLen("workload.prompt_len", w.prompt_len()));
     MOECAP_RETURN_IF_ERROR(CheckOutputLen("workload.output_len", w.output_len()));
     MOECAP_RETURN_IF_ERROR(CheckLayers("workload.layers", w.layers()));
+    if (w.dense_layers() < 0) {
+      return FieldError("workload.dense_layers",
+                        absl::StrCat("must be >= 0, got ", w.dense_layers()));
+    }
     MOECAP_RETURN_IF_ERROR(CheckScale("workload.scale", w.scale()));
     MOECAP_RETURN_IF_ERROR(CheckDtype("workload.dtype", w.dtype()));
     if (w.warmup() < 0) {
@@ -540,6 +544,7 @@ v1::PointWorkload BaseWorkload(const v1::Plan& plan) {
   *p.mutable_timeouts() = w.timeouts();
   p.set_layer(w.layer());
   p.set_lm_head(w.lm_head());
+  p.set_dense_layers(w.dense_layers());
   p.set_expert_parallel(plan.parallelism().expert_parallel());
   p.set_allow_expert_replication(plan.parallelism().allow_expert_replication());
   return p;

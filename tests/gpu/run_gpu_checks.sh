@@ -1,9 +1,11 @@
 #!/bin/bash
-# The GPU backend's checks on a machine with an NVIDIA GPU (CI has none): the GPU unit tests,
-# moecap-bench's performance self-check (decode bytes/s against the device copy probe, prefill
-# FLOP/s against the cuBLAS bf16 GEMM probe), the same layers in PyTorch for comparison, and a
-# one-GPU end-to-end job through a real coordinator and a `moecap-agent --backend cuda`, whose
-# phases must carry the GPU's measured energy (NVML).
+# The GPU backend's checks on a machine with an NVIDIA GPU (CI has none): the GPU unit tests
+# (agent_cuda_kernels_test includes the attention kernels against their host references),
+# moecap-bench's performance self-check (decode attention alone: the split-KV kernels' KV bytes/s
+# against the device copy probe, GQA and MLA, bf16 and fp8 KV; then the layers' decode bytes/s
+# against the copy probe and prefill FLOP/s against the cuBLAS bf16 GEMM probe), the same layers
+# in PyTorch for comparison, and a one-GPU end-to-end job through a real coordinator and a
+# `moecap-agent --backend cuda`, whose phases must carry the GPU's measured energy (NVML).
 #
 #   tests/gpu/run_gpu_checks.sh BIN_DIR OUT_DIR
 #

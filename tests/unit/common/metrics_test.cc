@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "tests/unit/common/test_models.h"
 
 namespace moecap {
@@ -349,6 +351,53 @@ TEST(AttentionStepTest, ToyStackByHand) {
   EXPECT_DOUBLE_EQ(c[Term::kLmHead].flops, 2 * 80 * 2);
   c = CountDecoderStep(stack, fp32, PassKind::kDecode, 3, 1, 4, /*lm_head=*/true);
   EXPECT_DOUBLE_EQ(c[Term::kLmHead].flops, 2 * 80 * 3);
+}
+
+// Dense layers sit where the model has them: DeepSeek's first ones, Llama-4's interleaved ones.
+TEST(AttentionStepTest, DenseLayersOfAStackInTheModelsOrder) {
+  ModelSpec first = ToyModel();
+  first.layers = 61;
+  first.dense_layers = 3;  // DeepSeek-V3: first_k_dense_replace 3
+  using V = std::vector<bool>;
+  EXPECT_EQ(StackDenseLayers(first, 2, 1), (V{true, false, false}));
+  EXPECT_EQ(StackDenseLayers(first, 1, 3), (V{true, true, true, false}));
+  EXPECT_EQ(StackDenseLayers(first, 2, 0), (V{false, false}));
+  ModelSpec interleaved = ToyModel();
+  interleaved.layers = 48;
+  interleaved.dense_layers = 24;
+  interleaved.moe_layer_step = 2;  // Llama-4 Maverick: layers 1, 3, 5, ... are MoE
+  EXPECT_TRUE(IsDenseModelLayer(interleaved, 0));
+  EXPECT_FALSE(IsDenseModelLayer(interleaved, 1));
+  EXPECT_EQ(StackDenseLayers(interleaved, 2, 2), (V{true, false, true, false}));
+  EXPECT_EQ(StackDenseLayers(interleaved, 2, 1), (V{true, false, false}));
+  // A stack deeper than the model (toy: 2 layers, none dense) ends with its MoE layers.
+  EXPECT_EQ(StackDenseLayers(ToyModel(), 3, 0), (V{false, false, false}));
+}
+
+// One MoE and one dense toy layer (f_dense = 6): P_dense = 3·8·6 = 144 weights read once, 2·144
+// FLOPs per token; attention and the KV cache over both layers.
+TEST(AttentionStepTest, DenseLayerOfAToyStackByHand) {
+  ModelSpec m = ToyModel();
+  m.layers = 3;
+  m.dense_layers = 1;
+  m.dense_ffn_size = 6;
+  const ModelSpec stack = StackModel(m, 1, 1);
+  EXPECT_EQ(stack.layers, 2);
+  EXPECT_EQ(stack.dense_layers, 1);
+  EXPECT_EQ(stack.MoeLayers(), 1);
+  const Precision fp32 = MakePrecision(Dtype::kFp32);
+  // Decode: 3 sequences at context 5.
+  const Counts c = CountDecoderStep(stack, fp32, PassKind::kDecode, 3, 1, 4, /*lm_head=*/false);
+  EXPECT_DOUBLE_EQ(c[Term::kDenseFfn].bytes, 144 * 4);
+  EXPECT_DOUBLE_EQ(c[Term::kDenseFfn].flops, 2 * 144 * 3);
+  EXPECT_DOUBLE_EQ(c[Term::kAttention].bytes, 2 * 192 * 4);
+  EXPECT_DOUBLE_EQ(c[Term::kKvCache].bytes, 2 * 4 * 8 * 15);
+  // The same terms as the whole stack's decode step counts them.
+  const Counts whole = CountMeanDecodeStep(stack, fp32, 3, 4, 2, 0);
+  for (Term t : {Term::kAttention, Term::kDenseFfn, Term::kKvCache, Term::kAttentionScores}) {
+    EXPECT_DOUBLE_EQ(whole[t].bytes, c[t].bytes) << TermName(t);
+    EXPECT_DOUBLE_EQ(whole[t].flops, c[t].flops) << TermName(t);
+  }
 }
 
 // Sliding layers spread over the model's layers, and a stack keeps those among its first layers.

@@ -70,7 +70,7 @@ inline void ExpectAggregatedConsistent(const WorkloadConfig& c,
     // as analyze counts a whole model's (the stack as the model, the LM head left out).
     Counts core = CountMoeBlocks(scaled, MakePrecision(c.dtype), c.layers, point.tokens, activated);
     if (c.layer == LayerKind::kDecoder) {
-      const ModelSpec stack = StackModel(scaled, c.layers);
+      const ModelSpec stack = StackModel(scaled, c.layers, c.dense_layers);
       core = point.phase == ServingPhase::kPrefill
                  ? CountPrefillStep(stack, MakePrecision(c.dtype), point.batch, c.prompt_len,
                                     activated)
@@ -81,6 +81,7 @@ inline void ExpectAggregatedConsistent(const WorkloadConfig& c,
         EXPECT_EQ(p->sub_times().lm_head().count(), c.iterations);
       }
       EXPECT_EQ(p->sub_times().attention().count(), c.iterations);
+      EXPECT_EQ(p->sub_times().dense_ffn().count(), c.dense_layers > 0 ? c.iterations : 0);
     }
     const Counts counted = TermCountsFromProto(p->breakdown());
     for (Term t : kAllTerms) {

@@ -1,6 +1,7 @@
 // The expert-parallel workload end to end on threads of this process (real Gloo on loopback):
 // outputs match the single-rank reference, counts match the metric core for the measured
 // activated experts, routing overrides behave, and the aggregation reads the ranks right.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -109,6 +110,43 @@ TEST(WorkloadTest, DecoderLayersOfDeepSeekV3WithMla) {
   const std::vector<RankResult> ranks = RunWorkloadOnThreads(c, 4);
   ExpectConsistent(c, ranks);
   EXPECT_GT(ranks[3].points[0].counts.counted[Term::kKvCache].bytes, 0);
+}
+
+// DeepSeek-V3's first layer is dense: a stack of one dense and two MoE layers runs dense, MoE, MoE
+// (attention in each). The check covers the whole stack; the counts equal analyze's for a model
+// of those three layers, the dense FFN's term included, on 4 ranks (batch 5: rank 0 has two).
+TEST(WorkloadTest, DenseAndMoeLayersOfDeepSeekV3) {
+  WorkloadConfig c = SmallPlan("deepseek-v3", 64);
+  c.layer = LayerKind::kDecoder;
+  c.layers = 2;
+  c.dense_layers = 1;
+  c.batches = {5};
+  c.prompt_len = 9;
+  c.output_len = 4;
+  const std::vector<RankResult> ranks = RunWorkloadOnThreads(c, 4);
+  ExpectConsistent(c, ranks);
+  const ModelSpec scaled = ScaledModel(c.model, c.scale);
+  // Rank 0 carries the replicated weights: the dense FFN's once; its FLOPs are its own tokens'.
+  const RankCounts& r0 = ranks[0].points[0].counts;
+  EXPECT_EQ(r0.counted[Term::kDenseFfn].bytes, DenseFfnParamsPerLayer(scaled) * 4.0);
+  EXPECT_EQ(ranks[1].points[0].counts.counted[Term::kDenseFfn].bytes, 0);
+  EXPECT_EQ(ranks[1].points[0].counts.physical[Term::kDenseFfn].bytes,
+            DenseFfnParamsPerLayer(scaled) * 4.0);
+}
+
+TEST(WorkloadTest, DenseLayersNeedDecoderLayersAndAModelThatHasThem) {
+  WorkloadConfig c = SmallPlan("deepseek-v3", 64);
+  c.dense_layers = 1;
+  c.layer = LayerKind::kMoe;
+  EXPECT_THAT(ValidateWorkload(c, 2).message(), ::testing::HasSubstr("give layer decoder too"));
+  c.layer = LayerKind::kDecoder;
+  c.dense_layers = 4;
+  EXPECT_THAT(ValidateWorkload(c, 2).message(),
+              ::testing::HasSubstr("dense-layers 4: model 'deepseek-v3' has 3 dense-FFN layers"));
+  WorkloadConfig mixtral = SmallPlan("mixtral-8x7b", 64);
+  mixtral.layer = LayerKind::kDecoder;
+  mixtral.dense_layers = 1;
+  EXPECT_THAT(ValidateWorkload(mixtral, 2).message(), ::testing::HasSubstr("has 0 dense-FFN"));
 }
 
 TEST(WorkloadTest, FourRanksDeepSeekV3SigmoidRouterAndSharedExpert) {
