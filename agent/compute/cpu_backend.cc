@@ -4,14 +4,16 @@
 
 #include <cblas.h>
 #include <dlfcn.h>
-#include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "agent/compute/small_rows_matmul.h"
 
 namespace moecap {
 namespace {
@@ -47,95 +49,30 @@ inline float FastExp(float x) {
   return p * scale;
 }
 
-bool HasAvx2Fma() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-}
-
-__attribute__((target("avx2,fma"))) inline float HorizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_hadd_ps(s, s);
-  s = _mm_hadd_ps(s, s);
-  return _mm_cvtss_f32(s);
-}
-
-// A tile of C: `Cols` outputs (weight rows) × `Rows` activation rows over `k` inputs. Each
-// 8-wide load of a weight row feeds every activation row and each activation load feeds every
-// weight row, so the weights stream from memory once; the few activation rows stay in cache.
-template <int Cols, int Rows>
-__attribute__((target("avx2,fma"))) void Tile(int64_t k, const float* a, int64_t lda,
-                                              const float* w, int64_t ldw, float* c, int64_t ldc,
-                                              bool accumulate) {
-  __m256 acc[Cols][Rows];
-  for (int q = 0; q < Cols; ++q) {
-    for (int r = 0; r < Rows; ++r) acc[q][r] = _mm256_setzero_ps();
+// The small-rows kernel over `threads` threads: each takes a block of the weight rows (outputs)
+// when W is large enough (16 MiB and more) that starting threads costs little next to reading it.
+void SmallRowsMatMul(small_rows::Isa isa, int threads, int64_t m, int64_t n, int64_t k,
+                     const float* a, int64_t lda, const float* w, int64_t ldw, float* c,
+                     int64_t ldc, bool accumulate) {
+  const auto run = [&](int64_t first, int64_t count) {
+    if (count <= 0) return;
+    (isa == small_rows::Isa::kAvx512 ? small_rows::MatMulAvx512 : small_rows::MatMulAvx2)(
+        m, count, k, a, lda, w + first * ldw, ldw, c + first, ldc, accumulate);
+  };
+  constexpr int64_t kThreadedElements = int64_t{1} << 22;
+  const int64_t parts =
+      n * k >= kThreadedElements ? std::min<int64_t>(std::max(threads, 1), n / 64) : 1;
+  if (parts <= 1) {
+    run(0, n);
+    return;
   }
-  int64_t p = 0;
-  for (; p + 8 <= k; p += 8) {
-    __m256 wv[Cols];
-    for (int q = 0; q < Cols; ++q) wv[q] = _mm256_loadu_ps(w + q * ldw + p);
-    for (int r = 0; r < Rows; ++r) {
-      const __m256 xv = _mm256_loadu_ps(a + r * lda + p);
-      for (int q = 0; q < Cols; ++q) acc[q][r] = _mm256_fmadd_ps(wv[q], xv, acc[q][r]);
-    }
+  const int64_t block = (n + parts - 1) / parts;
+  std::vector<std::thread> helpers;
+  for (int64_t p = 1; p < parts; ++p) {
+    helpers.emplace_back(run, p * block, std::min(block, n - p * block));
   }
-  for (int r = 0; r < Rows; ++r) {
-    for (int q = 0; q < Cols; ++q) {
-      float sum = HorizontalSum(acc[q][r]);
-      for (int64_t i = p; i < k; ++i) sum += a[r * lda + i] * w[q * ldw + i];
-      float& out = c[r * ldc + q];
-      out = accumulate ? out + sum : sum;
-    }
-  }
-}
-
-template <int Cols>
-__attribute__((target("avx2,fma"))) void TileRows(int64_t rows, int64_t k, const float* a,
-                                                  int64_t lda, const float* w, int64_t ldw,
-                                                  float* c, int64_t ldc, bool accumulate) {
-  int64_t i = 0;
-  for (; i + 4 <= rows; i += 4) {
-    Tile<Cols, 4>(k, a + i * lda, lda, w, ldw, c + i * ldc, ldc, accumulate);
-  }
-  switch (rows - i) {
-    case 3:
-      Tile<Cols, 3>(k, a + i * lda, lda, w, ldw, c + i * ldc, ldc, accumulate);
-      break;
-    case 2:
-      Tile<Cols, 2>(k, a + i * lda, lda, w, ldw, c + i * ldc, ldc, accumulate);
-      break;
-    case 1:
-      Tile<Cols, 1>(k, a + i * lda, lda, w, ldw, c + i * ldc, ldc, accumulate);
-      break;
-    default:
-      break;
-  }
-}
-
-template <int Cols>
-__attribute__((target("avx2,fma"))) void ColumnTiles(int64_t m, int64_t n, int64_t k,
-                                                     const float* a, int64_t lda, const float* w,
-                                                     int64_t ldw, float* c, int64_t ldc,
-                                                     bool accumulate) {
-  int64_t j = 0;
-  for (; j + Cols <= n; j += Cols) {
-    TileRows<Cols>(m, k, a, lda, w + j * ldw, ldw, c + j, ldc, accumulate);
-  }
-  for (; j < n; ++j) TileRows<1>(m, k, a, lda, w + j * ldw, ldw, c + j, ldc, accumulate);
-}
-
-// C (m×n) = A (m×k) · Wᵀ (W: n×k) for small m. Weight rows are read whole and in order (several
-// sequential streams the hardware prefetchers follow); one or two activation rows go with four
-// weight rows at a time, more with two (the 16 vector registers hold the accumulators).
-__attribute__((target("avx2,fma"))) void SmallRowsMatMul(int64_t m, int64_t n, int64_t k,
-                                                         const float* a, int64_t lda,
-                                                         const float* w, int64_t ldw, float* c,
-                                                         int64_t ldc, bool accumulate) {
-  if (m <= 2) {
-    ColumnTiles<4>(m, n, k, a, lda, w, ldw, c, ldc, accumulate);
-  } else {
-    ColumnTiles<2>(m, n, k, a, lda, w, ldw, c, ldc, accumulate);
-  }
+  run(0, block);
+  for (std::thread& t : helpers) t.join();
 }
 
 }  // namespace
@@ -212,12 +149,14 @@ absl::Status CpuBackend::MatMul(Dtype dtype, int64_t m, int64_t n, int64_t k, co
     case Dtype::kFp32: {
       const float* af = static_cast<const float*>(a);
       const float* wf = static_cast<const float*>(w);
-      if (m == 1) {
-        // One row: c = W·a streams W once, without the packing copy sgemm makes.
+      const small_rows::Isa isa =
+          m <= small_rows::kMaxRows ? small_rows::BestIsa() : small_rows::Isa::kNone;
+      if (isa != small_rows::Isa::kNone) {
+        SmallRowsMatMul(isa, threads_, m, n, k, af, lda, wf, ldw, c, ldc, accumulate);
+      } else if (m == 1) {
+        // One row without the kernel: c = W·a streams W once, without sgemm's packing copy.
         cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(n), static_cast<blasint>(k),
                     1.0f, wf, static_cast<blasint>(ldw), af, 1, beta, c, 1);
-      } else if (m <= kSmallRows && HasAvx2Fma()) {
-        SmallRowsMatMul(m, n, k, af, lda, wf, ldw, c, ldc, accumulate);
       } else {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m),
                     static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, af,

@@ -23,11 +23,9 @@ class CpuBackend : public ComputeBackend {
   absl::Status MatMul(Dtype dtype, int64_t m, int64_t n, int64_t k, const void* a, int64_t lda,
                       const void* w, int64_t ldw, float* c, int64_t ldc, bool accumulate) override;
 
-  // Products of 2 to this many rows in fp32 use moecap's own kernel when the CPU has AVX2 and
-  // FMA (one row uses sgemv): it reads each weight once, straight from memory, where sgemm first
-  // copies (packs) the weights. On the development host (one thread, d=1024, f=3584) 2 rows got
-  // 20 GB/s against sgemm's 7.6, 4 rows 12 against 8.8; from 8 rows on sgemm is as fast.
-  static constexpr int64_t kSmallRows = 4;
+  // fp32 products of up to small_rows::kMaxRows (8) rows use moecap's own kernel where the CPU
+  // has AVX-512 or AVX2 + FMA (small_rows_matmul.h: it reads each weight once, straight from
+  // memory, where sgemm first copies them); without either, one row uses sgemv, more sgemm.
   void SwiGlu(int64_t rows, int64_t f, const float* gate_up, Dtype out_dtype, void* out) override;
   void FromFloat(const float* in, int64_t count, Dtype dtype, void* out) override;
   void ToFloat(const void* in, int64_t count, Dtype dtype, float* out) override;

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <vector>
 
+#include "agent/compute/small_rows_matmul.h"
+
 namespace moecap {
 namespace {
 
@@ -29,9 +31,9 @@ std::vector<float> Ramp(int count, float step) {
 
 TEST(CpuBackendTest, MatMulMatchesTheNaiveProductOnEveryPath) {
   CpuBackend backend(1);
-  // One row: sgemv; 2..kSmallRows (4) rows: the weight-streaming kernel (tiles of 4 weight rows
-  // × 2 activation rows, or 2 × up to 4); more: sgemm. k = 1037 leaves a remainder after the
-  // 8-wide vector loop; n = 7 leaves weight rows outside the 4- and 2-row tiles.
+  // Up to small_rows::kMaxRows (8) rows: the small-rows kernel of this CPU (or sgemv/sgemm
+  // without AVX2); more: sgemm. k = 1037 leaves a remainder after the vector loop; n = 7 leaves
+  // weight rows outside the 4- and 2-row tiles.
   for (int m : {1, 2, 3, 4, 5, 7, 8, 12}) {
     const int n = 7, k = 1037;
     const std::vector<float> a = Ramp(m * k, 0.7f), w = Ramp(n * k, 0.3f);
@@ -45,6 +47,46 @@ TEST(CpuBackendTest, MatMulMatchesTheNaiveProductOnEveryPath) {
         backend.MatMul(Dtype::kFp32, m, n, k, a.data(), k, w.data(), k, c.data(), n, true).ok());
     for (int i = 0; i < m * n; ++i) EXPECT_NEAR(c[i], 2 * want[i], 2e-4) << "m=" << m;
   }
+}
+
+// Each instruction set's kernel this CPU can run, on every row count and tile remainder, with
+// leading dimensions wider than the matrices.
+TEST(CpuBackendTest, SmallRowsKernelsMatchTheNaiveProduct) {
+  using small_rows::Isa;
+  std::vector<Isa> isas;
+  if (small_rows::BestIsa() != Isa::kNone) isas.push_back(Isa::kAvx2);
+  if (small_rows::BestIsa() == Isa::kAvx512) isas.push_back(Isa::kAvx512);
+  if (isas.empty()) GTEST_SKIP() << "this CPU has neither AVX2 + FMA nor AVX-512";
+  const int n = 11, k = 45, lda = 50, ldw = 47, ldc = 13;
+  for (Isa isa : isas) {
+    for (int m = 1; m <= small_rows::kMaxRows; ++m) {
+      const std::vector<float> a = Ramp(m * lda, 0.7f), w = Ramp(n * ldw, 0.3f);
+      std::vector<float> c(static_cast<size_t>(m * ldc), 5.0f);
+      (isa == Isa::kAvx512 ? small_rows::MatMulAvx512 : small_rows::MatMulAvx2)(
+          m, n, k, a.data(), lda, w.data(), ldw, c.data(), ldc, /*accumulate=*/true);
+      for (int r = 0; r < m; ++r) {
+        for (int j = 0; j < ldc; ++j) {
+          double want = 5.0;
+          if (j < n) {
+            for (int i = 0; i < k; ++i) want += double{a[r * lda + i]} * w[j * ldw + i];
+          }
+          EXPECT_NEAR(c[r * ldc + j], want, 1e-4) << "isa " << static_cast<int>(isa) << " m=" << m;
+        }
+      }
+    }
+  }
+}
+
+// A weight matrix of 16 MiB or more is split over the backend's threads by output rows.
+TEST(CpuBackendTest, ThreadedSmallRowsProductMatchesTheNaiveProduct) {
+  CpuBackend backend(3);
+  const int m = 3, n = 4099, k = 1024;
+  const std::vector<float> a = Ramp(m * k, 0.7f), w = Ramp(n * k, 0.3f);
+  std::vector<float> c(static_cast<size_t>(m * n));
+  ASSERT_TRUE(
+      backend.MatMul(Dtype::kFp32, m, n, k, a.data(), k, w.data(), k, c.data(), n, false).ok());
+  const std::vector<double> want = Naive(m, n, k, a, w);
+  for (int i = 0; i < m * n; ++i) ASSERT_NEAR(c[i], want[i], 1e-3) << "i=" << i;
 }
 
 TEST(CpuBackendTest, MatMulHonoursLeadingDimensions) {
