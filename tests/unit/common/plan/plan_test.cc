@@ -508,16 +508,17 @@ std::string ReadFile(const std::filesystem::path& path) {
 TEST(ExamplePlansTest, AllParseValidateAndExpand) {
   // Expected point counts, computed from each file's axes.
   const std::map<std::string, size_t> expected_points = {
-      {"mixtral-8x7b-cpu-small.yaml", 3},    // batch 1, 8, 32
-      {"mixtral-8x7b-cpu-decoder.yaml", 3},  // batch 1, 8, 32
-      {"mixtral-8x7b-h100x8.yaml", 5},       // 5 batch sizes
-      {"deepseek-v3-h100x16.yaml", 4},       // 4 batch sizes
-      {"qwen3-30b-a3b-sweep.yaml", 36},      // 2 × 2 × 3 × 3
-      {"dbrx-routing-imbalance.yaml", 8},    // 4 routings × 2 batch sizes
-      {"mixtral-8x22b-histogram.yaml", 2},   // 2 batch sizes
-      {"custom-model-cpu.yaml", 6},          // 3 layer counts × 2 batch sizes
-      {"mixtral-8x7b-h100x1.yaml", 4},       // batch 1, 8, 32, 64
-      {"mixtral-8x7b-gpu-check.yaml", 3},    // batch 1, 8, 32
+      {"mixtral-8x7b-cpu-small.yaml", 3},      // batch 1, 8, 32
+      {"mixtral-8x7b-cpu-decoder.yaml", 3},    // batch 1, 8, 32
+      {"mixtral-8x7b-h100x8.yaml", 5},         // 5 batch sizes
+      {"deepseek-v3-h100x16.yaml", 4},         // 4 batch sizes
+      {"qwen3-30b-a3b-sweep.yaml", 36},        // 2 × 2 × 3 × 3
+      {"dbrx-routing-imbalance.yaml", 8},      // 4 routings × 2 batch sizes
+      {"mixtral-8x22b-histogram.yaml", 2},     // 2 batch sizes
+      {"custom-model-cpu.yaml", 6},            // 3 layer counts × 2 batch sizes
+      {"mixtral-8x7b-h100x1.yaml", 4},         // batch 1, 8, 32, 64
+      {"mixtral-8x7b-gpu-check.yaml", 3},      // batch 1, 8, 32
+      {"deepseek-v2-lite-cpu-dense.yaml", 2},  // batch 1, 8
   };
   size_t seen = 0;
   for (const auto& entry : std::filesystem::directory_iterator(MOECAP_EXAMPLES_DIR)) {
@@ -533,6 +534,9 @@ TEST(ExamplePlansTest, AllParseValidateAndExpand) {
     auto it = expected_points.find(file);
     ASSERT_NE(it, expected_points.end()) << "add the new example to expected_points";
     EXPECT_EQ(points->size(), it->second);
+    if (file == "deepseek-v2-lite-cpu-dense.yaml") {
+      EXPECT_EQ(points->front().workload().dense_layers(), 1);  // every point carries it
+    }
     ++seen;
   }
   EXPECT_EQ(seen, expected_points.size());
