@@ -45,7 +45,7 @@ struct BenchFlags {
   std::string phase = "decode";
   int64_t prompt_len = 128;
   int64_t output_len = 256;
-  std::string layer;  // empty: decoder on cpu, moe on cuda (its engine has no attention yet)
+  std::string layer;  // empty: decoder on cpu, moe on cuda (its decoder layer is opt-in)
   bool lm_head = false;
   int64_t dense_layers = 0;
   int64_t layers = 1;
@@ -380,7 +380,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--layer", f.layer,
                  "moe (the MoE blocks alone) or decoder (attention over the KV cache, then the "
-                 "MoE block; cpu backend); default decoder on cpu, moe on cuda")
+                 "MoE block; cuda: GQA/MHA models in bf16); default decoder on cpu, moe on cuda")
       ->check(CLI::IsMember({"moe", "decoder"}));
   app.add_flag("--lm-head", f.lm_head,
                "decoder layers: the final norm and LM head over each sequence's last position");

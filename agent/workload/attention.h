@@ -98,7 +98,17 @@ class AttentionWeights {
   Buffer lm_head_;
 };
 
-class AttentionStack {
+// What the harness needs of an engine's attention (RunPoints): preparing it for a point's
+// sequences. AttentionStack (the CPU engine) and CudaAttentionStack (agent/workload/cuda) each
+// implement it; their Forward calls stay their engine's own, as they take host or device rows.
+class DecoderAttention {
+ public:
+  virtual ~DecoderAttention() = default;
+  // Allocates the caches of `block` and fills their cached entries, and the step's scratch.
+  virtual absl::Status Prepare(const SequenceBlock& block) = 0;
+};
+
+class AttentionStack : public DecoderAttention {
  public:
   // `scaled` and `weights` must outlive this object; `layers` is the stack's (IsSlidingLayer of
   // `scaled` says which layers keep a window).
@@ -106,7 +116,7 @@ class AttentionStack {
                  uint64_t seed, ComputeBackend& backend);
 
   // Allocates the caches of `block` and fills their cached entries, and the step's scratch.
-  absl::Status Prepare(const SequenceBlock& block);
+  absl::Status Prepare(const SequenceBlock& block) override;
 
   // out = x + Attention_layer(RmsNorm(x)) over the prepared block's rows (fp32, rows × d each;
   // they must not overlap). The new tokens' cache entries are written into the cache.

@@ -47,7 +47,7 @@ void MeasureEnergy(const RankContext& context,
 
 // One point (phase × batch) on this rank.
 absl::StatusOr<RankPointResult> RunPoint(const WorkloadConfig& config, const ModelSpec& scaled,
-                                         MoeEngine& engine, AttentionStack* attention,
+                                         MoeEngine& engine, DecoderAttention* attention,
                                          Communicator& comm, const ReferenceModel& reference,
                                          ServingPhase phase, int64_t batch,
                                          const RankContext& context) {
@@ -153,7 +153,7 @@ absl::Status FailRank(Communicator& comm, const absl::Status& status, absl::stri
 }
 
 absl::Status RunPoints(const WorkloadConfig& config, const RankContext& context, Communicator& comm,
-                       MoeEngine& engine, AttentionStack* attention,
+                       MoeEngine& engine, DecoderAttention* attention,
                        const ReferenceModel& reference, RankResult& result) {
   const ModelSpec scaled = ScaledModel(config.model, config.scale);
   v1::Progress progress;

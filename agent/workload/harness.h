@@ -115,7 +115,7 @@ struct ReferenceModel {
 // for the rank's sequences. A failure aborts the communicator and comes back as FailRank's error
 // naming the point.
 absl::Status RunPoints(const WorkloadConfig& config, const RankContext& context, Communicator& comm,
-                       MoeEngine& engine, AttentionStack* attention,
+                       MoeEngine& engine, DecoderAttention* attention,
                        const ReferenceModel& reference, RankResult& result);
 
 // Aborts `comm` (so the peers fail fast) and returns `status` prefixed with "rank r of n" and

@@ -10,8 +10,9 @@
 #   tests/gpu/run_gpu_checks.sh BIN_DIR OUT_DIR
 #
 # BIN_DIR holds moecap-coordinator, moecap-agent, moecapctl, moecap-bench and the GPU test
-# binaries (agent_cuda_kernels_test, agent_cuda_engine_test, agent_nccl_test); every step runs
-# under a timeout and writes its log to OUT_DIR; the summary lists each step's exit status.
+# binaries (agent_cuda_kernels_test, agent_cuda_engine_test, agent_cuda_attention_test,
+# agent_nccl_test); every step runs under a timeout and writes its log to OUT_DIR; the summary
+# lists each step's exit status.
 set -u
 bin=$(cd "$1" && pwd)
 out=$(mkdir -p "$2" && cd "$2" && pwd)
@@ -33,9 +34,15 @@ step() {  # step NAME SECONDS COMMAND...: runs it with a timeout, logs to OUT_DI
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem \
   --format=csv | tee "$out/device.txt"
 
-for t in agent_cuda_kernels_test agent_cuda_engine_test agent_nccl_test agent_gpu_discovery_test; do
+for t in agent_cuda_kernels_test agent_cuda_engine_test agent_cuda_attention_test agent_nccl_test \
+  agent_gpu_discovery_test; do
   [ -x "$bin/$t" ] && step "$t" 90 "$bin/$t"
 done
+
+# One decoder step end to end on the GPU (attention over a 512 + 16 context, then the MoE block),
+# checked against the host's double-precision reference.
+step decoder_check 120 "$bin/moecap-bench" --backend cuda --layer decoder --dtype bf16 --scale 4 \
+  --layers 2 --batch 8 --phase both --prompt-len 512 --output-len 32 --check
 
 # The figures: moecap's layers, then the same layers in PyTorch (prefill 16 x 512 tokens in both).
 step bench_self_check 150 "$bin/moecap-bench" --backend cuda --self-check-perf

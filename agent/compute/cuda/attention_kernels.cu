@@ -663,6 +663,48 @@ __global__ void __launch_bounds__(kPrefillThreads) PrefillKernel(PrefillParams p
   }
 }
 
+// ---- New tokens: rotary positions and the cache append --------------------------------------
+
+// One thread per (row, head of the qkv row, pair i): query and key heads rotate their pair, value
+// heads copy theirs.
+__global__ void RopeAppendKernel(RopeAppendArgs a, int64_t total) {
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= total) return;
+  const int64_t half = a.head_dim / 2;
+  const int64_t all_heads = a.heads + 2 * a.kv_heads;
+  const int64_t i = idx % half;
+  const int64_t h = (idx / half) % all_heads;
+  const int64_t row = idx / (half * all_heads);
+  const int64_t s = row / a.new_tokens, t = row % a.new_tokens;
+  const float* in = a.qkv + row * all_heads * a.head_dim + h * a.head_dim;
+  const float x0 = in[i], x1 = in[i + half];
+  float y0 = x0, y1 = x1;
+  if (h < a.heads + a.kv_heads) {
+    const float c = a.rope_cos[t * half + i], sn = a.rope_sin[t * half + i];
+    y0 = x0 * c - x1 * sn;
+    y1 = x0 * sn + x1 * c;
+  }
+  if (h < a.heads) {
+    float* q = a.q_out + (row * a.heads + h) * a.head_dim;
+    q[i] = y0;
+    q[i + half] = y1;
+    return;
+  }
+  const bool value = h >= a.heads + a.kv_heads;
+  const int64_t g = h - a.heads - (value ? a.kv_heads : 0);
+  __nv_bfloat16* cache = static_cast<__nv_bfloat16*>(value ? a.v_cache : a.k_cache) +
+                         ((s * a.capacity + a.cached + t) * a.kv_heads + g) * a.head_dim;
+  cache[i] = __float2bfloat16_rn(y0);
+  cache[i + half] = __float2bfloat16_rn(y1);
+}
+
+__global__ void AddInPlaceKernel(const float* x, int64_t count, float* out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) out[i] += x[i];
+}
+
+constexpr int kElementwiseThreads = 256;
+
 // ---- Host-side checks -----------------------------------------------------------------------
 
 absl::Status CheckPointer(const void* ptr, absl::string_view field, absl::string_view what) {
@@ -965,6 +1007,49 @@ absl::Status PrefillAttention(const PrefillAttentionArgs& a, cudaStream_t stream
   } else {
     LaunchPrefill<Bf16Cache, float>(p, a.head_dim_qk, a.head_dim_v, *grid, stream);
   }
+  return CudaCheck(cudaGetLastError(), absl::StrCat(kWhat, " kernel launch"));
+}
+
+absl::Status RopeAndAppendKv(const RopeAppendArgs& a, cudaStream_t stream) {
+  constexpr absl::string_view kWhat = "RopeAndAppendKv";
+  MOECAP_RETURN_IF_ERROR(CheckAtLeast(a.seqs, 0, "seqs", kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckAtLeast(a.new_tokens, 0, "new_tokens", kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckAtLeast(a.heads, 1, "heads", kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckAtLeast(a.kv_heads, 1, "kv_heads", kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckAtLeast(a.head_dim, 2, "head_dim", kWhat));
+  if (a.head_dim % 2 != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kWhat, ": head_dim ", a.head_dim, " is odd (rotary pairs need it even)"));
+  }
+  MOECAP_RETURN_IF_ERROR(CheckAtLeast(a.cached, 0, "cached", kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckAtLeast(a.capacity, a.cached + a.new_tokens, "capacity", kWhat));
+  const int64_t total = a.seqs * a.new_tokens * (a.heads + 2 * a.kv_heads) * (a.head_dim / 2);
+  if (total == 0) return absl::OkStatus();
+  for (const auto& [ptr, field] : {std::pair<const void*, const char*>{a.qkv, "qkv"},
+                                   {a.rope_cos, "rope_cos"},
+                                   {a.rope_sin, "rope_sin"},
+                                   {a.q_out, "q_out"},
+                                   {a.k_cache, "k_cache"},
+                                   {a.v_cache, "v_cache"}}) {
+    MOECAP_RETURN_IF_ERROR(CheckPointer(ptr, field, kWhat));
+  }
+  absl::StatusOr<unsigned> grid =
+      GridSize((total + kElementwiseThreads - 1) / kElementwiseThreads, kWhat);
+  if (!grid.ok()) return grid.status();
+  RopeAppendKernel<<<*grid, kElementwiseThreads, 0, stream>>>(a, total);
+  return CudaCheck(cudaGetLastError(), absl::StrCat(kWhat, " kernel launch"));
+}
+
+absl::Status AddInPlace(const float* x, int64_t count, float* out, cudaStream_t stream) {
+  constexpr absl::string_view kWhat = "AddInPlace";
+  MOECAP_RETURN_IF_ERROR(CheckAtLeast(count, 0, "count", kWhat));
+  if (count == 0) return absl::OkStatus();
+  MOECAP_RETURN_IF_ERROR(CheckPointer(x, "x", kWhat));
+  MOECAP_RETURN_IF_ERROR(CheckPointer(out, "out", kWhat));
+  absl::StatusOr<unsigned> grid =
+      GridSize((count + kElementwiseThreads - 1) / kElementwiseThreads, kWhat);
+  if (!grid.ok()) return grid.status();
+  AddInPlaceKernel<<<*grid, kElementwiseThreads, 0, stream>>>(x, count, out);
   return CudaCheck(cudaGetLastError(), absl::StrCat(kWhat, " kernel launch"));
 }
 

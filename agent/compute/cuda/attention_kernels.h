@@ -106,6 +106,34 @@ struct PrefillAttentionArgs {
 };
 absl::Status PrefillAttention(const PrefillAttentionArgs& args, cudaStream_t stream);
 
+// The step's new tokens into the attention: for row r = s·new_tokens + t of `qkv` (fp32, each row
+// the query heads, then the keys, then the values, head_dim each, as the kQkv projection writes
+// them), rotates the pairs (i, i + head_dim/2) of every query and key head by rope_cos/sin[t]
+// (new_tokens × head_dim/2 fp32, the rotations of position cached + t), writes the rotated
+// queries to q_out ([rows][heads][head_dim] fp32, the layout GqaDecodeAttention and
+// PrefillAttention read) and the rotated keys and the values, rounded to bf16, into entry
+// cached + t of sequence s of the caches ([seqs][capacity][kv_heads][head_dim]). The rotation is
+// fp32 a·cos − b·sin, a·sin + b·cos, as the CPU engine's.
+struct RopeAppendArgs {
+  const float* qkv = nullptr;
+  int64_t seqs = 0;
+  int64_t new_tokens = 0;
+  int64_t heads = 0;
+  int64_t kv_heads = 0;
+  int64_t head_dim = 0;  // even
+  int64_t cached = 0;    // the entries before the new tokens, the same for every sequence
+  int64_t capacity = 0;  // >= cached + new_tokens
+  const float* rope_cos = nullptr;
+  const float* rope_sin = nullptr;
+  float* q_out = nullptr;
+  void* k_cache = nullptr;  // bf16
+  void* v_cache = nullptr;  // bf16
+};
+absl::Status RopeAndAppendKv(const RopeAppendArgs& args, cudaStream_t stream);
+
+// out[i] = out[i] + x[i] for i < count (fp32): the residual after the output projection.
+absl::Status AddInPlace(const float* x, int64_t count, float* out, cudaStream_t stream);
+
 }  // namespace moecap::cuda
 
 #endif  // MOECAP_AGENT_COMPUTE_CUDA_ATTENTION_KERNELS_H_

@@ -68,17 +68,18 @@ int64_t CudaExpertParallelMoe::DefaultChunkRows(int64_t max_ffn) {
 
 int64_t CudaExpertParallelMoe::WorkBytes(const ModelSpec& scaled, Dtype dtype, int64_t layers,
                                          int64_t own_tokens, int64_t global_tokens, int world_size,
-                                         int64_t chunk_rows) {
+                                         int64_t chunk_rows, bool attention) {
   const LayerShape s = LayerShape::Of(scaled);
   const int64_t p = static_cast<int64_t>(DtypeBytes(dtype));
   const int64_t rb = s.hidden * p;
   const int64_t rows_max = MaxReceivedRows(s.top_k, s.experts / world_size, global_tokens);
   const int64_t chunk = ChunkRows(chunk_rows, s, own_tokens, rows_max);
   const int64_t max_ffn = MaxFfn(s);
-  int64_t bytes = own_tokens * s.hidden * 4 * 4;  // input, hidden ×2, shared_out
-  bytes += own_tokens * rb;                       // act
-  bytes += own_tokens * s.experts * 4;            // logits
-  bytes += own_tokens * s.top_k * (4 + 4 + 8);    // chosen, combine weights, slots
+  int64_t bytes = own_tokens * s.hidden * 4 * 4;      // input, hidden ×2, shared_out
+  if (attention) bytes += own_tokens * s.hidden * 4;  // the attention's output
+  bytes += own_tokens * rb;                           // act
+  bytes += own_tokens * s.experts * 4;                // logits
+  bytes += own_tokens * s.top_k * (4 + 4 + 8);        // chosen, combine weights, slots
   bytes += s.experts * 8 + static_cast<int64_t>(cuda::CountAndSlotScratchBytes(s.experts));
   bytes += layers * own_tokens * s.top_k * 4;                                  // overrides
   bytes += 2 * own_tokens * s.top_k * rb;                                      // send, combined
@@ -108,6 +109,7 @@ CudaExpertParallelMoe::CudaExpertParallelMoe(const ModelSpec& scaled, const Cuda
 
 CudaExpertParallelMoe::~CudaExpertParallelMoe() {
   for (cudaEvent_t e : marks_) cudaEventDestroy(e);
+  for (cudaEvent_t e : attention_marks_) cudaEventDestroy(e);
   if (counts_ready_ != nullptr) cudaEventDestroy(counts_ready_);
 }
 
@@ -152,6 +154,14 @@ absl::Status CudaExpertParallelMoe::Prepare(int64_t own_tokens, int64_t global_t
       {&ffn_act_, chunk * max_ffn * p},
   };
   if (has_overrides_) sizes.push_back({&overrides_, layers * t * kk * 4});
+  if (attention_ != nullptr) {
+    if (attention_->rows() != own_tokens) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the GPU attention is prepared for ", attention_->rows(),
+                       " rows, the MoE engine for ", own_tokens, " tokens"));
+    }
+    sizes.push_back({&attended_, t * d * 4});
+  }
   if (world_ > 1) {
     sizes.push_back({&grouped_in_, rows_max * row_bytes_});
     sizes.push_back({&grouped_out_, rows_max * row_bytes_});
@@ -174,6 +184,12 @@ absl::Status CudaExpertParallelMoe::Prepare(int64_t own_tokens, int64_t global_t
     }
     MOECAP_RETURN_IF_ERROR(cuda::CudaCheck(
         cudaEventCreateWithFlags(&counts_ready_, cudaEventDisableTiming), "cudaEventCreate"));
+  }
+  if (attention_ != nullptr && attention_marks_.empty()) {
+    attention_marks_.assign(layers * 2, nullptr);
+    for (cudaEvent_t& event : attention_marks_) {
+      MOECAP_RETURN_IF_ERROR(cuda::CudaCheck(cudaEventCreate(&event), "cudaEventCreate"));
+    }
   }
 
   if (t > 0) {
@@ -205,8 +221,18 @@ absl::Status CudaExpertParallelMoe::Step(PhaseTimes* times, StepTally* tally,
   if (marks_.empty()) return absl::FailedPreconditionError("Step before Prepare");
   MOECAP_RETURN_IF_ERROR(backend_.MakeCurrent());
   if (tally != nullptr) *tally = StartTally(own_tokens_, layers_, shape_.experts);
+  const bool timed = times != nullptr;
+  const float* x = input_.as<float>();
   for (int64_t l = 0; l < layers_; ++l) {
-    MOECAP_RETURN_IF_ERROR(Layer(l, times, tally, record != nullptr));
+    if (attention_ != nullptr) {
+      cudaEvent_t* marks = attention_marks_.data() + l * 2;
+      if (timed) cudaEventRecord(marks[0], stream_);
+      MOECAP_RETURN_IF_ERROR(attention_->Forward(l, x, attended_.as<float>()));
+      if (timed) cudaEventRecord(marks[1], stream_);
+      x = attended_.as<float>();
+    }
+    MOECAP_RETURN_IF_ERROR(Layer(l, x, times, tally, record != nullptr));
+    x = hidden_[l % 2].as<float>();
   }
   MOECAP_RETURN_IF_ERROR(cuda::CudaCheck(cudaStreamSynchronize(stream_), "the MoE step"));
   stepped_ = true;
@@ -220,6 +246,13 @@ absl::Status CudaExpertParallelMoe::Step(PhaseTimes* times, StepTally* tally,
             cudaEventElapsedTime(&ms, marks_[l * kMarks + i], marks_[l * kMarks + i + 1]),
             "cudaEventElapsedTime"));
         *phase[i] += ms * 1e-3;
+      }
+      if (attention_ != nullptr) {
+        float ms = 0;
+        MOECAP_RETURN_IF_ERROR(cuda::CudaCheck(
+            cudaEventElapsedTime(&ms, attention_marks_[l * 2], attention_marks_[l * 2 + 1]),
+            "cudaEventElapsedTime"));
+        times->attention += ms * 1e-3;
       }
     }
   }
@@ -266,8 +299,8 @@ absl::Status CudaExpertParallelMoe::Expert(const void* gate_up, const void* down
   return absl::OkStatus();
 }
 
-absl::Status CudaExpertParallelMoe::Layer(int64_t l, PhaseTimes* times, StepTally* tally,
-                                          bool record) {
+absl::Status CudaExpertParallelMoe::Layer(int64_t l, const float* x, PhaseTimes* times,
+                                          StepTally* tally, bool record) {
   const bool timed = times != nullptr;
   const int64_t t_own = own_tokens_;
   const int64_t d = shape_.hidden;
@@ -275,7 +308,6 @@ absl::Status CudaExpertParallelMoe::Layer(int64_t l, PhaseTimes* times, StepTall
   const int64_t experts = shape_.experts;
   const int64_t local = local_experts_;
   const size_t rb = row_bytes_;
-  const float* x = l == 0 ? input_.as<float>() : hidden_[(l - 1) % 2].as<float>();
   float* out = hidden_[l % 2].as<float>();
   int64_t* counts_host = counts_host_.as<int64_t>() + l * experts;
 

@@ -21,6 +21,7 @@
 #include "agent/comm/communicator.h"
 #include "agent/compute/compute_backend.h"
 #include "agent/compute/cuda/cuda_backend.h"
+#include "agent/workload/cuda/cuda_attention.h"
 #include "agent/workload/cuda/cuda_moe_weights.h"
 #include "agent/workload/moe_engine.h"
 #include "common/model.h"
@@ -48,6 +49,11 @@ class CudaExpertParallelMoe : public MoeEngine {
   CudaExpertParallelMoe(const CudaExpertParallelMoe&) = delete;
   CudaExpertParallelMoe& operator=(const CudaExpertParallelMoe&) = delete;
 
+  // Decoder layers: each layer's MoE block then takes `attention`'s output for its input (the
+  // attention prepared by the caller for the same rows, before Prepare; its time, from CUDA
+  // events, is PhaseTimes::attention). Null: the MoE blocks alone. Call before Prepare.
+  void SetAttention(CudaAttentionStack* attention) { attention_ = attention; }
+
   // Allocates every buffer a step needs (Step allocates nothing) and uploads the input and the
   // overrides.
   absl::Status Prepare(int64_t own_tokens, int64_t global_tokens,
@@ -57,14 +63,18 @@ class CudaExpertParallelMoe : public MoeEngine {
   absl::Status Step(PhaseTimes* times, StepTally* tally, RoutingRecord* record) override;
   absl::Status ReadOutput(float* output) override;
 
-  // Device bytes Prepare allocates (for the memory estimate); `layers` for the overrides.
+  // Device bytes Prepare allocates (for the memory estimate); `layers` for the overrides;
+  // `attention` for the attention's output rows (the attention's own buffers not included).
   static int64_t WorkBytes(const ModelSpec& scaled, Dtype dtype, int64_t layers, int64_t own_tokens,
-                           int64_t global_tokens, int world_size, int64_t chunk_rows = 0);
+                           int64_t global_tokens, int world_size, int64_t chunk_rows = 0,
+                           bool attention = false);
   // Rows per expert GEMM chunk for `max_ffn` (the widest expert) when options.chunk_rows is 0.
   static int64_t DefaultChunkRows(int64_t max_ffn);
 
  private:
-  absl::Status Layer(int64_t layer, PhaseTimes* times, StepTally* tally, bool record);
+  // One MoE block over `x` (own × d fp32, device), into hidden_[layer % 2].
+  absl::Status Layer(int64_t layer, const float* x, PhaseTimes* times, StepTally* tally,
+                     bool record);
   // One SwiGLU expert over `rows` rows of `x` (dtype, d wide), chunk by chunk: output rows go to
   // `y_rows` (dtype, d wide) or, when `y_fp32` is set, fp32 into `y_fp32` (d wide).
   absl::Status Expert(const void* gate_up, const void* down, int64_t ffn, int64_t rows,
@@ -77,6 +87,7 @@ class CudaExpertParallelMoe : public MoeEngine {
   cudaStream_t stream_;
   Communicator& comm_;
   CudaEngineOptions options_;
+  CudaAttentionStack* attention_ = nullptr;
   LayerShape shape_;
   Dtype dtype_;
   int world_;
@@ -93,6 +104,7 @@ class CudaExpertParallelMoe : public MoeEngine {
 
   // Device memory.
   Buffer input_;      // own × d fp32
+  Buffer attended_;   // own × d fp32: the layer's attention output (decoder layers)
   Buffer hidden_[2];  // own × d fp32: layer outputs, ping-pong; the last layer's is the output
   Buffer act_;        // own × d dtype: normed rows, the router's and experts' input
   Buffer logits_;     // own × E fp32
@@ -126,6 +138,7 @@ class CudaExpertParallelMoe : public MoeEngine {
 
   static constexpr int kMarks = 6;  // per layer: start, gate, shared, dispatch, experts, combine
   std::vector<cudaEvent_t> marks_;  // layers × kMarks
+  std::vector<cudaEvent_t> attention_marks_;  // decoder layers: layers × 2 (start, end)
   cudaEvent_t counts_ready_ = nullptr;
 };
 

@@ -13,6 +13,7 @@
 #include "agent/compute/cuda/cuda_device.h"
 #include "agent/compute/host_probe.h"
 #include "agent/compute/widening_backend.h"
+#include "agent/workload/cuda/cuda_attention.h"
 #include "agent/workload/cuda/cuda_moe_engine.h"
 #include "agent/workload/cuda/cuda_moe_weights.h"
 #include "agent/workload/cuda/device_local_communicator.h"
@@ -49,19 +50,28 @@ class StreamReset {
 
 }  // namespace
 
-int64_t CudaRankDeviceBytes(const WorkloadConfig& config, int world) {
+int64_t CudaRankDeviceBytes(const WorkloadConfig& config, int world, int64_t sm_count) {
   const ModelSpec scaled = ScaledModel(config.model, config.scale);
+  const bool decoder = config.layer == LayerKind::kDecoder;
   int64_t work = 0;
   for (ServingPhase phase : config.phases) {
     for (int64_t batch : config.batches) {
       const int64_t tokens = TokensPerStep(config, phase, batch);
-      const int64_t own = RankTokens(tokens, 0, world).count;  // rank 0 has the most tokens
-      work = std::max(work, CudaExpertParallelMoe::WorkBytes(scaled, config.dtype, config.layers,
-                                                             own, tokens, world));
+      // Rank 0 has the most tokens (and, decoder layers, the most sequences).
+      const int64_t own = RankRows(config, phase, batch, 0, world).count;
+      int64_t point = CudaExpertParallelMoe::WorkBytes(scaled, config.dtype, config.layers, own,
+                                                       tokens, world, 0, decoder);
+      if (decoder) {
+        point += CudaAttentionStack::DeviceBytes(
+            scaled, config.layers, RankSequences(config, phase, batch, 0, world), sm_count);
+      }
+      work = std::max(work, point);
     }
   }
+  const int64_t attention_weights =
+      decoder ? AttentionWeights::Bytes(scaled, config.layers, config.dtype) : 0;
   return MoeWeights::BytesPerRank(scaled, config.layers, config.dtype, scaled.experts / world) +
-         work;
+         attention_weights + work;
 }
 
 absl::Status CheckDeviceMemoryFits(const WorkloadConfig& config, int device, int64_t needed,
@@ -82,11 +92,17 @@ absl::StatusOr<RankResult> RunCudaRank(const WorkloadConfig& config, const RankC
     return FailRank(comm, status, where);
   };
   if (absl::Status s = ValidateWorkload(config, comm.size()); !s.ok()) return fail(s, "");
-  if (config.layer == LayerKind::kDecoder) {
-    return fail(absl::UnimplementedError(
-                    "workload.layer: decoder: the GPU engine runs the MoE blocks alone for now "
-                    "(its attention kernels are not built); use layer: moe or the cpu backend"),
-                "");
+  const ModelSpec scaled = ScaledModel(config.model, config.scale);
+  const bool decoder = config.layer == LayerKind::kDecoder;
+  if (decoder) {
+    if (absl::Status s = CudaAttentionSupported(scaled, config.dtype); !s.ok()) return fail(s, "");
+    if (config.lm_head || config.dense_layers > 0) {
+      return fail(absl::InvalidArgumentError(absl::StrCat(
+                      config.lm_head ? "workload.lm_head" : "workload.dense_layers",
+                      ": the GPU engine's decoder layer runs attention and the MoE blocks only; "
+                      "the LM head and dense layers run on the cpu backend only for now")),
+                  "");
+    }
   }
   if (comm.memory() != CommMemory::kDevice) {
     return fail(absl::InvalidArgumentError(absl::StrCat(
@@ -109,7 +125,6 @@ absl::StatusOr<RankResult> RunCudaRank(const WorkloadConfig& config, const RankC
     options.comm_on_engine_stream = true;
   }
 
-  const ModelSpec scaled = ScaledModel(config.model, config.scale);
   const HostInfo host = GetHostInfo();
   size_t free_bytes = 0;
   size_t total_bytes = 0;
@@ -118,8 +133,15 @@ absl::StatusOr<RankResult> RunCudaRank(const WorkloadConfig& config, const RankC
       !s.ok()) {
     return fail(s, "");
   }
+  int sm_count = 0;
+  if (absl::Status s = cuda::CudaCheck(
+          cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, backend.device()),
+          "cudaDeviceGetAttribute(multiprocessors)");
+      !s.ok()) {
+    return fail(s, "");
+  }
   if (absl::Status s =
-          CheckDeviceMemoryFits(config, device, CudaRankDeviceBytes(config, comm.size()),
+          CheckDeviceMemoryFits(config, device, CudaRankDeviceBytes(config, comm.size(), sm_count),
                                 static_cast<int64_t>(free_bytes));
       !s.ok()) {
     return fail(s, "");
@@ -168,9 +190,24 @@ absl::StatusOr<RankResult> RunCudaRank(const WorkloadConfig& config, const RankC
     reference.weights = &*host_weights;
   }
 
+  // Decoder layers: the attention weights on every rank (generated on the host as the CPU engine
+  // does, so the check's ReferenceAttention regenerates them), the caches per point.
+  std::optional<CudaAttentionStack> attention;
+  if (decoder) {
+    absl::StatusOr<CudaAttentionStack> created_attention =
+        CudaAttentionStack::Create(scaled, config.layers, config.dtype, config.seed, backend);
+    if (!created_attention.ok()) {
+      return fail(created_attention.status(), ": generating attention weights on the GPU");
+    }
+    attention.emplace(*std::move(created_attention));
+  }
+
   CudaExpertParallelMoe engine(scaled, *weights, backend, comm, options);
-  MOECAP_RETURN_IF_ERROR(
-      RunPoints(config, context, comm, engine, /*attention=*/nullptr, reference, result));
+  if (attention) engine.SetAttention(&*attention);
+  // The harness prepares the attention per point and, with a check, hands the point's sequences
+  // to CheckAgainstReference, which recomputes the attention on the host (ReferenceAttention).
+  MOECAP_RETURN_IF_ERROR(RunPoints(config, context, comm, engine, attention ? &*attention : nullptr,
+                                   reference, result));
   return result;
 }
 

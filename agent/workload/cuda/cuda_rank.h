@@ -24,8 +24,10 @@ namespace moecap {
 absl::StatusOr<RankResult> RunCudaRank(const WorkloadConfig& config, const RankContext& context,
                                        Communicator& comm, int device);
 
-// Device bytes the plan needs on each GPU: the rank's weights plus the largest point's buffers.
-int64_t CudaRankDeviceBytes(const WorkloadConfig& config, int world);
+// Device bytes the plan needs on each GPU: the rank's weights plus the largest point's buffers;
+// decoder layers also the attention weights, the KV caches (bf16) and the attention's scratch,
+// whose split-KV workspace depends on the GPU's `sm_count`.
+int64_t CudaRankDeviceBytes(const WorkloadConfig& config, int world, int64_t sm_count = 132);
 
 // ResourceExhausted, naming the bytes needed and free, when `needed` exceeds 90 % of
 // `free_bytes` (cuBLAS, NCCL and the CUDA context need the rest).
