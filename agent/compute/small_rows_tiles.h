@@ -14,8 +14,8 @@ namespace moecap::small_rows {
 // inputs. Each vector load of a weight row feeds every activation row and each activation load
 // every weight row.
 template <class V, int Cols, int Rows>
-inline void Tile(int64_t k, const float* a, int64_t lda, const float* w, int64_t ldw,
-                 int64_t step, float* c, int64_t ldc, bool accumulate) {
+inline void Tile(int64_t k, const float* a, int64_t lda, const float* w, int64_t ldw, int64_t step,
+                 float* c, int64_t ldc, bool accumulate) {
   typename V::T acc[Cols][Rows];
   for (int q = 0; q < Cols; ++q) {
     for (int r = 0; r < Rows; ++r) acc[q][r] = V::Zero();

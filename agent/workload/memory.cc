@@ -75,8 +75,8 @@ absl::Status CheckMemoryFits(const WorkloadConfig& config, const MemoryEstimate&
       config.check ? absl::StrCat(", check reference ", GiB(e.reference_per_rank)) : "",
       ") but only ", GiB(available_bytes), " is available (MemAvailable; 90% usable); ",
       "use fewer --layers or --dense-layers, a larger --scale, smaller --batch, --prompt-len or "
-      "--output-len "
-      "(plans: workload.layers, dense_layers, scale, batch_sizes, prompt_len, output_len)"));
+      "--output-len (plans: workload.layers, dense_layers, scale, batch_sizes, prompt_len, "
+      "output_len)"));
 }
 
 }  // namespace moecap
